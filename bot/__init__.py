@@ -1,0 +1,1 @@
+"""Kaika's application layer: the Discord bot, the command line and the wiring of pipeline and storage."""

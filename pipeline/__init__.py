@@ -1,0 +1,1 @@
+"""Kaika's generation engine: requests in, images out. Knows nothing of Discord or the database."""

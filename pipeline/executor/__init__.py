@@ -1,0 +1,15 @@
+"""Executors run requests on a device and report progress; see `base.Executor`."""
+
+from pipeline.executor.base import (
+    Cancelled,
+    Event,
+    Executor,
+    Failed,
+    Finished,
+    JobHandle,
+    Queued,
+    Started,
+    Step,
+)
+
+__all__ = ["Cancelled", "Event", "Executor", "Failed", "Finished", "JobHandle", "Queued", "Started", "Step"]

@@ -1,0 +1,119 @@
+"""Plain data describing what to generate and what came out. Importable without torch."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from pipeline.errors import RequestError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+class Mode(StrEnum):
+    TXT2IMG = "txt2img"
+    IMG2IMG = "img2img"  # variations
+    UPSCALE = "upscale"
+    INPAINT = "inpaint"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a request may ask for; the bot shows these numbers in its error messages."""
+
+    max_steps: int = 100
+    max_pixels: int = 1024 * 1024
+    max_images: int = 4
+    max_prompt_chars: int = 1000
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One job: `num_images` images, image i seeded with `seed + i`.
+
+    `source_image` and `mask_image` are encoded image bytes (PNG), so a request is plain,
+    picklable data that can cross threads, processes and a broker unchanged.
+    """
+
+    prompt: str
+    seed: int
+    negative_prompt: str = ""
+    width: int = 512
+    height: int = 512
+    steps: int = 25
+    guidance: float = 7.0
+    num_images: int = 4
+    mode: Mode = Mode.TXT2IMG
+    strength: float = 0.75
+    chaos: int = 0
+    source_image: bytes | None = None
+    mask_image: bytes | None = None
+    model: str | None = None  # None = the default model
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.seed + i for i in range(self.num_images)]
+
+    def replace(self, **changes: object) -> GenerationRequest:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def validate(self, limits: Limits = Limits()) -> GenerationRequest:
+        """Raise `RequestError` naming the first value out of bounds; return self otherwise."""
+        if not self.prompt.strip() and self.mode is Mode.TXT2IMG:
+            raise RequestError("The prompt is empty: describe the image you want.")
+        if len(self.prompt) > limits.max_prompt_chars:
+            raise RequestError(f"The prompt is {len(self.prompt)} characters; the limit is {limits.max_prompt_chars}.")
+        if not 1 <= self.steps <= limits.max_steps:
+            raise RequestError(f"--steps must be between 1 and {limits.max_steps} (got {self.steps}).")
+        if not 1 <= self.num_images <= limits.max_images:
+            raise RequestError(f"The number of images must be between 1 and {limits.max_images} (got {self.num_images}).")
+        if self.width % 8 or self.height % 8 or self.width < 8 or self.height < 8:
+            raise RequestError(f"Width and height must be positive multiples of 8 (got {self.width}x{self.height}).")
+        if self.width * self.height > limits.max_pixels:
+            raise RequestError(
+                f"{self.width}x{self.height} is {self.width * self.height:,} pixels; the limit is {limits.max_pixels:,}."
+            )
+        if not 0 <= self.seed < 2**32:
+            raise RequestError(f"--seed must be between 0 and {2**32 - 1} (got {self.seed}).")
+        if self.guidance < 0:
+            raise RequestError(f"Guidance must not be negative (got {self.guidance}).")
+        if not 0 <= self.chaos <= 100:
+            raise RequestError(f"--chaos must be between 0 and 100 (got {self.chaos}).")
+        if self.mode is not Mode.TXT2IMG:
+            if self.source_image is None:
+                raise RequestError(f"A {self.mode} request needs a source image.")
+            if not 0 < self.strength <= 1:
+                raise RequestError(f"Strength must be above 0 and at most 1 (got {self.strength}).")
+        if self.mode is Mode.INPAINT and self.mask_image is None:
+            raise RequestError("An inpaint request needs a mask image.")
+        return self
+
+
+def size_for_aspect(aspect_w: int, aspect_h: int, native: int, multiple: int = 8) -> tuple[int, int]:
+    """Width and height with about `native`² pixels in the ratio aspect_w:aspect_h, rounded to `multiple`."""
+    if aspect_w <= 0 or aspect_h <= 0:
+        raise RequestError(f"--ar needs two positive whole numbers such as 16:9 (got {aspect_w}:{aspect_h}).")
+    ratio = aspect_w / aspect_h
+    width = native * ratio**0.5
+    height = native / ratio**0.5
+    return (max(multiple, round(width / multiple) * multiple), max(multiple, round(height / multiple) * multiple))
+
+
+@dataclass(frozen=True)
+class Timings:
+    queued_seconds: float
+    compute_seconds: float
+
+
+@dataclass
+class GenerationResult:
+    """What a finished job produced: `images[i]` was made with `seeds[i]`."""
+
+    images: list[Image.Image]
+    seeds: list[int]
+    timings: Timings
+    model_id: str
+    metadata: dict[str, str] = field(default_factory=dict)
