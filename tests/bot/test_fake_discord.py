@@ -1,0 +1,119 @@
+"""The fake Discord talks to the real discord.py client the way Discord does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import point_discord_at
+from tests.fixtures.fake_discord import EPHEMERAL_FLAG, FakeDiscord
+
+
+class Probe(commands.Bot):
+    """The smallest bot that syncs /imagine and defers it."""
+
+    def __init__(self) -> None:
+        super().__init__(command_prefix="!", intents=discord.Intents.none())
+        self.deferred = asyncio.Event()
+
+        @self.tree.command(name="imagine", description="make an image")
+        @app_commands.describe(prompt="what to draw")
+        async def imagine(interaction: discord.Interaction, prompt: str) -> None:
+            await interaction.response.defer(thinking=True)
+            await interaction.edit_original_response(content=f"drawing {prompt}", attachments=[discord.File(
+                __import__("io").BytesIO(b"\x89PNG fake"), filename="grid.png")])
+            self.deferred.set()
+
+    async def setup_hook(self) -> None:
+        await self.tree.sync()
+
+
+@contextlib.asynccontextmanager
+async def running(bot: commands.Bot, fake: FakeDiscord):
+    point_discord_at(fake.api_base, fake.gateway_url)
+    task = asyncio.create_task(bot.start("test-token"))
+    try:
+        async with asyncio.timeout(10):
+            while not (fake.identified.is_set() and bot.user is not None):
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        yield bot
+    finally:
+        await bot.close()
+        await task
+
+
+async def test_bot_logs_in_syncs_and_defers_an_interaction(fake_discord: FakeDiscord):
+    async with running(Probe(), fake_discord) as bot:
+        assert bot.user is not None and bot.user.id == fake_discord.bot_user.id
+        assert [c["name"] for c in fake_discord.global_commands] == ["imagine"]
+        assert fake_discord.command("imagine")["options"][0]["name"] == "prompt"
+
+        user = fake_discord.add_member("ada")
+        interaction = await fake_discord.slash(user, "imagine", prompt="a red circle")
+        await fake_discord.wait_acked(interaction)
+        assert interaction.response_type == 5  # deferred channel message, "Kaika is thinking…"
+        assert interaction.ack_seconds is not None and interaction.ack_seconds < 3
+        await asyncio.wait_for(bot.deferred.wait(), 5)
+
+        message = fake_discord.original(interaction)
+        assert message is not None and message["content"] == "drawing a red circle"
+        assert fake_discord.files[int(message["id"])]["grid.png"] == b"\x89PNG fake"
+        assert not message["flags"] & EPHEMERAL_FLAG
+        edit = fake_discord.calls_to("PATCH", r"/messages/@original$")[-1]
+        assert edit.files["files[0]"] == ("grid.png", b"\x89PNG fake")
+
+
+async def test_a_second_acknowledgement_is_refused_like_discord(fake_discord: FakeDiscord):
+    bot = Probe()
+    async with running(bot, fake_discord):
+        user = fake_discord.add_member("bo")
+        interaction = await fake_discord.slash(user, "imagine", prompt="x")
+        await asyncio.wait_for(bot.deferred.wait(), 5)
+        with contextlib.suppress(discord.HTTPException):
+            await bot.http.request(
+                discord.http.Route("POST", "/interactions/{i}/{t}/callback", i=interaction.id, t=interaction.token),
+                json={"type": 5},
+            )
+        assert fake_discord.calls[-1].status == 400
+
+
+async def test_rate_limited_edit_is_retried(fake_discord: FakeDiscord):
+    fake_discord.rate_limit("PATCH", r"/messages/@original$", retry_after=0.1)
+    bot = Probe()
+    async with running(bot, fake_discord):
+        user = fake_discord.add_member("cy")
+        interaction = await fake_discord.slash(user, "imagine", prompt="a square")
+        await asyncio.wait_for(bot.deferred.wait(), 5)
+        assert len(fake_discord.rate_limited) == 1
+        assert fake_discord.original(interaction)["content"] == "drawing a square"
+
+
+def test_request_bodies_are_checked_against_discords_openapi_spec(discord_spec_required):
+    from tests.fixtures.fake_discord import spec_validator
+
+    validator = spec_validator()
+    edit = "/webhooks/1/token/messages/@original"
+    assert validator.errors("PATCH", edit, {"content": "ok", "attachments": [{"id": 0}]}, multipart=True) == []
+    assert any("not of type" in e for e in validator.errors("PATCH", edit, {"content": 5}, multipart=False))
+    assert validator.errors("PATCH", "/not/a/route", {}, multipart=False) == ["PATCH /not/a/route is not an operation of Discord's API"]
+
+
+async def test_a_forged_button_needs_a_message_the_bot_sent(fake_discord: FakeDiscord):
+    bot = Probe()
+    async with running(bot, fake_discord):
+        user = fake_discord.add_member("di")
+        interaction = await fake_discord.slash(user, "imagine", prompt="x")
+        await asyncio.wait_for(bot.deferred.wait(), 5)
+        message_id = interaction.original_message_id
+        try:
+            await fake_discord.press(user, message_id, "U1")
+        except AssertionError as error:
+            assert "no button 'U1'" in str(error)
+        else:
+            raise AssertionError("pressing a button that is not on the message must fail")
