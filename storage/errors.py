@@ -1,0 +1,52 @@
+"""Errors a caller can act on. `str(error)` is a message fit to show the user who caused it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class StorageError(Exception):
+    """Base of every error the storage layer raises on purpose."""
+
+
+class JobNotFound(StorageError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"Job {job_id} does not exist (or was deleted).")
+        self.job_id = job_id
+
+
+class IllegalTransition(StorageError):
+    """A job was asked to move to a status it cannot reach from its current one."""
+
+    def __init__(self, job_id: str, current: str, target: str) -> None:
+        super().__init__(f"Job {job_id} is {current}; it cannot become {target}.")
+        self.job_id = job_id
+        self.current = current
+        self.target = target
+
+
+class InvalidParent(StorageError):
+    """The parent named for an upscale / variation / re-roll is missing or has no such image."""
+
+
+class NotAllowed(StorageError):
+    """The user may not do this to the job (for example delete someone else's job)."""
+
+
+class UserBanned(StorageError):
+    def __init__(self, user_id: int) -> None:
+        super().__init__("You are banned from generating images here.")
+        self.user_id = user_id
+
+
+class QuotaExceeded(StorageError):
+    def __init__(self, used: int, limit: int, resets_at: datetime | None) -> None:
+        when = f" Your next slot opens at {resets_at:%H:%M} UTC." if resets_at else ""
+        super().__init__(f"You have used your {limit} jobs for the last 24 hours.{when}")
+        self.used = used
+        self.limit = limit
+        self.resets_at = resets_at
+
+
+class InvalidValue(StorageError):
+    """A setting or field value is out of range; the message names it and what is allowed."""

@@ -1,0 +1,59 @@
+"""Alembic, run from code: `await migrate(url)` brings any database to the newest schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.engine import create_engine
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def alembic_config() -> Config:
+    """An Alembic config for the migrations shipped in this package (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+async def migrate(url_or_engine: str | AsyncEngine, revision: str = "head") -> None:
+    """Upgrade the database to `revision` (default: the newest). Safe to call at every start."""
+    engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade, revision)
+    finally:
+        if isinstance(url_or_engine, str):
+            await engine.dispose()
+
+
+async def current_revision(url_or_engine: str | AsyncEngine) -> str | None:
+    """The revision the database is at; None for an empty database."""
+    engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        if isinstance(url_or_engine, str):
+            await engine.dispose()
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)

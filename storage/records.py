@@ -1,0 +1,176 @@
+"""Plain, immutable values the repositories return: safe to keep after the session is gone."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class JobKind(StrEnum):
+    IMAGINE = "imagine"
+    UPSCALE = "upscale"
+    VARIATION = "variation"
+    REROLL = "reroll"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class ButtonPolicy(StrEnum):
+    """Who may press a job's U/V/🔄 buttons in a guild."""
+
+    ANYONE = "anyone"
+    OWNER = "owner"
+
+
+class Window(StrEnum):
+    """Periods the admin usage report covers; `ALL` is everything ever recorded."""
+
+    DAY = "24h"
+    WEEK = "7d"
+    MONTH = "30d"
+    ALL = "all"
+
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file an `ImageStore` holds: `key` is what the database keeps."""
+
+    key: str
+    sha256: str
+    byte_size: int
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One image a job produced, as encoded bytes (PNG) plus what made it."""
+
+    data: bytes
+    seed: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    job_id: str
+    index: int
+    seed: int
+    width: int
+    height: int
+    storage_key: str
+    sha256: str
+    byte_size: int
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    kind: JobKind
+    status: JobStatus
+    prompt: str
+    negative_prompt: str
+    params: dict[str, Any]
+    seed: int | None
+    model: str | None
+    requester_id: int
+    owner_id: int
+    parent_job_id: str | None
+    parent_image_index: int | None
+    guild_id: int | None
+    channel_id: int | None
+    message_id: int | None
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    compute_seconds: float | None
+    error: str | None
+    deleted: bool = False
+    images: tuple[ImageRecord, ...] = ()
+
+    @property
+    def queue_seconds(self) -> float | None:
+        """Seconds between queueing and starting; None until it started."""
+        if self.started_at is None:
+            return None
+        return (self.started_at - self.queued_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: int
+    display_name: str
+    first_seen: datetime
+    banned: bool
+    defaults: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GuildSettings:
+    """`daily_quota` None = unlimited; `blocklist` holds lower-case words or phrases."""
+
+    guild_id: int
+    daily_quota: int | None = None
+    blocklist: tuple[str, ...] = ()
+    button_policy: ButtonPolicy = ButtonPolicy.ANYONE
+
+    def blocked_term(self, prompt: str) -> str | None:
+        """The first blocklist entry found in `prompt` as whole words (any case); None if clean."""
+        text = " ".join(prompt.lower().split())
+        for term in self.blocklist:
+            if re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text):
+                return term
+        return None
+
+
+@dataclass(frozen=True)
+class UserUsage:
+    user_id: int
+    display_name: str
+    jobs: int
+    images: int
+    compute_seconds: float
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """Admin usage for one window. Jobs count in the window they were queued in; usage is the requester's."""
+
+    window: Window
+    since: datetime | None  # None for Window.ALL
+    jobs: int
+    images: int
+    compute_seconds: float
+    jobs_by_kind: dict[JobKind, int]
+    done: int
+    failed: int
+    cancelled: int
+    mean_queue_seconds: float | None
+    leaderboard: list[UserUsage]
+    jobs_per_day: list[tuple[date, int]] = field(default_factory=list)
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Failed / (done + failed); None when nothing has finished."""
+        finished = self.done + self.failed
+        return self.failed / finished if finished else None
