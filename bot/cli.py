@@ -4,12 +4,143 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from bot.config import Settings
+    from pipeline.executor.base import JobHandle
+    from pipeline.request import GenerationResult
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaika", description="Kaika: your own Midjourney-style image bot.")
-    parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_imagine_command(commands)
+    _add_worker_command(commands)
     return parser
+
+
+def _add_imagine_command(commands: argparse._SubParsersAction) -> None:
+    imagine = commands.add_parser(
+        "imagine",
+        help="generate four images from a prompt into a folder",
+        description=(
+            "Generate a 2x2 grid and its four images with MODEL, using the same prompt syntax as /imagine: "
+            'kaika imagine "a lighthouse at dusk --ar 16:9 --seed 7 --no boats".'
+        ),
+    )
+    imagine.add_argument("prompt", help="the description, optionally followed by --ar, --seed, --no, --steps, …")
+    imagine.add_argument("--out", default="out", help="folder for the PNGs (default: ./out)")
+    imagine.add_argument("--owner", default="", help="who the job belongs to (default: the local user name)")
+    imagine.set_defaults(handler=_run_imagine)
+
+
+def _run_imagine(args: argparse.Namespace) -> int:
+    import asyncio
+    import getpass
+    import logging
+    from pathlib import Path
+
+    from bot.config import Settings
+    from pipeline.errors import PipelineError
+
+    settings = Settings()
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    owner = args.owner or getpass.getuser()
+    try:
+        paths = asyncio.run(imagine(settings, args.prompt, owner=owner, out_dir=Path(args.out)))
+    except PipelineError as error:
+        print(f"kaika imagine: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kaika imagine: cancelled", file=sys.stderr)
+        return 130
+    for path in paths:
+        print(path)
+    return 0
+
+
+async def imagine(settings: Settings, text: str, *, owner: str, out_dir: Path) -> list[Path]:
+    """Parse `text`, run it on a local executor with a progress bar, write the PNGs; return their paths."""
+    import asyncio
+
+    from pipeline.executor.local import LocalExecutor
+    from pipeline.images import write_result_pngs
+    from pipeline.prompt import parse_prompt
+
+    # Check the flags before spending seconds loading the model; the size is settled after loading.
+    seed = parse_prompt(text, native_size=512).seed
+    executor = await LocalExecutor.load(
+        {None: settings.model, **{name: name for name in settings.models}},
+        device=settings.device,
+        dtype=settings.dtype,
+        loras=settings.loras,
+        upscaler=settings.upscaler,
+        max_batch=settings.max_batch,
+        preview_every=0,
+    )
+    try:
+        request = parse_prompt(text, native_size=executor.native_size, models=executor.model_names)
+        request = request.replace(seed=seed)  # the one drawn (or given) before loading
+        await executor.start()
+        handle = await executor.submit(request, owner=owner)
+        result = await generate_with_progress(handle)
+        return await asyncio.to_thread(write_result_pngs, result, request, out_dir, job_id=handle.job_id)
+    finally:
+        await executor.close()
+
+
+async def generate_with_progress(handle: JobHandle) -> GenerationResult:
+    """Follow a job's events with a progress bar on stderr; return its result (raises JobFailed/JobCancelled)."""
+    from tqdm import tqdm
+
+    from pipeline.executor.base import Step
+
+    with tqdm(desc="imagine", unit="step", file=sys.stderr, leave=False) as bar:
+        async for event in handle.events():
+            if isinstance(event, Step):
+                bar.total = event.total
+                bar.update(event.step - bar.n)
+    return await handle.result()
+
+
+def _add_worker_command(commands: argparse._SubParsersAction) -> None:
+    worker = commands.add_parser(
+        "worker",
+        help="run generation jobs for a bot with EXECUTOR=celery (one worker per GPU)",
+        description=(
+            "A Celery worker that loads MODEL once and runs one job at a time from its Redis queue "
+            "(REDIS_URL). Start one per GPU, e.g. CUDA_VISIBLE_DEVICES=1 kaika worker."
+        ),
+    )
+    worker.add_argument("--hostname", default="", help="Celery node name (default: kaika-<pid>@<host>)")
+    worker.set_defaults(handler=_run_worker)
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from bot.config import Settings
+    from pipeline.errors import ModelLoadError
+    from pipeline.executor.celery_worker import EngineOptions, run_worker
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = EngineOptions(
+        source=settings.model,
+        device=settings.device,
+        dtype=settings.dtype,
+        loras=tuple(settings.loras),
+        upscaler=settings.upscaler,
+    )
+    try:
+        run_worker(settings.fleet_config(), engine, hostname=args.hostname, loglevel=settings.log_level)
+    except ModelLoadError as error:
+        print(f"kaika worker: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

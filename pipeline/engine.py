@@ -175,6 +175,7 @@ class Engine:
         on_step: OnStep | None = None,
         should_stop: ShouldStop | None = None,
         preview_every: int = 0,
+        max_batch: int | None = None,
     ) -> list[GenerationResult]:
         """Results of compatible `requests`, in order; raises the first job's failure, or `JobCancelled`.
 
@@ -196,6 +197,7 @@ class Engine:
         on_step: OnStep | None = None,
         should_stop: ShouldStop | None = None,
         preview_every: int = 0,
+        max_batch: int | None = None,
     ) -> list[GenerationResult | JobFailed]:
         """Like `run`, but one request failing (out of memory for a single image) fails only that request."""
         if not requests:
@@ -210,7 +212,11 @@ class Engine:
             _Slot(r, i, seed) for r, request in enumerate(requests) for i, seed in enumerate(request.seeds)
         ]
         state = _BatchState()
-        self._run_splitting_on_oom(requests, slots, state, on_step, should_stop, preview_every)
+        chunk = max_batch or len(slots)
+        for start in range(0, len(slots), chunk):
+            self._run_splitting_on_oom(
+                requests, slots[start : start + chunk], state, on_step, should_stop, preview_every
+            )
         elapsed = time.perf_counter() - started
 
         outcomes: list[GenerationResult | JobFailed] = []

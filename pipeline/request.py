@@ -65,13 +65,19 @@ class GenerationRequest:
         if not self.prompt.strip() and self.mode is Mode.TXT2IMG:
             raise RequestError("The prompt is empty: describe the image you want.")
         if len(self.prompt) > limits.max_prompt_chars:
-            raise RequestError(f"The prompt is {len(self.prompt)} characters; the limit is {limits.max_prompt_chars}.")
+            raise RequestError(
+                f"The prompt is {len(self.prompt)} characters; the limit is {limits.max_prompt_chars}."
+            )
         if not 1 <= self.steps <= limits.max_steps:
             raise RequestError(f"--steps must be between 1 and {limits.max_steps} (got {self.steps}).")
         if not 1 <= self.num_images <= limits.max_images:
-            raise RequestError(f"The number of images must be between 1 and {limits.max_images} (got {self.num_images}).")
+            raise RequestError(
+                f"The number of images must be between 1 and {limits.max_images} (got {self.num_images})."
+            )
         if self.width % 8 or self.height % 8 or self.width < 8 or self.height < 8:
-            raise RequestError(f"Width and height must be positive multiples of 8 (got {self.width}x{self.height}).")
+            raise RequestError(
+                f"Width and height must be positive multiples of 8 (got {self.width}x{self.height})."
+            )
         if self.width * self.height > limits.max_pixels:
             raise RequestError(
                 f"{self.width}x{self.height} is {self.width * self.height:,} pixels; the limit is {limits.max_pixels:,}."
@@ -99,7 +105,10 @@ def size_for_aspect(aspect_w: int, aspect_h: int, native: int, multiple: int = 8
     ratio = aspect_w / aspect_h
     width = native * ratio**0.5
     height = native / ratio**0.5
-    return (max(multiple, round(width / multiple) * multiple), max(multiple, round(height / multiple) * multiple))
+    return (
+        max(multiple, round(width / multiple) * multiple),
+        max(multiple, round(height / multiple) * multiple),
+    )
 
 
 @dataclass(frozen=True)
@@ -117,3 +126,41 @@ class GenerationResult:
     timings: Timings
     model_id: str
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+# Strengths of the derived jobs behind the U and V buttons.
+VARIATION_SUBTLE = 0.35
+VARIATION_STRONG = 0.75
+UPSCALE_SUBTLE = 0.25
+UPSCALE_CREATIVE = 0.5
+UPSCALE_FACTOR = 2
+
+
+def variation_request(
+    parent: GenerationRequest, image_png: bytes, *, seed: int, strong: bool = False
+) -> GenerationRequest:
+    """Four new images from one of `parent`'s images (img2img with a new seed)."""
+    return parent.replace(
+        mode=Mode.IMG2IMG,
+        source_image=image_png,
+        mask_image=None,
+        seed=seed,
+        strength=VARIATION_STRONG if strong else VARIATION_SUBTLE,
+        num_images=4,
+    )
+
+
+def upscale_request(
+    parent: GenerationRequest, image_png: bytes, *, seed: int | None = None, creative: bool = False
+) -> GenerationRequest:
+    """One image at twice `parent`'s size: Lanczos enlargement refined by low- (or higher-) strength img2img."""
+    return parent.replace(
+        mode=Mode.UPSCALE,
+        source_image=image_png,
+        mask_image=None,
+        seed=parent.seed if seed is None else seed,
+        width=parent.width * UPSCALE_FACTOR,
+        height=parent.height * UPSCALE_FACTOR,
+        strength=UPSCALE_CREATIVE if creative else UPSCALE_SUBTLE,
+        num_images=1,
+    )

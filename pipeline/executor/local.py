@@ -1,0 +1,371 @@
+"""The in-process executor: one worker thread per device runs the engines on that device.
+
+Jobs wait in one queue per owner and start in round-robin order across owners (not first come,
+first served), so one user's burst does not hold everyone else back. A worker takes the next
+job in that order, then adds compatible queued jobs to the same pipeline call up to `max_batch`
+images. Workers sleep on a condition variable until there is work; events reach the submitting
+event loop through `call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
+from pipeline.executor.base import Cancelled, Event, Failed, Finished, Queued, Started, Step
+from pipeline.request import GenerationRequest, GenerationResult, Limits, Timings
+
+if TYPE_CHECKING:
+    from pipeline.engine import Engine
+
+log = logging.getLogger(__name__)
+
+TERMINAL_EVENTS = (Finished, Failed, Cancelled)
+
+
+class _State(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class LocalJobHandle:
+    """A submitted job: its events, its result, and a way to cancel it. Lives on the submitting loop."""
+
+    def __init__(self, executor: LocalExecutor, job_id: str, owner: str, request: GenerationRequest) -> None:
+        self.job_id = job_id
+        self.owner = owner
+        self.request = request
+        self._executor = executor
+        self._loop = asyncio.get_running_loop()
+        self._history: list[Event] = []
+        self._changed: asyncio.Future[None] = self._loop.create_future()
+        self._result: asyncio.Future[GenerationResult] = self._loop.create_future()
+        # Worker-side state, guarded by the executor's lock.
+        self.state = _State.QUEUED
+        self.position = 0
+        self.submitted_at = 0.0
+
+    # ---- called on the loop thread only
+
+    def _push(self, event: Event) -> None:
+        if self._history and isinstance(self._history[-1], TERMINAL_EVENTS):
+            return  # a late step after a cancel, for instance
+        self._history.append(event)
+        if not self._changed.done():
+            self._changed.set_result(None)
+        self._changed = self._loop.create_future()
+        if isinstance(event, Finished):
+            self._result.set_result(event.result)
+        elif isinstance(event, Failed | Cancelled):
+            error = (
+                JobFailed(event.message)
+                if isinstance(event, Failed)
+                else JobCancelled("The job was cancelled.")
+            )
+            self._result.set_exception(error)
+            self._result.exception()  # marks it retrieved: a caller reading only events() is not an error
+
+    # ---- called from any thread
+
+    def _emit(self, event: Event) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._push, event)
+        except RuntimeError:
+            log.debug("event for job %s dropped: its event loop is closed", self.job_id)
+
+    # ---- the JobHandle interface
+
+    async def events(self) -> AsyncIterator[Event]:
+        index = 0
+        while True:
+            while index < len(self._history):
+                event = self._history[index]
+                index += 1
+                yield event
+                if isinstance(event, TERMINAL_EVENTS):
+                    return
+            await asyncio.shield(self._changed)
+
+    async def result(self) -> GenerationResult:
+        return await asyncio.shield(self._result)
+
+    async def cancel(self) -> bool:
+        return self._executor._cancel(self)
+
+
+class LocalExecutor:
+    """Runs requests on engines in this process; see the module docstring for the scheduling rules."""
+
+    def __init__(
+        self,
+        engines: Mapping[str | None, Engine],
+        *,
+        max_batch: int = 4,
+        max_jobs_per_user: int = 2,
+        max_queue: int = 100,
+        preview_every: int = 5,
+        limits: Limits = Limits(),  # noqa: B008 - frozen dataclass
+        clock: Callable[[], float] = time.monotonic,
+        new_job_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        if None not in engines:
+            raise ValueError("engines needs a default engine under the key None")
+        self._engines = dict(engines)
+        self.max_batch = max_batch
+        self.max_jobs_per_user = max_jobs_per_user
+        self.max_queue = max_queue
+        self.preview_every = preview_every
+        self.limits = limits
+        self._clock = clock
+        self._new_job_id = new_job_id
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._queued: dict[str, deque[LocalJobHandle]] = {}  # owner → waiting jobs, oldest first
+        self._owner_turns: deque[str] = deque()  # owners with waiting jobs, next to be served first
+        self._running: set[LocalJobHandle] = set()
+        self._threads: list[threading.Thread] = []
+        self._closing = False
+
+    @classmethod
+    async def load(
+        cls,
+        models: Mapping[str | None, str],
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        loras: Sequence[str] = (),
+        upscaler: str = "",
+        **options: object,
+    ) -> LocalExecutor:
+        """Load an engine per model source off the event loop (key None: the default model), then build the executor."""
+        from pipeline.engine import Engine
+
+        def load_all() -> dict[str | None, Engine]:
+            engines: dict[str | None, Engine] = {}
+            for name, source in models.items():
+                default = name is None
+                engines[name] = Engine.load(
+                    source, device=device, dtype=dtype, loras=loras if default else (), upscaler=upscaler
+                )
+            return engines
+
+        return cls(await asyncio.to_thread(load_all), **options)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ the Executor interface
+
+    @property
+    def model_names(self) -> list[str]:
+        """Names `--model` accepts: each extra engine's key, and the default model's id."""
+        return sorted({name for name in self._engines if name is not None} | {self._engines[None].model_id})
+
+    async def start(self) -> None:
+        if self._threads:
+            return
+        devices: dict[str, list[Engine]] = {}
+        for engine in self._engines.values():
+            devices.setdefault(str(engine.device), []).append(engine)
+        for device, engines in devices.items():
+            thread = threading.Thread(
+                target=self._work_loop, args=(engines,), name=f"kaika-{device}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    async def close(self) -> None:
+        """Stop the workers after their current batch; jobs still waiting are cancelled."""
+        with self._lock:
+            self._closing = True
+            waiting = [job for jobs in self._queued.values() for job in jobs]
+            self._queued.clear()
+            self._owner_turns.clear()
+            for job in waiting:
+                job.state = _State.DONE
+            self._work.notify_all()
+        for job in waiting:
+            job._emit(Cancelled())
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join)
+        self._threads.clear()
+
+    async def submit(
+        self, request: GenerationRequest, *, owner: str, job_id: str | None = None
+    ) -> LocalJobHandle:
+        request.validate(self.limits)
+        self._engine_for(request.model)
+        handle = LocalJobHandle(self, job_id or self._new_job_id(), owner, request)
+        with self._lock:
+            if self._closing:
+                raise QueueFull("The generator is shutting down; try again in a minute.")
+            in_flight = len(self._queued.get(owner, ())) + sum(job.owner == owner for job in self._running)
+            if in_flight >= self.max_jobs_per_user:
+                raise QueueFull(
+                    f"You already have {in_flight} jobs queued or running (the limit is {self.max_jobs_per_user}); "
+                    "wait for one to finish."
+                )
+            if self._depth() >= self.max_queue:
+                raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a minute.")
+            handle.submitted_at = self._clock()
+            if owner not in self._queued:
+                self._queued[owner] = deque()
+                self._owner_turns.append(owner)
+            self._queued[owner].append(handle)
+            moved = self._renumber()
+            self._work.notify_all()
+        for job, position in moved:
+            job._emit(Queued(position))
+        return handle
+
+    def queue_depth(self) -> int:
+        with self._lock:
+            return self._depth()
+
+    def native_size(self, model: str | None = None) -> int:
+        return self._engine_for(model).native_size
+
+    # ------------------------------------------------------------------ scheduling (lock held)
+
+    def _depth(self) -> int:
+        return sum(len(jobs) for jobs in self._queued.values()) + len(self._running)
+
+    def _engine_for(self, model: str | None) -> Engine:
+        default = self._engines[None]
+        if model is None or model == default.model_id:
+            return default
+        if model not in self._engines:
+            raise RequestError(
+                f"--model '{model}' is not available; choose one of: {', '.join(self.model_names)}."
+            )
+        return self._engines[model]
+
+    def _fair_order(self) -> list[LocalJobHandle]:
+        """Waiting jobs in the order they will start: each owner's first job in turn, then each one's second…"""
+        queues = [self._queued[owner] for owner in self._owner_turns]
+        order: list[LocalJobHandle] = []
+        for depth in range(max((len(jobs) for jobs in queues), default=0)):
+            order.extend(jobs[depth] for jobs in queues if depth < len(jobs))
+        return order
+
+    def _renumber(self) -> list[tuple[LocalJobHandle, int]]:
+        """Give each waiting job its position; return those whose position changed."""
+        moved = []
+        for position, job in enumerate(self._fair_order(), start=1):
+            if job.position != position:
+                job.position = position
+                moved.append((job, position))
+        return moved
+
+    def _take_batch(self, engines: list[Engine]) -> tuple[Engine, list[LocalJobHandle]] | None:
+        """The next job for one of `engines` in fair order, plus compatible waiting jobs up to `max_batch` images."""
+        order = self._fair_order()
+        lead = next((job for job in order if self._engine_for(job.request.model) in engines), None)
+        if lead is None:
+            return None
+        engine = self._engine_for(lead.request.model)
+        batch, images = [lead], lead.request.num_images
+        for job in order:
+            if job is lead or images + job.request.num_images > self.max_batch:
+                continue
+            if self._engine_for(job.request.model) is engine and engine.compatible(lead.request, job.request):
+                batch.append(job)
+                images += job.request.num_images
+        for job in batch:
+            self._queued[job.owner].remove(job)
+            job.state = _State.RUNNING
+            self._running.add(job)
+            # The owner served goes to the back of the line.
+            self._owner_turns.remove(job.owner)
+            if self._queued[job.owner]:
+                self._owner_turns.append(job.owner)
+            else:
+                del self._queued[job.owner]
+        return engine, batch
+
+    # ------------------------------------------------------------------ the worker thread
+
+    def _work_loop(self, engines: list[Engine]) -> None:
+        while True:
+            with self._work:
+                taken = self._take_batch(engines)
+                while taken is None and not self._closing:
+                    self._work.wait()
+                    taken = self._take_batch(engines)
+                if taken is None:
+                    return
+                started_at = self._clock()
+                moved = self._renumber()
+            for job, position in moved:
+                job._emit(Queued(position))
+            engine, batch = taken
+            for job in batch:
+                job._emit(Started())
+            self._run_batch(engine, batch, started_at)
+
+    def _run_batch(self, engine: Engine, batch: list[LocalJobHandle], started_at: float) -> None:
+        def on_step(step: int, total: int, previews: list[bytes | None]) -> None:
+            for job, preview in zip(batch, previews, strict=True):
+                job._emit(Step(step, total, preview))
+
+        def should_stop() -> bool:
+            return all(job.state is _State.DONE for job in batch)
+
+        try:
+            outcomes = engine.run_outcomes(
+                [job.request for job in batch],
+                on_step=on_step,
+                should_stop=should_stop,
+                preview_every=self.preview_every,
+                max_batch=self.max_batch,
+            )
+        except JobCancelled:
+            outcomes = [JobCancelled("The job was cancelled.")] * len(batch)
+        except Exception as error:  # the worker keeps serving whatever one batch did
+            log.exception("generation failed for jobs %s", [job.job_id for job in batch])
+            outcomes = [JobFailed(f"Generation failed: {error}")] * len(batch)
+        for job, outcome in zip(batch, outcomes, strict=True):
+            with self._lock:
+                self._running.discard(job)
+                if job.state is _State.DONE:
+                    continue  # cancelled while running; its Cancelled event is already out
+                job.state = _State.DONE
+            if isinstance(outcome, GenerationResult):
+                outcome = dataclasses.replace(
+                    outcome,
+                    timings=Timings(started_at - job.submitted_at, outcome.timings.compute_seconds),
+                    metadata={**outcome.metadata, "job_id": job.job_id},
+                )
+                job._emit(Finished(outcome))
+            elif isinstance(outcome, JobCancelled):
+                job._emit(Cancelled())
+            else:
+                job._emit(Failed(str(outcome)))
+        with self._lock:
+            self._work.notify_all()  # a finished job may free a per-user slot another worker waits on
+
+    def _cancel(self, job: LocalJobHandle) -> bool:
+        with self._lock:
+            if job.state is _State.DONE:
+                return False
+            if job.state is _State.QUEUED:
+                jobs = self._queued[job.owner]
+                jobs.remove(job)
+                if not jobs:
+                    del self._queued[job.owner]
+                    self._owner_turns.remove(job.owner)
+            else:
+                self._running.discard(job)
+            job.state = _State.DONE
+            moved = self._renumber()
+        job._push(Cancelled())
+        for other, position in moved:
+            other._emit(Queued(position))
+        return True
