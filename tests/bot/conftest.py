@@ -1,5 +1,122 @@
-"""Fixtures of the bot suite: the fake Discord, and a running Kaika bot wired to it."""
+"""Fixtures of the bot suite: the fake Discord, and running Kaika bots wired to it and the tiny model."""
 
-from tests.fixtures.fake_discord import discord_spec_required, fake_discord
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import KaikaBot, point_discord_at
+from bot.config import Settings
+from bot.services import Services
+from tests.fixtures.fake_discord import (
+    FakeDiscord,
+    FakeInteraction,
+    FakeUser,
+    discord_spec_required,
+    fake_discord,
+)
 
 __all__ = ["discord_spec_required", "fake_discord"]
+
+# Small and quick: 64x64 images, few steps, a preview every step, progress edits 5 times a second.
+FAST_STEPS = 3
+
+
+@pytest.fixture(scope="session")
+def tiny_engines(tiny_model_dir: Path) -> dict[str | None, Any]:
+    """The tiny model loaded once; each test's executor runs it (one executor at a time)."""
+    from pipeline.engine import Engine
+
+    return {None: Engine.load(str(tiny_model_dir), device="cpu", dtype="float32")}
+
+
+@dataclass
+class RunningKaika:
+    fake: FakeDiscord
+    bot: KaikaBot
+    services: Services
+    settings: Settings
+    task: asyncio.Task[None]
+
+    async def imagine(self, user: FakeUser, prompt: str, **options: Any) -> FakeInteraction:
+        return await self.fake.slash(user, "imagine", prompt=prompt, **options)
+
+    async def finished(self, interaction: FakeInteraction, seconds: float = 60.0) -> dict[str, Any]:
+        """The interaction's message once it shows a result (buttons) or a failure (❌)."""
+
+        def done() -> dict[str, Any] | None:
+            message = self.fake.original(interaction)
+            if message and (message.get("components") or "❌" in (message.get("content") or "")):
+                return message
+            return None
+
+        message = await self.fake.wait_until(done, seconds)
+        await self.services.jobs.wait_idle()  # the job's record is complete too
+        return message
+
+    async def close(self) -> None:
+        await self.bot.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.services.close()
+
+
+@pytest.fixture
+async def start_kaika(
+    fake_discord: FakeDiscord, tiny_engines: dict[str | None, Any], tiny_model_dir: Path, tmp_path: Path
+) -> AsyncIterator[Callable[..., Any]]:
+    """`await start_kaika(**settings)` runs a Kaika bot against the fake Discord; closed at teardown.
+
+    Bots started in one test share DATA_DIR, so a second one is the same bot after a restart.
+    """
+    from pipeline.executor.local import LocalExecutor
+
+    running: list[RunningKaika] = []
+
+    async def start(**overrides: Any) -> RunningKaika:
+        values: dict[str, Any] = {
+            "discord_token": "test-token",
+            "discord_api_base": fake_discord.api_base,
+            "discord_gateway_url": fake_discord.gateway_url,
+            "data_dir": tmp_path / "data",
+            "model": str(tiny_model_dir),
+            "device": "cpu",
+            "dtype": "float32",
+            "preview_every": 1,
+            "progress_edit_interval": 0.2,
+            **overrides,
+        }
+        settings = Settings(_env_file=None, **values)
+        executor = LocalExecutor(
+            tiny_engines,
+            max_batch=settings.max_batch,
+            max_jobs_per_user=settings.max_jobs_per_user,
+            max_queue=settings.max_queue,
+            preview_every=settings.preview_every,
+        )
+        services = await Services.open(settings, executor)
+        point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+        fake_discord.identified.clear()
+        bot = KaikaBot(settings, services)
+        task = asyncio.create_task(bot.start(settings.discord_token))
+        kaika = RunningKaika(fake_discord, bot, services, settings, task)
+        running.append(kaika)
+        async with asyncio.timeout(30):
+            while not (fake_discord.identified.is_set() and bot.user is not None):
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        return kaika
+
+    try:
+        yield start
+    finally:
+        for kaika in reversed(running):
+            if not kaika.bot.is_closed():
+                await kaika.close()

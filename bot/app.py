@@ -1,0 +1,109 @@
+"""The discord.py application: endpoints from settings, the command tree, cogs and persistent buttons."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import reply_error
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.services import Services
+    from storage.records import JobRecord
+
+log = logging.getLogger(__name__)
+
+
+def point_discord_at(api_base: str, gateway_url: str) -> None:
+    """Send discord.py's REST calls to `api_base` and, when given, its websocket to `gateway_url`.
+
+    discord.py keeps both as class attributes, so this is process-wide; every bot in one process
+    talks to the same Discord.
+    """
+    discord.http.Route.BASE = api_base.rstrip("/")
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class KaikaTree(app_commands.CommandTree["KaikaBot"]):
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        await reply_error(interaction, error)
+
+
+class KaikaBot(commands.Bot):
+    """Kaika's bot. `services` holds the executor, storage and job service it wires together."""
+
+    def __init__(self, settings: Settings, services: Services) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            tree_cls=KaikaTree,
+            allowed_mentions=discord.AllowedMentions(users=True, everyone=False, roles=False, replied_user=False),
+        )
+        self.settings = settings
+        self.services = services
+
+    async def setup_hook(self) -> None:
+        from bot.buttons import JobButton
+        from bot.cogs.admin import AdminCog
+        from bot.cogs.imagine import ImagineCog
+        from bot.cogs.user import UserCog
+
+        self.add_dynamic_items(JobButton)
+        await self.add_cog(ImagineCog(self))
+        await self.add_cog(UserCog(self))
+        await self.add_cog(AdminCog(self))
+        await self.tree.sync()
+        log.info("Synced %d application commands", len(self.tree.get_commands()))
+        await self.services.jobs.recover_unfinished(self.tell_channel_about_interrupted_job)
+
+    async def on_ready(self) -> None:
+        log.info("Connected as %s to %d server(s)", self.user, len(self.guilds))
+
+    async def tell_channel_about_interrupted_job(self, job: JobRecord) -> None:
+        """Its interaction has expired by now, so the notice goes to the job's channel."""
+        if job.channel_id is None:
+            return
+        from bot.buttons import reroll_view
+
+        prompt = discord.utils.escape_mentions(discord.utils.escape_markdown(job.prompt))
+        await self.get_partial_messageable(job.channel_id).send(
+            f"<@{job.requester_id}> Kaika restarted before your job **{prompt}** finished. "
+            "Press 🔄 to run the prompt again.",
+            view=reroll_view(job.id),
+        )
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Answer presses of buttons whose custom_id is not Kaika's grammar at all (forged or ancient)."""
+        from bot.buttons import CUSTOM_ID
+
+        if interaction.type is not discord.InteractionType.component:
+            return
+        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        if CUSTOM_ID.fullmatch(custom_id) is None:
+            from bot.jobs import JobGone
+
+            await reply_error(interaction, JobGone())
+
+
+async def run_bot(settings: Settings) -> None:
+    """Open storage and the executor, connect to Discord, and run until the bot is closed."""
+    from bot.services import Services
+
+    point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+    services = await Services.open(settings)
+    bot = KaikaBot(settings, services)
+    try:
+        async with bot:
+            await bot.start(settings.discord_token)
+    finally:
+        await services.close()

@@ -1,0 +1,1 @@
+"""The bot's commands, grouped by who uses them."""

@@ -1,0 +1,82 @@
+"""Acknowledging interactions in time, and who is asking."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.errors import reply_error
+from bot.jobs import Place, Requester
+
+if TYPE_CHECKING:
+    from bot.app import KaikaBot
+
+# Checks that run before the acknowledgement (so their errors can be ephemeral) get this long;
+# after it the interaction is deferred anyway, well inside Discord's 3 seconds.
+ACK_DEADLINE_SECONDS = 1.0
+
+
+class Acknowledgement:
+    """Answers an interaction exactly once: an ephemeral error, or a public "thinking…" defer.
+
+    The checks before a job is queued (prompt flags, ban, blocklist, quota, queue limits) run
+    before the interaction is acknowledged, because Discord makes a deferred response's first
+    follow-up replace it: an error after a public defer could not be ephemeral. They take
+    milliseconds; should they take longer than ACK_DEADLINE_SECONDS, the interaction is deferred
+    then, and a late error is shown in the deferred message instead.
+    """
+
+    def __init__(self, interaction: discord.Interaction, deadline: float = ACK_DEADLINE_SECONDS) -> None:
+        self.interaction = interaction
+        self.deadline = deadline
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_fired = False
+
+    async def __aenter__(self) -> Acknowledgement:
+        self._timer = asyncio.create_task(self._defer_at_deadline())
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._timer is not None
+        if self._timer_fired:
+            await self._timer  # never cancel a defer already on its way
+        else:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+
+    async def _defer_at_deadline(self) -> None:
+        await asyncio.sleep(self.deadline)
+        self._timer_fired = True
+        await self.defer()
+
+    async def defer(self) -> None:
+        async with self._lock:
+            if not self.interaction.response.is_done():
+                await self.interaction.response.defer(thinking=True)
+
+    async def fail(self, error: BaseException) -> None:
+        async with self._lock:
+            await reply_error(self.interaction, error)
+
+
+def is_admin(interaction: discord.Interaction[KaikaBot]) -> bool:
+    """A user in ADMIN_USER_IDS, or a member with Manage Server in the guild of the interaction."""
+    if interaction.user.id in interaction.client.settings.admin_user_ids:
+        return True
+    return interaction.guild_id is not None and interaction.permissions.manage_guild
+
+
+def requester(interaction: discord.Interaction[KaikaBot]) -> Requester:
+    return Requester(interaction.user.id, interaction.user.display_name, is_admin(interaction))
+
+
+def place(interaction: discord.Interaction) -> Place:
+    return Place(interaction.guild_id, interaction.channel_id)

@@ -1,0 +1,439 @@
+"""The job service: record → run → store → report, for /imagine, the buttons and the command line.
+
+It knows nothing of discord.py: where a job's progress and result go is a `Reporter`, which the
+bot implements with an interaction's message and a test or the CLI with anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pipeline.errors import PipelineError, QueueFull
+from pipeline.executor.base import Cancelled, Executor, Failed, Finished, JobHandle, Queued, Started, Step
+from pipeline.images import compose_grid, encode_png, image_metadata
+from pipeline.prompt import PromptDefaults, parse_prompt
+from pipeline.request import (
+    GenerationRequest,
+    GenerationResult,
+    Limits,
+    Mode,
+    upscale_request,
+    variation_request,
+)
+from storage.records import ButtonPolicy, GeneratedImage, GuildSettings, JobKind, JobRecord
+
+log = logging.getLogger(__name__)
+
+# The request fields a job's `params` keep, so a button can rebuild the request later.
+REQUEST_PARAMS = ("width", "height", "steps", "guidance", "num_images", "mode", "strength", "chaos")
+
+
+class UserError(Exception):
+    """Base of the bot's own errors a user can cause; `str(error)` is shown to them."""
+
+
+class BlockedPrompt(UserError):
+    """The prompt contains a term on the guild's blocklist."""
+
+    def __init__(self, term: str) -> None:
+        super().__init__(f"Your prompt contains the blocked term '{term}'; remove it and try again.")
+        self.term = term
+
+
+class NotAllowed(UserError):
+    """The user may not do this (press another owner's buttons where only owners may, admin commands)."""
+
+
+class JobGone(UserError):
+    def __init__(self) -> None:
+        super().__init__("This job no longer exists.")
+
+
+class ButtonAction(StrEnum):
+    """What a pressed button asks for; the values are the custom_id's action field."""
+
+    UPSCALE = "u"  # U1–U4: the grid's image alone at full size
+    VARY = "v"  # V1–V4: four variations of a grid's image
+    REROLL = "r"  # 🔄: the same prompt with a new seed
+    VARY_SUBTLE = "vs"
+    VARY_STRONG = "vx"
+    UPSCALE_SUBTLE = "us"
+    UPSCALE_CREATIVE = "uc"
+
+
+@dataclass(frozen=True)
+class Requester:
+    user_id: int
+    name: str
+    is_admin: bool = False
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a job was asked for; its result and any restart notice go there."""
+
+    guild_id: int | None
+    channel_id: int | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished job as the reporter shows it: the record, its images and a grid of them (PNG bytes)."""
+
+    job: JobRecord
+    images: list[bytes]
+    grid: bytes
+
+
+class Reporter(Protocol):
+    """Where one job's progress and result are shown."""
+
+    async def waiting(self, position: int) -> None: ...
+
+    async def progress(self, step: int, total: int, preview_png: bytes | None) -> None: ...
+
+    async def finished(self, outcome: Outcome) -> None: ...
+
+    async def failed(self, message: str) -> None: ...
+
+
+class Storage(Protocol):
+    """What the service uses of storage: the job, user and guild repositories and the image store."""
+
+    jobs: Any
+    users: Any
+    guilds: Any
+    images: Any
+
+
+def request_params(request: GenerationRequest) -> dict[str, Any]:
+    return {name: (str(v) if isinstance(v := getattr(request, name), Mode) else v) for name in REQUEST_PARAMS}
+
+
+def request_of(job: JobRecord) -> GenerationRequest:
+    """The request a job ran (without its source image), rebuilt from what storage kept."""
+    params = dict(job.params)
+    params["mode"] = Mode(params.get("mode", Mode.TXT2IMG))
+    return GenerationRequest(
+        prompt=job.prompt,
+        negative_prompt=job.negative_prompt,
+        seed=job.seed or 0,
+        model=job.model,
+        **{k: v for k, v in params.items() if k in REQUEST_PARAMS},
+    )
+
+
+def blocked_term(prompt: str, blocklist: Collection[str]) -> str | None:
+    """The first blocklist entry the prompt contains as whole words (case-insensitive), if any."""
+    words = " " + " ".join("".join(c if c.isalnum() else " " for c in prompt.lower()).split()) + " "
+    for term in blocklist:
+        normalised = " ".join("".join(c if c.isalnum() else " " for c in term.lower()).split())
+        if normalised and f" {normalised} " in words:
+            return term
+    return None
+
+
+class JobService:
+    def __init__(
+        self,
+        storage: Storage,
+        executor: Executor,
+        *,
+        limits: Limits | None = None,
+        defaults: PromptDefaults | None = None,
+        models: Collection[str] | None = None,
+        max_queue: int = 100,
+        max_jobs_per_user: int = 2,
+        seed_source: random.Random | None = None,
+    ) -> None:
+        self.storage = storage
+        self.executor = executor
+        self.limits = limits or Limits()
+        self.defaults = defaults or PromptDefaults()
+        self.models = models
+        self.max_queue = max_queue
+        self.max_jobs_per_user = max_jobs_per_user
+        self.seeds = seed_source or random.Random()
+        self._in_flight: dict[int, int] = {}  # user id → jobs queued or running
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---- checks (fast: they run before the interaction is acknowledged) ----------------------------
+
+    def parse(self, text: str) -> GenerationRequest:
+        """/imagine text → a validated request; raises RequestError naming the bad flag."""
+        return parse_prompt(
+            text,
+            native_size=self.executor.native_size,
+            defaults=self.defaults,
+            limits=self.limits,
+            seed_source=self.seeds,
+            models=self.models,
+        )
+
+    def check_capacity(self, requester: Requester) -> None:
+        if self.executor.queue_depth() >= self.max_queue:
+            raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a few minutes.")
+        if self._in_flight.get(requester.user_id, 0) >= self.max_jobs_per_user:
+            raise QueueFull(
+                f"You already have {self.max_jobs_per_user} jobs queued or running; wait for one to finish."
+            )
+
+    def in_flight(self, user_id: int) -> int:
+        """Jobs of `user_id` this service has queued or running now."""
+        return self._in_flight.get(user_id, 0)
+
+    async def guild_settings(self, guild_id: int | None) -> GuildSettings:
+        return await self.storage.guilds.settings(guild_id or 0)
+
+    # ---- starting jobs -----------------------------------------------------------------------------
+
+    async def imagine(self, requester: Requester, place: Place, request: GenerationRequest) -> PendingJob:
+        """Check and record an /imagine; raises the user's error (nothing recorded) or returns the job to run."""
+        settings = await self.guild_settings(place.guild_id)
+        term = blocked_term(f"{request.prompt} {request.negative_prompt}", settings.blocklist)
+        if term is not None:
+            raise BlockedPrompt(term)
+        self.check_capacity(requester)
+        job = await self.storage.jobs.create(
+            JobKind.IMAGINE,
+            requester.user_id,
+            requester_name=requester.name,
+            daily_quota=None if requester.is_admin else settings.daily_quota,
+            guild_id=place.guild_id,
+            channel_id=place.channel_id,
+            **self._job_fields(request),
+        )
+        return PendingJob(self, job, request, requester, await self._submit(job, request, requester))
+
+    async def _submit(self, job: JobRecord, request: GenerationRequest, requester: Requester) -> JobHandle:
+        """Queue a recorded job; if the executor refuses it, the record is cancelled and the error raised."""
+        try:
+            return await self.executor.submit(request, owner=str(requester.user_id), job_id=job.id)
+        except PipelineError as error:
+            # Failed, not cancelled: a refused job must not count against the user's quota.
+            await self.storage.jobs.fail(job.id, f"not queued: {error}")
+            raise
+
+    async def press(
+        self, requester: Requester, place: Place, action: ButtonAction, parent_id: str, index: int
+    ) -> PendingJob:
+        """Check and record the job a button on job `parent_id` asks for.
+
+        Raises JobGone for a job that does not exist (deleted, forged id) or has no such image,
+        NotAllowed where the guild lets only owners press buttons, and the errors of `imagine`.
+        """
+        parent = await self.storage.jobs.get(parent_id)
+        if parent is None:
+            raise JobGone()
+        if action is not ButtonAction.REROLL and not 0 <= index < len(parent.images):
+            raise JobGone()
+        settings = await self.guild_settings(place.guild_id)
+        if (
+            settings.button_policy is ButtonPolicy.OWNER
+            and requester.user_id != parent.owner_id
+            and not requester.is_admin
+        ):
+            raise NotAllowed(f"Only the owner of this image, <@{parent.owner_id}>, can use its buttons in this server.")
+        self.check_capacity(requester)
+        parent_request = request_of(parent)
+        kind, request = await self._derive(action, parent, parent_request, index)
+        job = await self.storage.jobs.create(
+            kind,
+            requester.user_id,
+            requester_name=requester.name,
+            daily_quota=None if requester.is_admin else settings.daily_quota,
+            guild_id=place.guild_id,
+            channel_id=place.channel_id,
+            parent_job_id=parent.id,
+            parent_image_index=None if kind is JobKind.REROLL else index,
+            **self._job_fields(request),
+        )
+        if action is ButtonAction.UPSCALE:
+            return PendingJob(self, job, request, requester, copy_of=(parent, index))
+        return PendingJob(self, job, request, requester, await self._submit(job, request, requester))
+
+    async def _derive(
+        self, action: ButtonAction, parent: JobRecord, parent_request: GenerationRequest, index: int
+    ) -> tuple[JobKind, GenerationRequest]:
+        if action is ButtonAction.REROLL:
+            return JobKind.REROLL, parent_request.replace(seed=self.seeds.randrange(2**32), num_images=4)
+        image = parent.images[index]
+        source = await self.storage.images.get(image.storage_key)
+        if action is ButtonAction.UPSCALE:
+            # U: the image itself, alone; no generation (as Midjourney's U buttons).
+            return JobKind.UPSCALE, parent_request.replace(
+                seed=image.seed, num_images=1, width=image.width, height=image.height, mode=Mode.TXT2IMG
+            )
+        if action in (ButtonAction.VARY, ButtonAction.VARY_STRONG, ButtonAction.VARY_SUBTLE):
+            single = parent_request.replace(width=image.width, height=image.height)
+            strong = action is not ButtonAction.VARY_SUBTLE
+            return JobKind.VARIATION, variation_request(
+                single, source, seed=self.seeds.randrange(2**32), strong=strong
+            )
+        single = parent_request.replace(width=image.width, height=image.height, seed=image.seed)
+        return JobKind.UPSCALE, upscale_request(single, source, creative=action is ButtonAction.UPSCALE_CREATIVE)
+
+    def _job_fields(self, request: GenerationRequest) -> dict[str, Any]:
+        return {
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt,
+            "params": request_params(request),
+            "seed": request.seed,
+            "model": request.model,
+        }
+
+    # ---- running -----------------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def wait_idle(self) -> None:
+        """Wait until every job this service started has been reported."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _run(self, pending: PendingJob, reporter: Reporter) -> None:
+        job = pending.job
+        user = pending.requester.user_id
+        try:
+            if pending.handle is None:
+                await self._copy(pending, reporter)
+            else:
+                await self._follow(job, pending.handle, reporter)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.exception("Job %s failed in the bot", job.id)
+            await self._fail_quietly(job.id, f"{type(error).__name__}: {error}")
+            await _report_quietly(reporter.failed("Kaika could not finish this job; the error has been logged."))
+        finally:
+            self._in_flight[user] = self._in_flight.get(user, 1) - 1
+            if self._in_flight[user] <= 0:
+                self._in_flight.pop(user, None)
+
+    async def _follow(self, job: JobRecord, handle: JobHandle, reporter: Reporter) -> None:
+        started = False
+        async for event in handle.events():
+            if isinstance(event, Queued):
+                await reporter.waiting(event.position)
+            elif isinstance(event, Started):
+                started = await self._start(job, started)
+                await reporter.progress(0, handle.request.steps, None)
+            elif isinstance(event, Step):
+                started = await self._start(job, started)
+                await reporter.progress(event.step, event.total, event.preview_png)
+            elif isinstance(event, Finished):
+                started = await self._start(job, started)
+                outcome = await self._store(job, event.result)
+                await reporter.finished(outcome)
+            elif isinstance(event, Failed):
+                await self.storage.jobs.fail(job.id, event.message)
+                await reporter.failed(f"The job failed: {event.message}")
+            elif isinstance(event, Cancelled):
+                await self.storage.jobs.cancel(job.id)
+                await reporter.failed("The job was cancelled.")
+
+    async def _start(self, job: JobRecord, started: bool) -> bool:
+        if not started:
+            await self.storage.jobs.start(job.id)
+        return True
+
+    async def _store(self, job: JobRecord, result: GenerationResult) -> Outcome:
+        request = request_of(job)
+        encoded = await asyncio.to_thread(_encode_result, request, result, job.id)
+        images = [
+            GeneratedImage(data=data, seed=seed, width=image.width, height=image.height)
+            for data, seed, image in zip(encoded.images, result.seeds, result.images, strict=True)
+        ]
+        done = await self.storage.jobs.finish(job.id, images, result.timings.compute_seconds)
+        return Outcome(done, encoded.images, encoded.grid)
+
+    async def _copy(self, pending: PendingJob, reporter: Reporter) -> None:
+        assert pending.copy_of is not None
+        parent, index = pending.copy_of
+        image = parent.images[index]
+        data = await self.storage.images.get(image.storage_key)
+        await self.storage.jobs.start(pending.job.id)
+        done = await self.storage.jobs.finish(
+            pending.job.id, [GeneratedImage(data=data, seed=image.seed, width=image.width, height=image.height)], 0.0
+        )
+        await reporter.finished(Outcome(done, [data], data))
+
+    async def _fail_quietly(self, job_id: str, message: str) -> None:
+        try:
+            await self.storage.jobs.fail(job_id, message)
+        except Exception:
+            log.warning("Could not mark job %s failed", job_id, exc_info=True)
+
+    # ---- start-up ----------------------------------------------------------------------------------
+
+    async def recover_unfinished(self, notify: Callable[[JobRecord], Awaitable[None]]) -> list[JobRecord]:
+        """Fail jobs a previous process left queued or running, and tell their channel via `notify`.
+
+        Their interactions have expired (15 minutes), so `notify` posts to the channel instead.
+        """
+        recovered = []
+        for job in await self.storage.jobs.unfinished():
+            failed = await self.storage.jobs.fail(job.id, "Kaika restarted before the job finished.")
+            recovered.append(failed)
+            try:
+                await notify(failed)
+            except Exception:
+                log.warning("Could not tell channel %s about interrupted job %s", job.channel_id, job.id, exc_info=True)
+        return recovered
+
+
+@dataclass
+class PendingJob:
+    """A recorded job not yet running: `start(reporter)` hands it to the executor."""
+
+    service: JobService
+    job: JobRecord
+    request: GenerationRequest
+    requester: Requester
+    handle: JobHandle | None = None  # None for a U press: the image is copied, not generated
+    copy_of: tuple[JobRecord, int] | None = None
+
+    def __post_init__(self) -> None:
+        user = self.requester.user_id
+        self.service._in_flight[user] = self.service._in_flight.get(user, 0) + 1
+
+    def start(self, reporter: Reporter) -> asyncio.Task[None]:
+        return self.service._spawn(self.service._run(self, reporter))
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    images: list[bytes]
+    grid: bytes
+
+
+def _encode_result(request: GenerationRequest, result: GenerationResult, job_id: str) -> _Encoded:
+    """PNG bytes of every image (with its metadata) and of the 2x2 grid; runs in a worker thread."""
+    images = [
+        encode_png(image, image_metadata(request, seed=seed, model_id=result.model_id, job_id=job_id))
+        for image, seed in zip(result.images, result.seeds, strict=True)
+    ]
+    grid = images[0] if len(images) == 1 else encode_png(compose_grid(result.images))
+    return _Encoded(images, grid)
+
+
+async def _report_quietly(call: Awaitable[None]) -> None:
+    try:
+        await call
+    except Exception:
+        log.warning("Could not report a failure", exc_info=True)

@@ -1,0 +1,130 @@
+"""What a job's message says while it waits and runs, and how often it may be edited."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import discord
+from discord.utils import MISSING
+
+from bot.jobs import Outcome
+from pipeline.images import decode_image, fit_to_bytes
+from storage.records import JobRecord
+
+log = logging.getLogger(__name__)
+
+BAR_WIDTH = 20
+
+
+def waiting_text(position: int) -> str:
+    return f"Waiting to start (position {position})"
+
+
+def progress_text(step: int, total: int) -> str:
+    """`[██████░░░░…] 30% (step 6/20)`; the bar has BAR_WIDTH cells."""
+    total = max(total, 1)
+    step = min(max(step, 0), total)
+    filled = round(BAR_WIDTH * step / total)
+    percent = round(100 * step / total)
+    return f"`[{'█' * filled}{'░' * (BAR_WIDTH - filled)}]` {percent}% (step {step}/{total})"
+
+
+class EditThrottle:
+    """Allows one edit per `interval` seconds; the clock is injectable for tests."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._last: float | None = None
+
+    def ready(self) -> bool:
+        return self._last is None or self.clock() - self._last >= self.interval
+
+    def mark(self) -> None:
+        self._last = self.clock()
+
+
+class JobMessage:
+    """A job's Discord message: the interaction's original response, edited as the job advances.
+
+    Implements `bot.jobs.Reporter`. Waiting and progress edits are throttled to one per
+    `interval` seconds; the final edit (grid + buttons, or the failure) always goes out. When the
+    interaction token has expired (15 minutes), the result is posted to the channel instead.
+    """
+
+    def __init__(self, interaction: discord.Interaction, header: str, *, interval: float, storage: Any) -> None:
+        self.interaction = interaction
+        self.header = header
+        self.throttle = EditThrottle(interval)
+        self.storage = storage
+        self.limit = interaction.filesize_limit
+        self.job_id: str | None = None
+
+    async def waiting(self, position: int) -> None:
+        await self._progress_edit(f"{self.header}\n{waiting_text(position)}", None)
+
+    async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
+        await self._progress_edit(f"{self.header}\n{progress_text(step, total)}", preview_png)
+
+    async def finished(self, outcome: Outcome) -> None:
+        from bot.buttons import grid_view, single_view
+
+        job = outcome.job
+        single = len(outcome.images) == 1
+        data, extension = await asyncio.to_thread(fit_attachment, outcome.grid, self.limit)
+        name = f"kaika_{job.id}.{extension}"
+        view = single_view(job.id) if single else grid_view(job.id, len(outcome.images))
+        content = f"{self.header}\n{result_line(job, single)}"
+        message = await self._final_edit(content, attachments=[discord.File(io.BytesIO(data), filename=name)], view=view)
+        if message is not None:
+            await self.storage.jobs.set_message(job.id, message.id, message.channel.id)
+
+    async def failed(self, message: str) -> None:
+        await self._final_edit(f"{self.header}\n❌ {message}", attachments=[], view=None)
+
+    async def _progress_edit(self, content: str, preview_png: bytes | None) -> None:
+        if not self.throttle.ready():
+            return
+        self.throttle.mark()
+        attachments = [discord.File(io.BytesIO(preview_png), filename="preview.png")] if preview_png else MISSING
+        try:
+            await self.interaction.edit_original_response(content=content, attachments=attachments)
+        except discord.HTTPException as error:
+            # Progress is best effort: the next edit (or the result) carries the news.
+            log.warning("Progress edit of %s failed: %s", self.interaction.id, error)
+
+    async def _final_edit(
+        self, content: str, *, attachments: list[discord.File], view: discord.ui.View | None
+    ) -> discord.Message | None:
+        try:
+            return await self.interaction.edit_original_response(content=content, attachments=attachments, view=view)
+        except (discord.NotFound, discord.Forbidden) as error:
+            log.info("Interaction %s expired (%s); posting to the channel", self.interaction.id, error)
+        except discord.HTTPException as error:
+            if error.status != 401:
+                raise
+        channel = self.interaction.channel
+        if channel is None or not isinstance(channel, discord.abc.Messageable):
+            return None
+        for file in attachments:
+            file.reset()
+        return await channel.send(content, files=attachments, view=view or MISSING)
+
+
+def result_line(job: JobRecord, single: bool) -> str:
+    seconds = f" in {job.compute_seconds:.1f} s" if job.compute_seconds else ""
+    if single and job.parent_image_index is not None:
+        return f"Image #{job.parent_image_index + 1}{seconds}"
+    return f"Done{seconds}"
+
+
+def fit_attachment(data: bytes, limit: int) -> tuple[bytes, str]:
+    """`data` (PNG) if it fits the upload limit, else re-encoded to fit; runs in a worker thread."""
+    if len(data) <= limit:
+        return data, "png"
+    return fit_to_bytes(decode_image(data), limit)

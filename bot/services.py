@@ -1,0 +1,79 @@
+"""Everything the bot wires together, built from Settings: storage, the executor and the job service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bot.jobs import JobService
+from pipeline.executor.base import Executor
+from storage import Storage
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+
+async def open_executor(settings: Settings) -> Executor:
+    """The executor EXECUTOR names, loaded (local) or connected (celery), and started."""
+    if settings.executor == "celery":
+        from pipeline.executor.celery import CeleryExecutor
+
+        executor: Executor = CeleryExecutor(
+            settings.fleet_config(),
+            default_model=settings.model,
+            max_jobs_per_user=settings.max_jobs_per_user,
+            max_queue=settings.max_queue,
+            in_flight=settings.celery_in_flight,
+            preview_every=settings.preview_every,
+        )
+    else:
+        from pipeline.executor.local import LocalExecutor
+
+        executor = await LocalExecutor.load(
+            {None: settings.model, **{name: name for name in settings.models}},
+            device=settings.device,
+            dtype=settings.dtype,
+            loras=settings.loras,
+            upscaler=settings.upscaler,
+            max_batch=settings.max_batch,
+            max_jobs_per_user=settings.max_jobs_per_user,
+            max_queue=settings.max_queue,
+            preview_every=settings.preview_every,
+        )
+    await executor.start()
+    return executor
+
+
+@dataclass
+class Services:
+    storage: Storage
+    executor: Executor
+    jobs: JobService
+    model_names: list[str] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, settings: Settings, executor: Executor | None = None) -> Services:
+        """Storage and the executor from `settings`; `executor`, when given, is used (started) instead."""
+        storage = await Storage.open(settings.resolved_database_url, settings.data_dir / "images")
+        try:
+            if executor is None:
+                executor = await open_executor(settings)
+            else:
+                await executor.start()
+        except BaseException:
+            await storage.close()
+            raise
+        names = list(getattr(executor, "model_names", settings.models))
+        jobs = JobService(
+            storage,
+            executor,
+            models=names or None,
+            max_queue=settings.max_queue,
+            max_jobs_per_user=settings.max_jobs_per_user,
+        )
+        return cls(storage, executor, jobs, names)
+
+    async def close(self) -> None:
+        await self.jobs.close()
+        await self.executor.close()
+        await self.storage.close()

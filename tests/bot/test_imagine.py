@@ -1,0 +1,44 @@
+"""/imagine end to end: the real bot, the tiny model and the fake Discord."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from tests.bot.conftest import FAST_STEPS
+from tests.fixtures.fake_discord import EPHEMERAL_FLAG
+
+GRID_LABELS = ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", "🔄"]
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+async def test_imagine_defers_shows_progress_and_posts_a_grid_with_buttons(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    ada = fake.add_member("ada")
+
+    interaction = await kaika.imagine(ada, f"a red circle --steps {FAST_STEPS} --seed 7")
+    await fake.wait_acked(interaction)
+    assert interaction.response_type == 5 and not interaction.ephemeral
+    assert interaction.ack_seconds < 3
+
+    message = await kaika.finished(interaction)
+    assert fake.labels(int(message["id"])) == GRID_LABELS
+    assert f"<@{ada.id}>" in message["content"] and "a red circle" in message["content"]
+    assert not message["flags"] & EPHEMERAL_FLAG
+    [attachment] = message["attachments"]
+    grid = fake.files[int(message["id"])][attachment["filename"]]
+    assert png_size(grid) == (128, 128)  # 2x2 of the tiny model's 64x64 images
+
+    versions = [v["content"] for v in fake.message_versions[int(message["id"])]]
+    assert any("Waiting to start (position 1)" in v or "%" in v for v in versions[:-1])
+    assert any("█" in v or "░" in v for v in versions), versions
+    job_id = fake.custom_ids(int(message["id"]))[0].split(":")[2]
+    job = await kaika.services.storage.jobs.get(job_id)
+    assert job.status == "done" and job.owner_id == ada.id and job.seed == 7 and len(job.images) == 4
+    assert job.message_id == int(message["id"])
