@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_imagine_command(commands)
     _add_worker_command(commands)
+    _add_bot_command(commands)
     return parser
 
 
@@ -140,6 +141,38 @@ def _run_worker(args: argparse.Namespace) -> int:
     except ModelLoadError as error:
         print(f"kaika worker: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _add_bot_command(commands: argparse._SubParsersAction) -> None:
+    bot = commands.add_parser(
+        "bot",
+        help="run the Discord bot (needs DISCORD_TOKEN)",
+        description="Connect to Discord with DISCORD_TOKEN and serve /imagine and the other commands.",
+    )
+    bot.set_defaults(handler=_run_bot)
+
+
+def _run_bot(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from bot.app import run_bot
+    from bot.config import Settings
+    from pipeline.errors import ModelLoadError
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.discord_token:
+        print("kaika bot: DISCORD_TOKEN is not set; put the bot token in the environment or .env.", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run_bot(settings))
+    except ModelLoadError as error:
+        print(f"kaika bot: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
     return 0
 
 
