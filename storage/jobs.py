@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
@@ -344,7 +344,7 @@ class JobRepository:
                 if keys
                 else set()
             )
-        cutoff = self._db.now() - DELETE_GRACE
+        cutoff = datetime.now(UTC) - DELETE_GRACE  # file times are wall-clock times, not the injected clock
         for key in sorted(keys - still_used):
             modified = await self._images.modified_at(key)
             if modified is not None and modified < cutoff:

@@ -40,6 +40,17 @@ async def migrate(url_or_engine: str | AsyncEngine, revision: str = "head") -> N
             await engine.dispose()
 
 
+async def downgrade(url_or_engine: str | AsyncEngine, revision: str) -> None:
+    """Step the schema back to `revision` ("base" = empty). For operators and tests; the app never does."""
+    engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_downgrade, revision)
+    finally:
+        if isinstance(url_or_engine, str):
+            await engine.dispose()
+
+
 async def current_revision(url_or_engine: str | AsyncEngine) -> str | None:
     """The revision the database is at; None for an empty database."""
     engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
@@ -54,6 +65,14 @@ async def current_revision(url_or_engine: str | AsyncEngine) -> str | None:
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
+    command.upgrade(_config_on(connection), revision)
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    command.downgrade(_config_on(connection), revision)
+
+
+def _config_on(connection: Connection) -> Config:
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    return config

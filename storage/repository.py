@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -90,7 +90,8 @@ class Storage:
         Such files come from a crash (or failure) between writing a file and recording it, from
         deleted jobs, or from interrupted writes. Safe to run while the bot works.
         """
-        candidates = await self.images.keys_older_than(self._db.now() - grace)
+        # File times are wall-clock times, so the grace is measured on the wall clock too.
+        candidates = await self.images.keys_older_than(datetime.now(UTC) - grace)
         removed = []
         for start in range(0, len(candidates), 500):
             batch = candidates[start : start + 500]
