@@ -476,3 +476,26 @@ async def test_jobs_table_has_one_row_per_created_job(storage: Storage) -> None:
     await finished(storage, "imagine", ADA)
     async with storage.engine.connect() as connection:
         assert (await connection.execute(select(func.count()).select_from(Job))).scalar_one() == 1
+
+
+async def test_files_shared_with_another_job_or_just_written_outlive_a_delete(
+    storage: Storage, tmp_path: Path
+) -> None:
+    first, second = [await storage.jobs.create("imagine", user, prompt="same seed") for user in (ADA, BOB)]
+    for job in (first, second):
+        await storage.jobs.start(job.id)
+    first = await storage.jobs.finish(first.id, pngs("same", 2), 1.0)
+    await storage.jobs.finish(second.id, pngs("same", 2), 1.0)
+    fresh = await finished(storage, "imagine", ADA)
+    for image in first.images:
+        os.utime(tmp_path / "images" / image.storage_key, (time.time() - 7200,) * 2)
+
+    await storage.jobs.delete(first.id, ADA)  # Bob's job has the same bytes
+    await storage.jobs.delete(fresh.id, ADA)  # written moments ago: left to the sweep
+
+    assert all([await storage.images.exists(image.storage_key) for image in first.images])
+    assert all([await storage.images.exists(image.storage_key) for image in fresh.images])
+    for image in fresh.images:
+        os.utime(tmp_path / "images" / image.storage_key, (time.time() - 7200,) * 2)
+    assert sorted(await storage.sweep_orphans()) == sorted(image.storage_key for image in fresh.images)
+    assert all([await storage.images.exists(image.storage_key) for image in first.images])

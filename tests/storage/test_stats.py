@@ -1,0 +1,181 @@
+"""The admin usage report on a small data set whose every figure is worked out by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from storage import GeneratedImage, InvalidValue, JobKind, Storage, UserUsage, Window
+from tests.storage.conftest import FakeClock
+
+ADA, BOB, CY = 101, 202, 303
+REPORT_TIME = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
+
+
+def at(day: str, time: str) -> datetime:
+    return datetime.fromisoformat(f"{day}T{time}+00:00")
+
+
+async def run(
+    storage: Storage, clock: FakeClock, job_id: str, *, wait: float, images: int, compute: float
+) -> None:
+    clock.advance(seconds=wait)
+    await storage.jobs.start(job_id)
+    pngs = [GeneratedImage(f"{job_id}-{i}".encode(), i, 64, 64) for i in range(images)]
+    await storage.jobs.finish(job_id, pngs, compute_seconds=compute)
+
+
+@pytest.fixture
+async def history(storage: Storage, clock: FakeClock) -> Storage:
+    """
+    02-20 10:00  Ada   imagine    done, 4 images, 10 s compute, waited 7 s      (older than 30 days)
+    03-10 09:00  Bob   imagine    failed after 1 s compute, waited 4 s
+                 Bob   imagine    done, 4 images, 6 s, waited 0 s
+                 Bob   imagine    cancelled while queued
+    03-28 08:00  Ada   variation  of Ada's image 2: done, 4 images, 5 s, waited 1 s
+                 Cy    upscale    of Ada's image 1: done, 1 image, 2 s, waited 3 s  (owned by Ada)
+    03-31 10:00  Cy    reroll     cancelled while queued
+                 Ada   imagine    still queued
+    """
+    clock.now = at("2026-02-20", "10:00")
+    first = await storage.jobs.create("imagine", ADA, prompt="a", requester_name="Ada")
+    await run(storage, clock, first.id, wait=7, images=4, compute=10)
+
+    clock.now = at("2026-03-10", "09:00")
+    failing = await storage.jobs.create("imagine", BOB, prompt="b", requester_name="Bob")
+    good = await storage.jobs.create("imagine", BOB, prompt="c")
+    dropped = await storage.jobs.create("imagine", BOB, prompt="d")
+    clock.advance(seconds=4)
+    await storage.jobs.start(failing.id)
+    await storage.jobs.fail(failing.id, "out of memory", compute_seconds=1)
+    clock.now = at("2026-03-10", "09:00")
+    await run(storage, clock, good.id, wait=0, images=4, compute=6)
+    await storage.jobs.cancel(dropped.id)
+
+    clock.now = at("2026-03-28", "08:00")
+    variation = await storage.jobs.create("variation", ADA, parent_job_id=first.id, parent_image_index=1)
+    upscale = await storage.jobs.create(
+        "upscale", CY, parent_job_id=first.id, parent_image_index=0, requester_name="Cy"
+    )
+    assert upscale.owner_id == ADA
+    await run(storage, clock, variation.id, wait=1, images=4, compute=5)
+    clock.now = at("2026-03-28", "08:00")
+    await run(storage, clock, upscale.id, wait=3, images=1, compute=2)
+
+    clock.now = at("2026-03-31", "10:00")
+    reroll = await storage.jobs.create("reroll", CY, parent_job_id=first.id)
+    await storage.jobs.cancel(reroll.id)
+    await storage.jobs.create("imagine", ADA, prompt="e")
+
+    clock.now = REPORT_TIME
+    return storage
+
+
+async def test_last_24_hours(history: Storage) -> None:
+    report = await history.stats.usage("24h")
+    assert (report.window, report.since) == (Window.DAY, at("2026-03-30", "12:00"))
+    assert (report.jobs, report.images, report.compute_seconds) == (2, 0, 0.0)
+    assert report.jobs_by_kind == {JobKind.REROLL: 1, JobKind.IMAGINE: 1}
+    assert (report.done, report.failed, report.cancelled) == (0, 0, 1)
+    assert report.failure_rate is None
+    assert report.mean_queue_seconds is None
+    assert report.leaderboard == [UserUsage(ADA, "Ada", 1, 0, 0.0), UserUsage(CY, "Cy", 1, 0, 0.0)]
+    assert report.jobs_per_day == [(date(2026, 3, 31), 2)]
+
+
+async def test_last_7_days(history: Storage) -> None:
+    report = await history.stats.usage(Window.WEEK)
+    assert (report.jobs, report.images, report.compute_seconds) == (4, 5, 7.0)
+    assert report.jobs_by_kind == {
+        JobKind.REROLL: 1,
+        JobKind.IMAGINE: 1,
+        JobKind.VARIATION: 1,
+        JobKind.UPSCALE: 1,
+    }
+    assert (report.done, report.failed, report.cancelled) == (2, 0, 1)
+    assert report.failure_rate == 0.0
+    assert report.mean_queue_seconds == 2.0
+    # Cy pressed the upscale, so its usage is Cy's even though Ada owns the image.
+    assert report.leaderboard == [UserUsage(ADA, "Ada", 2, 4, 5.0), UserUsage(CY, "Cy", 2, 1, 2.0)]
+    assert report.jobs_per_day == [(date(2026, 3, 28), 2), (date(2026, 3, 31), 2)]
+
+
+async def test_last_30_days(history: Storage) -> None:
+    report = await history.stats.usage("30d")
+    assert (report.jobs, report.images, report.compute_seconds) == (7, 9, 14.0)
+    assert report.jobs_by_kind == {
+        JobKind.IMAGINE: 4,
+        JobKind.REROLL: 1,
+        JobKind.VARIATION: 1,
+        JobKind.UPSCALE: 1,
+    }
+    assert (report.done, report.failed, report.cancelled) == (3, 1, 2)
+    assert report.failure_rate == 0.25
+    assert report.mean_queue_seconds == 2.0
+    assert report.leaderboard == [
+        UserUsage(BOB, "Bob", 3, 4, 7.0),
+        UserUsage(ADA, "Ada", 2, 4, 5.0),
+        UserUsage(CY, "Cy", 2, 1, 2.0),
+    ]
+    assert report.jobs_per_day == [(date(2026, 3, 10), 3), (date(2026, 3, 28), 2), (date(2026, 3, 31), 2)]
+
+
+EXPECTED_ALL = {
+    "jobs": 8,
+    "images": 13,
+    "compute_seconds": 24.0,
+    "jobs_by_kind": {JobKind.IMAGINE: 5, JobKind.REROLL: 1, JobKind.VARIATION: 1, JobKind.UPSCALE: 1},
+    "done": 4,
+    "failed": 1,
+    "cancelled": 2,
+    "mean_queue_seconds": 3.0,
+    "leaderboard": [
+        UserUsage(ADA, "Ada", 3, 8, 15.0),
+        UserUsage(BOB, "Bob", 3, 4, 7.0),
+        UserUsage(CY, "Cy", 2, 1, 2.0),
+    ],
+    "jobs_per_day": [
+        (date(2026, 2, 20), 1),
+        (date(2026, 3, 10), 3),
+        (date(2026, 3, 28), 2),
+        (date(2026, 3, 31), 2),
+    ],
+}
+
+
+def _figures(report) -> dict:  # type: ignore[no-untyped-def]
+    return {name: getattr(report, name) for name in EXPECTED_ALL}
+
+
+async def test_all_time_from_the_running_totals(history: Storage) -> None:
+    report = await history.stats.usage("all")
+    assert report.since is None
+    assert _figures(report) == EXPECTED_ALL
+    assert report.failure_rate == 0.2
+
+
+async def test_rebuilt_totals_match_the_running_ones(history: Storage) -> None:
+    await history.stats.rebuild_totals()
+    assert _figures(await history.stats.usage("all")) == EXPECTED_ALL
+
+
+async def test_leaderboard_length_and_deleted_jobs_still_count(history: Storage) -> None:
+    report = await history.stats.usage("30d", top=1)
+    assert [entry.user_id for entry in report.leaderboard] == [BOB]
+    (bob_job,) = [job for job in await history.jobs.recent_for_user(BOB) if job.images]
+    await history.jobs.delete(bob_job.id, BOB)
+    assert (await history.stats.usage("30d")).jobs == 7
+    assert _figures(await history.stats.usage("all")) == EXPECTED_ALL
+
+
+async def test_an_empty_database_reports_zeros(storage: Storage) -> None:
+    for window in Window:
+        report = await storage.stats.usage(window)
+        assert (report.jobs, report.images, report.compute_seconds, report.leaderboard) == (0, 0, 0.0, [])
+        assert (report.failure_rate, report.mean_queue_seconds, report.jobs_per_day) == (None, None, [])
+
+
+async def test_unknown_window_is_refused(storage: Storage) -> None:
+    with pytest.raises(InvalidValue, match="Unknown window '1y'; expected one of 24h, 7d, 30d, all"):
+        await storage.stats.usage("1y")
