@@ -1,0 +1,276 @@
+"""Admin usage queries and "my recent jobs" on a big history, on SQLite and PostgreSQL.
+
+Fills a fresh database with `--jobs` jobs (a year of history by default) and their images for
+`--users` users, then times each query through the `Storage` API and prints p50 / p95 per backend.
+
+    python bench/storage.py                      # 1,000,000 jobs, 10,000 users, both backends
+    python bench/storage.py --jobs 20000 --runs 20   # a quick look
+
+PostgreSQL gets a database of its own on the server named by --postgres-url (dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import insert, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from storage import Storage, new_job_id, sqlite_url
+from storage.models import Image, Job, User
+
+KINDS = ["imagine"] * 55 + ["upscale"] * 25 + ["variation"] * 12 + ["reroll"] * 8
+STATUSES = ["done"] * 94 + ["failed"] * 4 + ["cancelled"] * 2
+CHUNK = 50_000
+TARGET_MS = 50.0
+
+
+def generate(jobs: int, users: int, days: int, now: datetime, seed: int = 1):  # type: ignore[no-untyped-def]
+    """Yield (user rows, job rows, image rows) chunks, jobs in queue-time order."""
+    rnd = random.Random(seed)
+    user_rows = [
+        {
+            "id": 10**17 + n,
+            "display_name": f"user{n}",
+            "first_seen": now - timedelta(days=days + 1),
+            "banned": False,
+            "defaults": {},
+            "jobs_total": 0,
+            "images_total": 0,
+            "compute_seconds_total": 0.0,
+        }
+        for n in range(users)
+    ]
+    yield user_rows, [], []
+    start = now - timedelta(days=days)
+    span = (now - start).total_seconds()
+    offsets = sorted(rnd.random() * span for _ in range(jobs))
+    imagines: list[tuple[str, int, int]] = []  # (job id, owner, image count) of finished imagines
+    job_rows: list[dict] = []
+    image_rows: list[dict] = []
+    for offset in offsets:
+        queued = start + timedelta(seconds=offset)
+        requester = 10**17 + int(users * rnd.random() ** 2)  # a few heavy users, a long tail
+        kind = rnd.choice(KINDS) if imagines else "imagine"
+        status = rnd.choice(STATUSES)
+        parent, index, owner = None, None, requester
+        if kind != "imagine":
+            parent, parent_owner, _ = imagines[-1 - int(rnd.random() ** 3 * min(len(imagines), 5000))]
+            if kind in ("upscale", "variation"):
+                index = rnd.randrange(4)
+            if kind == "upscale":
+                owner = parent_owner
+        wait = rnd.expovariate(1 / 4)
+        compute = rnd.uniform(2, 12)
+        images = (1 if kind == "upscale" else 4) if status == "done" else 0
+        job_id = new_job_id()
+        job_rows.append(
+            {
+                "id": job_id,
+                "kind": kind,
+                "status": status,
+                "prompt": "a lighthouse at dusk, volumetric light",
+                "negative_prompt": "",
+                "params": {"steps": 25, "ar": "1:1"},
+                "seed": rnd.randrange(2**32),
+                "model": "demo",
+                "requester_id": requester,
+                "owner_id": owner,
+                "parent_job_id": parent,
+                "parent_image_index": index,
+                "guild_id": 1,
+                "channel_id": 2,
+                "message_id": rnd.getrandbits(62),
+                "queued_at": queued,
+                "started_at": None if status == "cancelled" else queued + timedelta(seconds=wait),
+                "finished_at": queued + timedelta(seconds=wait + compute),
+                "queue_seconds": None if status == "cancelled" else wait,
+                "compute_seconds": None if status == "cancelled" else compute,
+                "image_count": images,
+                "error": "out of memory" if status == "failed" else None,
+                "deleted_at": None,
+            }
+        )
+        for i in range(images):
+            digest = f"{rnd.getrandbits(256):064x}"
+            image_rows.append(
+                {
+                    "job_id": job_id,
+                    "index": i,
+                    "seed": i,
+                    "width": 1024,
+                    "height": 1024,
+                    "storage_key": f"{digest[:2]}/{digest}.png",
+                    "sha256": digest,
+                    "byte_size": 1_400_000,
+                }
+            )
+        if kind == "imagine" and status == "done":
+            imagines.append((job_id, owner, images))
+        if len(job_rows) >= CHUNK:
+            yield [], job_rows, image_rows
+            job_rows, image_rows = [], []
+    yield [], job_rows, image_rows
+
+
+async def fill(storage: Storage, args: argparse.Namespace, now: datetime) -> float:
+    """Bulk-load the history (Core executemany on SQLite, COPY on PostgreSQL); returns seconds taken."""
+    began = time.perf_counter()
+    postgres = storage.engine.dialect.name == "postgresql"
+    async with storage.engine.begin() as connection:
+        for users, jobs, images in generate(args.jobs, args.users, args.days, now):
+            for table, rows in ((User, users), (Job, jobs), (Image, images)):
+                if not rows:
+                    continue
+                if postgres:
+                    await copy_rows(connection, table.__table__, rows)
+                else:
+                    await connection.execute(insert(table), rows)
+    await storage.stats.rebuild_totals()
+    async with storage.engine.begin() as connection:
+        await connection.execute(text("ANALYZE"))
+    return time.perf_counter() - began
+
+
+async def copy_rows(connection, table, rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    raw = (await connection.get_raw_connection()).driver_connection
+    columns = [column.name for column in table.columns]
+
+    def plain(value):  # type: ignore[no-untyped-def]
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).replace(tzinfo=None)
+        if isinstance(value, dict):
+            return json.dumps(value)
+        return value
+
+    records = [tuple(plain(row[name]) for name in columns) for row in rows]
+    await raw.copy_records_to_table(table.name, records=records, columns=columns)
+
+
+async def time_queries(storage: Storage, args: argparse.Namespace) -> dict[str, list[float]]:
+    rnd = random.Random(7)
+    heavy = [10**17 + n for n in range(10)]
+    anyone = [10**17 + rnd.randrange(args.users) for _ in range(args.runs + 2)]
+    queries: dict[str, Callable[[int], Awaitable[object]]] = {
+        f"usage {window}": (lambda w: lambda _: storage.stats.usage(w))(window)
+        for window in ("24h", "7d", "30d", "all")
+    }
+    queries["recent jobs (heavy user)"] = lambda n: storage.jobs.recent_for_user(
+        heavy[n % len(heavy)], limit=10
+    )
+    queries["recent jobs (any user)"] = lambda n: storage.jobs.recent_for_user(anyone[n], limit=10)
+    queries["quota: jobs in 24 h"] = lambda n: storage.jobs.jobs_last_24h(heavy[n % len(heavy)])
+    timings: dict[str, list[float]] = {}
+    for name, query in queries.items():
+        for n in range(2):  # warm the caches, as a running bot has them
+            await query(n)
+        samples = []
+        for n in range(args.runs):
+            began = time.perf_counter()
+            await query(n)
+            samples.append((time.perf_counter() - began) * 1000)
+        timings[name] = samples
+    return timings
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20, method="inclusive")[18]
+
+
+async def bench_backend(
+    name: str, url: str, args: argparse.Namespace, images_dir: Path
+) -> tuple[float, dict]:
+    now = datetime.now(UTC)
+    storage = await Storage.open(url, images_dir)
+    try:
+        print(f"[{name}] filling {args.jobs:,} jobs for {args.users:,} users ...", flush=True)
+        seconds = await fill(storage, args, now)
+        report = await storage.stats.usage("all")
+        print(
+            f"[{name}] filled in {seconds:.0f} s: {report.jobs:,} jobs, {report.images:,} images", flush=True
+        )
+        return seconds, await time_queries(storage, args)
+    finally:
+        await storage.close()
+
+
+async def run_sql(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=365, help="history length the jobs are spread over")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per query")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+
+    results: dict[str, tuple[float, dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="kaika-bench-") as folder:
+        for backend in args.backends.split(","):
+            if backend == "sqlite":
+                results["sqlite"] = await bench_backend(
+                    "sqlite", sqlite_url(Path(folder)), args, Path(folder) / "images"
+                )
+            elif backend == "postgresql":
+                name = f"kaika_bench_{random.getrandbits(32):08x}"
+                await run_sql(args.postgres_url, f'CREATE DATABASE "{name}"')
+                try:
+                    url = make_url(args.postgres_url).set(database=name).render_as_string(hide_password=False)
+                    results["postgresql"] = await bench_backend(
+                        "postgresql", url, args, Path(folder) / "images"
+                    )
+                finally:
+                    await run_sql(args.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            else:
+                parser.error(f"unknown backend {backend!r}")
+
+    backends = list(results)
+    print(
+        f"\n{args.jobs:,} jobs over {args.days} days, {args.users:,} users, {args.runs} runs per query (ms)"
+    )
+    header = (
+        f"{'query':<26}"
+        + "".join(f"{b + ' p50':>16}{b + ' p95':>16}" for b in backends)
+        + f"{'target p95':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    names = list(next(iter(results.values()))[1])
+    for query in names:
+        cells = "".join(
+            f"{statistics.median(results[b][1][query]):>16.1f}{p95(results[b][1][query]):>16.1f}"
+            for b in backends
+        )
+        verdict = ""
+        if "sqlite" in results:
+            verdict = "ok" if p95(results["sqlite"][1][query]) <= TARGET_MS else "OVER"
+        print(f"{query:<26}{cells}{TARGET_MS:>10.0f} {verdict}")
+    print("fill seconds: " + ", ".join(f"{b} {results[b][0]:.0f}" for b in backends))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
