@@ -1,16 +1,20 @@
 """The admin usage report: totals, leaderboard, kinds, failure rate, queue wait, jobs per day.
 
-Windows of 24h / 7d / 30d are computed exactly from the jobs table (a covering index keeps that
-fast). `Window.ALL` reads the running totals kept in step with every job change (`usage_daily`
-and the users' `*_total` columns), so its cost does not grow with history. Jobs count in the window
-they were queued in, and usage is charged to the requester (the person who pressed the button).
+Jobs count in the window they were queued in, and usage is charged to the requester (the person
+who pressed the button). Every figure is exact, and cheap at any history size:
+
+- `usage_daily` holds running totals per UTC day (of queueing) and kind, updated in the same
+  transaction as each job change. A window's whole days come from there; only its first, partial
+  day is summed from the jobs themselves.
+- The per-user leaderboard of 24h / 7d / 30d is summed from the jobs in the window over a covering
+  index; all-time reads the users' running `*_total` columns.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Date, case, cast, delete, func, insert, select, update
+from sqlalchemy import Date, and_, case, cast, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import Database
@@ -23,6 +27,26 @@ WINDOW_LENGTH = {
     Window.WEEK: timedelta(days=7),
     Window.MONTH: timedelta(days=30),
 }
+# usage_daily's figures, in the order the report reads them.
+TOTALS = ["jobs", "images", "compute_seconds", "done", "failed", "cancelled", "started", "queue_seconds"]
+
+
+def _job_totals() -> list:  # type: ignore[type-arg]
+    """The TOTALS summed over jobs rows, in TOTALS order."""
+
+    def with_status(status: JobStatus):  # type: ignore[no-untyped-def]
+        return func.coalesce(func.sum(case((Job.status == status.value, 1), else_=0)), 0)
+
+    return [
+        func.count(),
+        func.coalesce(func.sum(Job.image_count), 0),
+        func.coalesce(func.sum(Job.compute_seconds), 0.0),
+        with_status(JobStatus.DONE),
+        with_status(JobStatus.FAILED),
+        with_status(JobStatus.CANCELLED),
+        func.count(Job.queue_seconds),
+        func.coalesce(func.sum(Job.queue_seconds), 0.0),
+    ]
 
 
 class StatsRepository:
@@ -32,7 +56,7 @@ class StatsRepository:
         self._db = db
 
     async def usage(self, window: Window | str = Window.ALL, *, top: int = 10) -> UsageReport:
-        """The usage report for `window` with the `top` heaviest users (by jobs requested)."""
+        """The usage report for `window` ("24h", "7d", "30d", "all") with the `top` heaviest users."""
         window = _parse(Window, window, "window")
         async with self._db.read() as session:
             if window is Window.ALL:
@@ -42,35 +66,11 @@ class StatsRepository:
     async def rebuild_totals(self) -> None:
         """Recompute the running totals from the jobs table (after a bulk import, or to repair them)."""
         day = self._day(Job.queued_at)
-        is_status = lambda status: func.sum(case((Job.status == status.value, 1), else_=0))  # noqa: E731
         async with self._db.write() as session:
             await session.execute(delete(UsageDaily))
             await session.execute(
                 insert(UsageDaily).from_select(
-                    [
-                        "day",
-                        "kind",
-                        "jobs",
-                        "started",
-                        "done",
-                        "failed",
-                        "cancelled",
-                        "images",
-                        "compute_seconds",
-                        "queue_seconds",
-                    ],
-                    select(
-                        day,
-                        Job.kind,
-                        func.count(),
-                        func.count(Job.started_at),
-                        is_status(JobStatus.DONE),
-                        is_status(JobStatus.FAILED),
-                        is_status(JobStatus.CANCELLED),
-                        func.coalesce(func.sum(Job.image_count), 0),
-                        func.coalesce(func.sum(Job.compute_seconds), 0.0),
-                        func.coalesce(func.sum(Job.queue_seconds), 0.0),
-                    ).group_by(day, Job.kind),
+                    ["day", "kind", *TOTALS], select(day, Job.kind, *_job_totals()).group_by(day, Job.kind)
                 )
             )
             per_user = (
@@ -98,59 +98,57 @@ class StatsRepository:
 
     async def _windowed(self, session: AsyncSession, window: Window, top: int) -> UsageReport:
         since = self._db.now() - WINDOW_LENGTH[window]
-        in_window = Job.queued_at >= since
-        is_status = lambda status: func.sum(case((Job.status == status.value, 1), else_=0))  # noqa: E731
-        rows = await session.execute(
-            select(
-                Job.kind,
-                func.count(),
-                func.coalesce(func.sum(Job.image_count), 0),
-                func.coalesce(func.sum(Job.compute_seconds), 0.0),
-                is_status(JobStatus.DONE),
-                is_status(JobStatus.FAILED),
-                is_status(JobStatus.CANCELLED),
-                func.count(Job.queue_seconds),
-                func.coalesce(func.sum(Job.queue_seconds), 0.0),
+        first_day = since.date()
+        first_day_end = datetime.combine(first_day + timedelta(days=1), time(), UTC)
+        partial_rows = (
+            await session.execute(
+                select(Job.kind, *_job_totals())
+                .where(and_(Job.queued_at >= since, Job.queued_at < first_day_end))
+                .group_by(Job.kind)
             )
-            .where(in_window)
-            .group_by(Job.kind)
-        )
+        ).all()
+        whole_day_rows = (
+            await session.execute(
+                select(UsageDaily.kind, *(func.sum(UsageDaily.__table__.c[name]) for name in TOTALS))
+                .where(UsageDaily.day > first_day)
+                .group_by(UsageDaily.kind)
+            )
+        ).all()
+        first_day_jobs = sum(row[1] for row in partial_rows)
+        per_day = ([(first_day, first_day_jobs)] if first_day_jobs else []) + (
+            await session.execute(
+                select(UsageDaily.day, func.sum(UsageDaily.jobs))
+                .where(UsageDaily.day > first_day)
+                .group_by(UsageDaily.day)
+                .having(func.sum(UsageDaily.jobs) > 0)
+                .order_by(UsageDaily.day)
+            )
+        ).all()
         leaders = await session.execute(
             select(
                 Job.requester_id,
-                func.count().label("jobs"),
+                func.count(),
                 func.coalesce(func.sum(Job.image_count), 0),
                 func.coalesce(func.sum(Job.compute_seconds), 0.0),
             )
-            .where(in_window)
+            .where(Job.queued_at >= since)
             .group_by(Job.requester_id)
             .order_by(func.count().desc(), Job.requester_id)
             .limit(top)
         )
-        day = self._day(Job.queued_at)
-        per_day = await session.execute(
-            select(day, func.count()).where(in_window).group_by(day).order_by(day)
-        )
         leaderboard = await _with_names(session, leaders.all())
-        return _report(window, since, rows.all(), per_day.all(), leaderboard)
+        return _report(window, since, [*partial_rows, *whole_day_rows], per_day, leaderboard)
 
     async def _all_time(self, session: AsyncSession, top: int) -> UsageReport:
         rows = await session.execute(
-            select(
-                UsageDaily.kind,
-                func.sum(UsageDaily.jobs),
-                func.sum(UsageDaily.images),
-                func.sum(UsageDaily.compute_seconds),
-                func.sum(UsageDaily.done),
-                func.sum(UsageDaily.failed),
-                func.sum(UsageDaily.cancelled),
-                func.sum(UsageDaily.started),
-                func.sum(UsageDaily.queue_seconds),
-            ).group_by(UsageDaily.kind)
+            select(UsageDaily.kind, *(func.sum(UsageDaily.__table__.c[name]) for name in TOTALS)).group_by(
+                UsageDaily.kind
+            )
         )
         per_day = await session.execute(
             select(UsageDaily.day, func.sum(UsageDaily.jobs))
             .group_by(UsageDaily.day)
+            .having(func.sum(UsageDaily.jobs) > 0)
             .order_by(UsageDaily.day)
         )
         leaders = await session.execute(
@@ -175,30 +173,26 @@ class StatsRepository:
 
 
 def _report(window: Window, since, kind_rows, day_rows, leaderboard: list[UserUsage]) -> UsageReport:  # type: ignore[no-untyped-def]
+    """Add up rows of (kind, *TOTALS); a kind may appear more than once."""
     by_kind: dict[JobKind, int] = {}
-    jobs = images = done = failed = cancelled = started = 0
-    compute = queue = 0.0
-    for kind, k_jobs, k_images, k_compute, k_done, k_failed, k_cancelled, k_started, k_queue in kind_rows:
-        by_kind[JobKind(kind)] = int(k_jobs)
-        jobs += int(k_jobs)
-        images += int(k_images or 0)
-        compute += float(k_compute or 0)
-        done += int(k_done or 0)
-        failed += int(k_failed or 0)
-        cancelled += int(k_cancelled or 0)
-        started += int(k_started or 0)
-        queue += float(k_queue or 0)
+    sums = dict.fromkeys(TOTALS, 0.0)
+    for kind, *figures in kind_rows:
+        for name, value in zip(TOTALS, figures, strict=True):
+            sums[name] += float(value or 0)
+        if figures[0]:
+            by_kind[JobKind(kind)] = by_kind.get(JobKind(kind), 0) + int(figures[0])
+    started = int(sums["started"])
     return UsageReport(
         window=window,
         since=since,
-        jobs=jobs,
-        images=images,
-        compute_seconds=compute,
+        jobs=int(sums["jobs"]),
+        images=int(sums["images"]),
+        compute_seconds=sums["compute_seconds"],
         jobs_by_kind=by_kind,
-        done=done,
-        failed=failed,
-        cancelled=cancelled,
-        mean_queue_seconds=queue / started if started else None,
+        done=int(sums["done"]),
+        failed=int(sums["failed"]),
+        cancelled=int(sums["cancelled"]),
+        mean_queue_seconds=sums["queue_seconds"] / started if started else None,
         leaderboard=leaderboard,
         jobs_per_day=[(_as_date(day), int(count)) for day, count in day_rows],
     )

@@ -29,10 +29,12 @@ async def run(
 @pytest.fixture
 async def history(storage: Storage, clock: FakeClock) -> Storage:
     """
-    02-20 10:00  Ada   imagine    done, 4 images, 10 s compute, waited 7 s      (older than 30 days)
+    02-20 10:00  Ada   imagine    done, 4 images, 10 s compute, waited 8 s      (older than 30 days)
     03-10 09:00  Bob   imagine    failed after 1 s compute, waited 4 s
                  Bob   imagine    done, 4 images, 6 s, waited 0 s
                  Bob   imagine    cancelled while queued
+    03-24 10:00  Bob   imagine    cancelled while queued                        (before the 7-day window)
+    03-24 14:00  Cy    imagine    done, 4 images, 3 s, waited 8 s                (inside it, on its first day)
     03-28 08:00  Ada   variation  of Ada's image 2: done, 4 images, 5 s, waited 1 s
                  Cy    upscale    of Ada's image 1: done, 1 image, 2 s, waited 3 s  (owned by Ada)
     03-31 10:00  Cy    reroll     cancelled while queued
@@ -40,7 +42,7 @@ async def history(storage: Storage, clock: FakeClock) -> Storage:
     """
     clock.now = at("2026-02-20", "10:00")
     first = await storage.jobs.create("imagine", ADA, prompt="a", requester_name="Ada")
-    await run(storage, clock, first.id, wait=7, images=4, compute=10)
+    await run(storage, clock, first.id, wait=8, images=4, compute=10)
 
     clock.now = at("2026-03-10", "09:00")
     failing = await storage.jobs.create("imagine", BOB, prompt="b", requester_name="Bob")
@@ -53,11 +55,15 @@ async def history(storage: Storage, clock: FakeClock) -> Storage:
     await run(storage, clock, good.id, wait=0, images=4, compute=6)
     await storage.jobs.cancel(dropped.id)
 
+    clock.now = at("2026-03-24", "10:00")
+    await storage.jobs.cancel((await storage.jobs.create("imagine", BOB, prompt="f")).id)
+    clock.now = at("2026-03-24", "14:00")
+    cys = await storage.jobs.create("imagine", CY, prompt="g", requester_name="Cy")
+    await run(storage, clock, cys.id, wait=8, images=4, compute=3)
+
     clock.now = at("2026-03-28", "08:00")
     variation = await storage.jobs.create("variation", ADA, parent_job_id=first.id, parent_image_index=1)
-    upscale = await storage.jobs.create(
-        "upscale", CY, parent_job_id=first.id, parent_image_index=0, requester_name="Cy"
-    )
+    upscale = await storage.jobs.create("upscale", CY, parent_job_id=first.id, parent_image_index=0)
     assert upscale.owner_id == ADA
     await run(storage, clock, variation.id, wait=1, images=4, compute=5)
     clock.now = at("2026-03-28", "08:00")
@@ -86,58 +92,65 @@ async def test_last_24_hours(history: Storage) -> None:
 
 async def test_last_7_days(history: Storage) -> None:
     report = await history.stats.usage(Window.WEEK)
-    assert (report.jobs, report.images, report.compute_seconds) == (4, 5, 7.0)
+    assert report.since == at("2026-03-24", "12:00")
+    assert (report.jobs, report.images, report.compute_seconds) == (5, 9, 10.0)
     assert report.jobs_by_kind == {
         JobKind.REROLL: 1,
-        JobKind.IMAGINE: 1,
+        JobKind.IMAGINE: 2,
         JobKind.VARIATION: 1,
         JobKind.UPSCALE: 1,
     }
-    assert (report.done, report.failed, report.cancelled) == (2, 0, 1)
+    assert (report.done, report.failed, report.cancelled) == (3, 0, 1)
     assert report.failure_rate == 0.0
-    assert report.mean_queue_seconds == 2.0
+    assert report.mean_queue_seconds == 4.0
     # Cy pressed the upscale, so its usage is Cy's even though Ada owns the image.
-    assert report.leaderboard == [UserUsage(ADA, "Ada", 2, 4, 5.0), UserUsage(CY, "Cy", 2, 1, 2.0)]
-    assert report.jobs_per_day == [(date(2026, 3, 28), 2), (date(2026, 3, 31), 2)]
+    assert report.leaderboard == [UserUsage(CY, "Cy", 3, 5, 5.0), UserUsage(ADA, "Ada", 2, 4, 5.0)]
+    assert report.jobs_per_day == [(date(2026, 3, 24), 1), (date(2026, 3, 28), 2), (date(2026, 3, 31), 2)]
 
 
 async def test_last_30_days(history: Storage) -> None:
     report = await history.stats.usage("30d")
-    assert (report.jobs, report.images, report.compute_seconds) == (7, 9, 14.0)
+    assert (report.jobs, report.images, report.compute_seconds) == (9, 13, 17.0)
     assert report.jobs_by_kind == {
-        JobKind.IMAGINE: 4,
+        JobKind.IMAGINE: 6,
         JobKind.REROLL: 1,
         JobKind.VARIATION: 1,
         JobKind.UPSCALE: 1,
     }
-    assert (report.done, report.failed, report.cancelled) == (3, 1, 2)
-    assert report.failure_rate == 0.25
-    assert report.mean_queue_seconds == 2.0
+    assert (report.done, report.failed, report.cancelled) == (4, 1, 3)
+    assert report.failure_rate == 0.2
+    assert report.mean_queue_seconds == 3.2
     assert report.leaderboard == [
-        UserUsage(BOB, "Bob", 3, 4, 7.0),
+        UserUsage(BOB, "Bob", 4, 4, 7.0),
+        UserUsage(CY, "Cy", 3, 5, 5.0),
         UserUsage(ADA, "Ada", 2, 4, 5.0),
-        UserUsage(CY, "Cy", 2, 1, 2.0),
     ]
-    assert report.jobs_per_day == [(date(2026, 3, 10), 3), (date(2026, 3, 28), 2), (date(2026, 3, 31), 2)]
+    assert report.jobs_per_day == [
+        (date(2026, 3, 10), 3),
+        (date(2026, 3, 24), 2),
+        (date(2026, 3, 28), 2),
+        (date(2026, 3, 31), 2),
+    ]
 
 
 EXPECTED_ALL = {
-    "jobs": 8,
-    "images": 13,
-    "compute_seconds": 24.0,
-    "jobs_by_kind": {JobKind.IMAGINE: 5, JobKind.REROLL: 1, JobKind.VARIATION: 1, JobKind.UPSCALE: 1},
-    "done": 4,
+    "jobs": 10,
+    "images": 17,
+    "compute_seconds": 27.0,
+    "jobs_by_kind": {JobKind.IMAGINE: 7, JobKind.REROLL: 1, JobKind.VARIATION: 1, JobKind.UPSCALE: 1},
+    "done": 5,
     "failed": 1,
-    "cancelled": 2,
-    "mean_queue_seconds": 3.0,
+    "cancelled": 3,
+    "mean_queue_seconds": 4.0,
     "leaderboard": [
+        UserUsage(BOB, "Bob", 4, 4, 7.0),
         UserUsage(ADA, "Ada", 3, 8, 15.0),
-        UserUsage(BOB, "Bob", 3, 4, 7.0),
-        UserUsage(CY, "Cy", 2, 1, 2.0),
+        UserUsage(CY, "Cy", 3, 5, 5.0),
     ],
     "jobs_per_day": [
         (date(2026, 2, 20), 1),
         (date(2026, 3, 10), 3),
+        (date(2026, 3, 24), 2),
         (date(2026, 3, 28), 2),
         (date(2026, 3, 31), 2),
     ],
@@ -152,7 +165,7 @@ async def test_all_time_from_the_running_totals(history: Storage) -> None:
     report = await history.stats.usage("all")
     assert report.since is None
     assert _figures(report) == EXPECTED_ALL
-    assert report.failure_rate == 0.2
+    assert report.failure_rate == 1 / 6
 
 
 async def test_rebuilt_totals_match_the_running_ones(history: Storage) -> None:
@@ -165,7 +178,7 @@ async def test_leaderboard_length_and_deleted_jobs_still_count(history: Storage)
     assert [entry.user_id for entry in report.leaderboard] == [BOB]
     (bob_job,) = [job for job in await history.jobs.recent_for_user(BOB) if job.images]
     await history.jobs.delete(bob_job.id, BOB)
-    assert (await history.stats.usage("30d")).jobs == 7
+    assert (await history.stats.usage("30d")).jobs == 9
     assert _figures(await history.stats.usage("all")) == EXPECTED_ALL
 
 
