@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -133,14 +132,6 @@ class GuildSettings:
     daily_quota: int | None = None
     blocklist: tuple[str, ...] = ()
     button_policy: ButtonPolicy = ButtonPolicy.ANYONE
-
-    def blocked_term(self, prompt: str) -> str | None:
-        """The first blocklist entry found in `prompt` as whole words (any case); None if clean."""
-        text = " ".join(prompt.lower().split())
-        for term in self.blocklist:
-            if re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text):
-                return term
-        return None
 
 
 @dataclass(frozen=True)
