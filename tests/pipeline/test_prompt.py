@@ -18,7 +18,9 @@ def parse(text, **kwargs):
 
 
 def test_every_flag_lands_in_the_request():
-    request = parse("a lighthouse at dusk --ar 16:9 --seed 7 --no cars, boats --steps 30 --stylize 200 --chaos 40")
+    request = parse(
+        "a lighthouse at dusk --ar 16:9 --seed 7 --no cars, boats --steps 30 --stylize 200 --chaos 40"
+    )
     assert request.prompt == "a lighthouse at dusk"
     assert (request.width, request.height) == (680, 384)
     assert request.seed == 7
@@ -47,7 +49,9 @@ def test_aliases_and_em_dash_are_accepted():
 
 def test_missing_seed_comes_from_the_seed_source():
     assert parse("a cat", seed_source=random.Random(5)).seed == random.Random(5).randrange(2**32)
-    assert parse("a cat", seed_source=random.Random(5)).seed != parse("a cat", seed_source=random.Random(6)).seed
+    assert (
+        parse("a cat", seed_source=random.Random(5)).seed != parse("a cat", seed_source=random.Random(6)).seed
+    )
 
 
 def test_model_flag_is_checked_against_the_available_models():
@@ -131,6 +135,11 @@ def test_any_text_either_parses_or_raises_a_request_error(text):
 def test_valid_flags_round_trip(description, seed, steps, chaos, aspect):
     text = f"{description} --seed {seed} --steps {steps} --chaos {chaos} --ar {aspect[0]}:{aspect[1]}"
     request = parse(text, native_size=64)
-    assert (request.prompt, request.seed, request.steps, request.chaos) == (description.strip(), seed, steps, chaos)
+    assert (request.prompt, request.seed, request.steps, request.chaos) == (
+        description.strip(),
+        seed,
+        steps,
+        chaos,
+    )
     assert request.width % 8 == 0 and request.height % 8 == 0
     assert (request.width >= request.height) == (aspect[0] >= aspect[1]) or aspect[0] == aspect[1]

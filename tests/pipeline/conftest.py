@@ -1,0 +1,21 @@
+"""Shared pieces of the pipeline tests: one tiny engine per session and a request factory."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.request import GenerationRequest
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir):
+    """The tiny model loaded once on the CPU in float32."""
+    from pipeline.engine import Engine
+
+    return Engine.load(str(tiny_model_dir), device="cpu", dtype="float32")
+
+
+def tiny_request(prompt: str = "a red circle", **changes: object) -> GenerationRequest:
+    """A small, fast request for the tiny model: 64x64, 4 steps."""
+    base = GenerationRequest(prompt=prompt, seed=1, width=64, height=64, steps=4, guidance=7.5)
+    return base.replace(**changes).validate()

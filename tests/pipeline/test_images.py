@@ -1,0 +1,118 @@
+"""Grids, PNG metadata and fitting images into an upload limit."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.images import (
+    compose_grid,
+    decode_image,
+    encode_png,
+    fit_to_bytes,
+    image_metadata,
+    read_png_metadata,
+    split_grid,
+    upscale_for_display,
+    write_result_pngs,
+)
+from pipeline.request import GenerationRequest, GenerationResult, Timings
+
+
+def solid(color, size=(32, 24)):
+    return Image.new("RGB", size, color)
+
+
+def noise_image(size, seed=0):
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (*size[::-1], 3), dtype=np.uint8))
+
+
+def test_grid_places_four_images_in_reading_order_and_splits_back():
+    images = [noise_image((32, 24), seed) for seed in range(4)]
+    grid = compose_grid(images)
+    assert grid.size == (64, 48)
+    assert grid.getpixel((0, 0)) == images[0].getpixel((0, 0))
+    assert grid.getpixel((32, 0)) == images[1].getpixel((0, 0))
+    assert grid.getpixel((0, 24)) == images[2].getpixel((0, 0))
+    assert grid.getpixel((63, 47)) == images[3].getpixel((31, 23))
+    for original, cell in zip(images, split_grid(grid), strict=True):
+        assert np.array_equal(np.asarray(original), np.asarray(cell))
+
+
+def test_grid_of_fewer_images_and_empty_grid():
+    assert compose_grid([solid("red"), solid("blue")]).size == (64, 24)
+    assert compose_grid([solid("red")] * 3).size == (64, 48)
+    with pytest.raises(ValueError, match="at least one image"):
+        compose_grid([])
+
+
+def test_png_metadata_round_trips_including_unicode():
+    request = GenerationRequest(
+        prompt="un phare au crépuscule 🌅",
+        negative_prompt="bateaux",
+        seed=7,
+        steps=30,
+        guidance=9.5,
+        width=680,
+        height=384,
+        chaos=40,
+    )
+    metadata = image_metadata(request, seed=9, model_id="tiny-sd", job_id="job-1")
+    data = encode_png(solid("red"), metadata)
+    read = read_png_metadata(data)
+    assert read == metadata
+    assert read["prompt"] == "un phare au crépuscule 🌅"
+    assert (read["seed"], read["steps"], read["guidance"], read["size"], read["model"], read["job_id"]) == (
+        "9",
+        "30",
+        "9.5",
+        "680x384",
+        "tiny-sd",
+        "job-1",
+    )
+    assert read["negative_prompt"] == "bateaux" and read["chaos"] == "40"
+    assert "Negative prompt: bateaux" in read["parameters"] and "Seed: 9" in read["parameters"]
+
+
+def test_metadata_leaves_out_the_job_id_when_unknown():
+    metadata = image_metadata(GenerationRequest(prompt="a", seed=1), seed=1, model_id="m")
+    assert "job_id" not in metadata and "chaos" not in metadata
+
+
+def test_small_images_stay_png_and_large_ones_are_reencoded_to_fit():
+    small, kind = fit_to_bytes(solid("red"), limit=10_000, metadata={"prompt": "a"})
+    assert kind == "png" and read_png_metadata(small) == {"prompt": "a"}
+
+    big = noise_image((512, 512))
+    assert len(encode_png(big)) > 200_000
+    data, kind = fit_to_bytes(big, limit=200_000)
+    assert kind == "jpeg" and len(data) <= 200_000
+    assert Image.open(io.BytesIO(data)).size == (512, 512)
+
+    tiny_limit, kind = fit_to_bytes(big, limit=20_000)
+    assert kind == "jpeg" and len(tiny_limit) <= 20_000
+    assert Image.open(io.BytesIO(tiny_limit)).width < 512  # had to shrink as well
+
+
+def test_upscale_for_display_enlarges_only_small_images():
+    enlarged = upscale_for_display(solid("red", (64, 48)), min_side=256)
+    assert enlarged.size == (384, 288)
+    large = solid("red", (512, 512))
+    assert upscale_for_display(large) is large
+
+
+def test_write_result_pngs_writes_grid_and_each_image_with_its_seed(tmp_path):
+    request = GenerationRequest(prompt="A lighthouse, at dusk!", seed=7, width=32, height=24)
+    images = [noise_image((32, 24), seed) for seed in range(4)]
+    result = GenerationResult(images=images, seeds=request.seeds, timings=Timings(0, 0), model_id="m")
+    paths = write_result_pngs(result, request, tmp_path / "out", job_id="j1")
+    assert [path.name for path in paths] == [
+        f"a-lighthouse-at-dusk-7-{suffix}.png" for suffix in ("grid", 1, 2, 3, 4)
+    ]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        p.name for p in paths
+    )  # no partial files
+    assert read_png_metadata(paths[3].read_bytes())["seed"] == "9"
+    assert read_png_metadata(paths[0].read_bytes())["job_id"] == "j1"
+    assert np.array_equal(np.asarray(decode_image(paths[2].read_bytes())), np.asarray(images[1]))
