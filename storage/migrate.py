@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
@@ -31,45 +33,36 @@ def head_revision() -> str:
 
 async def migrate(url_or_engine: str | AsyncEngine, revision: str = "head") -> None:
     """Upgrade the database to `revision` (default: the newest). Safe to call at every start."""
-    engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(_upgrade, revision)
-    finally:
-        if isinstance(url_or_engine, str):
-            await engine.dispose()
+    await _run(url_or_engine, lambda connection: command.upgrade(_config_on(connection), revision))
 
 
 async def downgrade(url_or_engine: str | AsyncEngine, revision: str) -> None:
     """Step the schema back to `revision` ("base" = empty). For operators and tests; the app never does."""
-    engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(_downgrade, revision)
-    finally:
-        if isinstance(url_or_engine, str):
-            await engine.dispose()
+    await _run(url_or_engine, lambda connection: command.downgrade(_config_on(connection), revision))
 
 
 async def current_revision(url_or_engine: str | AsyncEngine) -> str | None:
     """The revision the database is at; None for an empty database."""
-    engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    async with _engine(url_or_engine) as engine, engine.connect() as connection:
+        return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+
+
+async def _run(url_or_engine: str | AsyncEngine, step: Callable[[Connection], None]) -> None:
+    async with _engine(url_or_engine) as engine, engine.begin() as connection:
+        await connection.run_sync(step)
+
+
+@asynccontextmanager
+async def _engine(url_or_engine: str | AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The given engine, or one made from the URL for this call only."""
+    if not isinstance(url_or_engine, str):
+        yield url_or_engine
+        return
+    engine = create_engine(url_or_engine)
     try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(
-                lambda sync: MigrationContext.configure(sync).get_current_revision()
-            )
+        yield engine
     finally:
-        if isinstance(url_or_engine, str):
-            await engine.dispose()
-
-
-def _upgrade(connection: Connection, revision: str) -> None:
-    command.upgrade(_config_on(connection), revision)
-
-
-def _downgrade(connection: Connection, revision: str) -> None:
-    command.downgrade(_config_on(connection), revision)
+        await engine.dispose()
 
 
 def _config_on(connection: Connection) -> Config:
