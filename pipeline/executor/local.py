@@ -365,7 +365,7 @@ class LocalExecutor:
                 self._running.discard(job)
             job.state = _State.DONE
             moved = self._renumber()
-        job._push(Cancelled())
+        job._emit(Cancelled())  # queued behind events the worker already sent, so the order holds
         for other, position in moved:
             other._emit(Queued(position))
         return True
