@@ -162,6 +162,7 @@ class JobService:
         self.seeds = seed_source or random.Random()
         self._in_flight: dict[int, int] = {}  # user id → jobs queued or running
         self._tasks: set[asyncio.Task[None]] = set()
+        self._handles: set[JobHandle] = set()  # submitted and not yet ended
 
     # ---- checks (fast: they run before the interaction is acknowledged) ----------------------------
 
@@ -214,11 +215,13 @@ class JobService:
     async def _submit(self, job: JobRecord, request: GenerationRequest, requester: Requester) -> JobHandle:
         """Queue a recorded job; if the executor refuses it, the record is cancelled and the error raised."""
         try:
-            return await self.executor.submit(request, owner=str(requester.user_id), job_id=job.id)
+            handle = await self.executor.submit(request, owner=str(requester.user_id), job_id=job.id)
         except PipelineError as error:
             # Failed, not cancelled: a refused job must not count against the user's quota.
             await self.storage.jobs.fail(job.id, f"not queued: {error}")
             raise
+        self._handles.add(handle)
+        return handle
 
     async def press(
         self, requester: Requester, place: Place, action: ButtonAction, parent_id: str, index: int
@@ -302,9 +305,18 @@ class JobService:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        """Stop following jobs and stop the executor working on them.
+
+        Their records stay queued or running, so the next start tells their channels (see
+        `recover_unfinished`) rather than this process editing messages on its way out.
+        """
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for handle in list(self._handles):
+            await handle.cancel()
+        self._handles.clear()
 
     async def _run(self, pending: PendingJob, reporter: Reporter) -> None:
         job = pending.job
@@ -314,6 +326,7 @@ class JobService:
                 await self._copy(pending, reporter)
             else:
                 await self._follow(job, pending.handle, reporter)
+                self._handles.discard(pending.handle)
         except asyncio.CancelledError:
             raise
         except Exception as error:

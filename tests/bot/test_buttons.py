@@ -93,7 +93,7 @@ async def test_owner_only_buttons_refuse_others_but_not_the_owner(start_kaika):
     ada, bo = fake.add_member("ada"), fake.add_member("bo")
     grid_id, _ = await grid_of(kaika, ada)
 
-    setting = await fake.subcommand(fake.guild_owner, "admin", "buttons", who="owner")
+    setting = await fake.subcommand(fake.guild_owner, "admin buttons", who="owner")
     await fake.wait_until(lambda: fake.original(setting))
     assert "owner" in fake.reply_text(setting)
 

@@ -1,0 +1,115 @@
+"""Every way /imagine can be refused: an ephemeral message saying what is wrong, and nothing queued."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.bot.conftest import FAST_STEPS
+
+
+async def refused(kaika, user, prompt, **options):
+    interaction = await kaika.fake.wait_acked(await kaika.imagine(user, prompt, **options))
+    assert interaction.response_type == 4 and interaction.ephemeral, interaction.response
+    return kaika.fake.reply_text(interaction)
+
+
+async def accepted(kaika, user, prompt):
+    """The job was queued: a public "thinking…" defer and a record (the run itself is tested elsewhere)."""
+    interaction = await kaika.fake.wait_acked(await kaika.imagine(user, prompt))
+    assert interaction.response_type == 5 and not interaction.ephemeral, kaika.fake.reply_text(interaction)
+    return interaction
+
+
+async def assert_nothing_recorded(kaika, user):
+    assert await kaika.services.storage.jobs.recent_for_user(user.id) == []
+    assert kaika.services.executor.queue_depth() == 0
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("a cat --zoom 2", "Unknown flag --zoom"),
+        ("a cat --ar wide", "--ar needs W:H"),
+        ("a cat --ar 10:1", "between 1:4 and 4:1"),
+        ("a cat --steps 500", "--steps must be between 1 and 100"),
+        ("a cat --seed", "--seed needs a value"),
+        ("a cat --chaos 101", "--chaos must be between 0 and 100"),
+        ("a cat --model nope", "--model 'nope' is not available"),
+        ("   ", "The prompt is empty"),
+        ("a cat --s 5000", "--s must be between 0 and 1000"),
+        ("x" * 1001, "the limit is 1000"),
+    ],
+)
+async def test_bad_flags_are_refused_with_the_rule(start_kaika, prompt, expected):
+    kaika = await start_kaika()
+    ada = kaika.fake.add_member("ada")
+    assert expected in await refused(kaika, ada, prompt)
+    await assert_nothing_recorded(kaika, ada)
+
+
+async def test_banned_user_is_refused_until_unbanned(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    ada = fake.add_member("ada")
+    ban = await fake.subcommand(fake.guild_owner, "admin ban", user=str(ada.id))
+    await fake.wait_until(lambda: fake.original(ban))
+    assert "banned" in fake.reply_text(ban)
+
+    assert "You are banned" in await refused(kaika, ada, f"a cat --steps {FAST_STEPS}")
+    await assert_nothing_recorded(kaika, ada)
+
+    unban = await fake.subcommand(fake.guild_owner, "admin unban", user=str(ada.id))
+    await fake.wait_until(lambda: fake.original(unban))
+    await accepted(kaika, ada, f"a cat --steps {FAST_STEPS}")
+
+
+async def test_blocked_terms_are_refused(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    ada = fake.add_member("ada")
+    add = await fake.subcommand(fake.guild_owner, "admin blocklist add", term="Gore")
+    await fake.wait_until(lambda: fake.original(add))
+    assert "gore" in fake.reply_text(add)
+
+    assert "blocked term 'gore'" in await refused(kaika, ada, "a scene full of GORE --steps 2")
+    assert "blocked term 'gore'" in await refused(kaika, ada, "a calm lake --no gore")
+    await assert_nothing_recorded(kaika, ada)
+    # Whole words only: "gorgeous" and "goreng" are fine.
+    await accepted(kaika, ada, f"nasi goreng --steps {FAST_STEPS}")
+
+
+async def test_daily_quota_refuses_the_job_over_it_but_not_admins(start_kaika):
+    kaika = await start_kaika(admin_user_ids=[])
+    fake = kaika.fake
+    ada = fake.add_member("ada")
+    setting = await fake.subcommand(fake.guild_owner, "admin quota", jobs=1)
+    await fake.wait_until(lambda: fake.original(setting))
+    assert "1 jobs per 24 hours" in fake.reply_text(setting)
+
+    await accepted(kaika, ada, f"one --steps {FAST_STEPS}")
+    text = await refused(kaika, ada, f"two --steps {FAST_STEPS}")
+    assert "You have used your 1 jobs for the last 24 hours" in text
+    assert len(await kaika.services.storage.jobs.recent_for_user(ada.id)) == 1
+    # The guild owner has Manage Server, so is an admin: no quota.
+    for prompt in ("a", "b"):
+        await accepted(kaika, fake.guild_owner, f"{prompt} --steps {FAST_STEPS}")
+
+
+async def test_jobs_in_flight_limit_refuses_a_second_job(start_kaika):
+    kaika = await start_kaika(max_jobs_per_user=1)
+    ada = kaika.fake.add_member("ada")
+    await accepted(kaika, ada, "slow --steps 60")
+    assert "You already have 1 jobs queued or running" in await refused(kaika, ada, f"fast --steps {FAST_STEPS}")
+    assert len(await kaika.services.storage.jobs.recent_for_user(ada.id)) == 1
+
+
+async def test_full_queue_refuses_everyone(start_kaika):
+    kaika = await start_kaika(max_queue=1)
+    ada, bo = kaika.fake.add_member("ada"), kaika.fake.add_member("bo")
+    await accepted(kaika, ada, "slow --steps 60")
+    assert "The queue is full (1 jobs)" in await refused(kaika, bo, f"fast --steps {FAST_STEPS}")
+    await assert_nothing_recorded_for(kaika, bo)
+
+
+async def assert_nothing_recorded_for(kaika, user):
+    assert await kaika.services.storage.jobs.recent_for_user(user.id) == []
