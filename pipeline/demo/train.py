@@ -1,0 +1,290 @@
+"""Train the demo model from nothing: the autoencoder first, then the UNet and text encoder on cached latents.
+
+`python -m pipeline.demo.train` (or `kaika train-demo`). Deterministic for a seed: every batch is drawn
+from `seed + step`, so a run stopped and resumed from its checkpoint takes the same path. Each stage also
+has a wall-clock cap so a run always ends and saves; the learning rate follows whichever of the step
+count or the clock is further along, so a capped stage still finishes its schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pipeline.demo import architecture as arch
+from pipeline.demo.scenes import caption, random_scene, render_array, vocabulary
+from pipeline.demo.tokenizer import build_tokenizer, save_tokenizer
+
+DEFAULT_OUT = Path(__file__).parent / "model"
+
+
+@dataclass
+class TrainConfig:
+    out: Path = DEFAULT_OUT
+    work_dir: Path = Path(".demo-train")
+    seed: int = 1234
+    threads: int = 2
+    vae_steps: int = 4000
+    vae_batch: int = 16
+    vae_lr: float = 1e-3
+    vae_minutes: float = 20.0
+    latent_pool: int = 16000
+    unet_steps: int = 6000
+    unet_batch: int = 32
+    unet_lr: float = 5e-4
+    unet_minutes: float = 60.0
+    caption_dropout: float = 0.1
+    checkpoint_seconds: float = 120.0
+    restart: bool = False
+    progress: bool = True
+
+
+def _schedule(progress: float, warmup: float = 0.03, floor: float = 0.05) -> float:
+    """Linear warm-up then cosine decay to `floor`, as a factor of the base learning rate."""
+    if progress < warmup:
+        return max(progress / warmup, 0.01)
+    done = min((progress - warmup) / (1 - warmup), 1.0)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done))
+
+
+class _Stage:
+    """Step loop shared by both stages: resume, step/clock budget, periodic checkpoints, progress bar."""
+
+    def __init__(self, name: str, cfg: TrainConfig, steps: int, minutes: float, state: dict[str, Callable]):
+        self.name, self.cfg, self.steps, self.budget = name, cfg, steps, minutes * 60
+        self.path = cfg.work_dir / f"{name}-checkpoint.pt"
+        self.get_state, self.set_state = state["get"], state["set"]
+        self.step, self.elapsed, self.done = 0, 0.0, False
+        if self.path.exists() and not cfg.restart:
+            saved = torch.load(self.path, weights_only=False)
+            self.set_state(saved["state"])
+            self.step, self.elapsed, self.done = saved["step"], saved["elapsed"], saved["done"]
+            print(f"[{name}] resumed at step {self.step} ({self.elapsed / 60:.1f} min done)", flush=True)
+
+    @property
+    def progress(self) -> float:
+        return max(self.step / self.steps, self.elapsed / self.budget)
+
+    def save(self) -> None:
+        self.cfg.work_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".tmp")
+        torch.save({"state": self.get_state(), "step": self.step, "elapsed": self.elapsed, "done": self.done}, partial)
+        partial.replace(self.path)
+
+    def run(self, train_step: Callable[[int, float], float]) -> None:
+        if self.done:
+            return
+        bar = tqdm(total=self.steps, initial=self.step, desc=self.name, disable=not self.cfg.progress,
+                   mininterval=5, dynamic_ncols=True)
+        last_save = started = time.monotonic()
+        base_elapsed = self.elapsed
+        while self.progress < 1.0:
+            loss = train_step(self.step, _schedule(self.progress))
+            self.step += 1
+            now = time.monotonic()
+            self.elapsed = base_elapsed + now - started
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", minutes=f"{self.elapsed / 60:.1f}", refresh=False)
+            if now - last_save >= self.cfg.checkpoint_seconds:
+                self.save()
+                last_save = now
+        bar.close()
+        self.done = True
+        self.save()
+        print(f"[{self.name}] finished: {self.step} steps in {self.elapsed / 60:.1f} min", flush=True)
+
+
+def _edge_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between image gradients: keeps shape outlines sharp, which plain L1 underweights."""
+    dx = (output[..., :, 1:] - output[..., :, :-1]) - (target[..., :, 1:] - target[..., :, :-1])
+    dy = (output[..., 1:, :] - output[..., :-1, :]) - (target[..., 1:, :] - target[..., :-1, :])
+    return dx.abs().mean() + dy.abs().mean()
+
+
+def train_vae(cfg: TrainConfig):
+    torch.manual_seed(cfg.seed)
+    vae = arch.build_vae()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    stage = _Stage("vae", cfg, cfg.vae_steps, cfg.vae_minutes, {
+        "get": lambda: {"vae": vae.state_dict(), "optimizer": optimizer.state_dict()},
+        "set": lambda s: (vae.load_state_dict(s["vae"]), optimizer.load_state_dict(s["optimizer"])),
+    })
+
+    def step(index: int, lr_factor: float) -> float:
+        rng = random.Random(cfg.seed * 1_000_003 + index)
+        images = torch.from_numpy(render_array([random_scene(rng) for _ in range(cfg.vae_batch)]))
+        torch.manual_seed(cfg.seed * 1_000_003 + index)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.vae_lr * lr_factor
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            posterior = vae.encode(images).latent_dist
+            decoded = vae.decode(posterior.sample()).sample
+        decoded = decoded.float()
+        loss = F.l1_loss(decoded, images) + _edge_l1(decoded, images) + 1e-6 * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        return float(loss)
+
+    vae.train()
+    stage.run(step)
+    vae.eval()
+    return vae, stage
+
+
+def cache_latents(cfg: TrainConfig, vae) -> tuple[torch.Tensor, list, float]:
+    """Encode a fixed pool of training scenes once; the UNet stage never runs the encoder."""
+    rng = random.Random(cfg.seed + 7)
+    scenes = [random_scene(rng) for _ in range(cfg.latent_pool)]
+    path = cfg.work_dir / "latents.pt"
+    if path.exists() and not cfg.restart:
+        saved = torch.load(path)
+        if saved["count"] == len(scenes):
+            return saved["latents"], scenes, saved["scaling_factor"]
+    chunks = []
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for start in tqdm(range(0, len(scenes), 256), desc="latents", disable=not cfg.progress, mininterval=5):
+            images = torch.from_numpy(render_array(scenes[start : start + 256]))
+            chunks.append(vae.encode(images).latent_dist.mean.float())
+    latents = torch.cat(chunks)
+    scaling_factor = float(1.0 / latents.std())
+    cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    torch.save({"latents": latents, "count": len(scenes), "scaling_factor": scaling_factor}, path)
+    return latents, scenes, scaling_factor
+
+
+def train_unet(cfg: TrainConfig, latents: torch.Tensor, scenes: list, scaling_factor: float):
+    from diffusers.training_utils import EMAModel
+
+    torch.manual_seed(cfg.seed + 1)
+    tokenizer = build_tokenizer(vocabulary())
+    text_encoder = arch.build_text_encoder(
+        len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+    )
+    unet = arch.build_unet()
+    noise_scheduler = arch.build_training_scheduler()
+    parameters = [*unet.parameters(), *text_encoder.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=cfg.unet_lr, weight_decay=0.01)
+    ema = EMAModel(parameters, decay=0.9995, use_ema_warmup=True, power=2 / 3)
+
+    def set_state(state):
+        unet.load_state_dict(state["unet"])
+        text_encoder.load_state_dict(state["text_encoder"])
+        optimizer.load_state_dict(state["optimizer"])
+        ema.load_state_dict(state["ema"])
+
+    stage = _Stage("unet", cfg, cfg.unet_steps, cfg.unet_minutes, {
+        "get": lambda: {"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(),
+                        "optimizer": optimizer.state_dict(), "ema": ema.state_dict()},
+        "set": set_state,
+    })
+    alphas = noise_scheduler.alphas_cumprod
+
+    def step(index: int, lr_factor: float) -> float:
+        rng = random.Random(cfg.seed * 2_000_003 + index)
+        generator = torch.Generator().manual_seed(cfg.seed * 2_000_003 + index)
+        picks = [rng.randrange(len(scenes)) for _ in range(cfg.unet_batch)]
+        texts = ["" if rng.random() < cfg.caption_dropout else caption(scenes[i], rng) for i in picks]
+        ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length,
+                        truncation=True, return_tensors="pt").input_ids
+        clean = latents[picks] * scaling_factor
+        noise = torch.randn(clean.shape, generator=generator)
+        timesteps = torch.randint(0, len(alphas), (len(picks),), generator=generator)
+        noisy = noise_scheduler.add_noise(clean, noise, timesteps)
+        target = noise_scheduler.get_velocity(clean, noise, timesteps)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.unet_lr * lr_factor
+        prediction = unet(noisy, timesteps, text_encoder(ids)[0]).sample
+        loss = F.mse_loss(prediction, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        ema.step(parameters)
+        return float(loss)
+
+    unet.train()
+    text_encoder.train()
+    stage.run(step)
+    ema.copy_to(parameters)
+    unet.eval()
+    text_encoder.eval()
+    return unet, text_encoder, tokenizer, stage
+
+
+def export(cfg: TrainConfig, vae, unet, text_encoder, tokenizer, scaling_factor: float, stats: dict) -> Path:
+    """Write a standard StableDiffusionPipeline folder; it loads with `DiffusionPipeline.from_pretrained`."""
+    from diffusers import StableDiffusionPipeline
+
+    vae.register_to_config(scaling_factor=scaling_factor)
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        scheduler=arch.build_sampling_scheduler(), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(cfg.out, safe_serialization=True)
+    save_tokenizer(tokenizer, cfg.out / "tokenizer")
+    (cfg.out / "training.json").write_text(json.dumps(stats, indent=2, default=str) + "\n")
+    return cfg.out
+
+
+def train(cfg: TrainConfig) -> Path:
+    torch.set_num_threads(cfg.threads)
+    started = time.monotonic()
+    vae, vae_stage = train_vae(cfg)
+    latents, scenes, scaling_factor = cache_latents(cfg, vae)
+    unet, text_encoder, tokenizer, unet_stage = train_unet(cfg, latents, scenes, scaling_factor)
+    count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    stats = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()
+                   if k not in ("out", "work_dir", "restart", "progress")},
+        "vae": {"steps": vae_stage.step, "minutes": round(vae_stage.elapsed / 60, 1), "parameters": count(vae)},
+        "unet": {"steps": unet_stage.step, "minutes": round(unet_stage.elapsed / 60, 1), "parameters": count(unet)},
+        "text_encoder": {"parameters": count(text_encoder), "vocabulary": len(tokenizer)},
+        "latent_scaling_factor": scaling_factor,
+        "this_session_minutes": round((time.monotonic() - started) / 60, 1),
+    }
+    path = export(cfg, vae, unet, text_encoder, tokenizer, scaling_factor, stats)
+    print(f"saved the demo model to {path}", flush=True)
+    return path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+    parser.add_argument("--out", type=Path, default=defaults.out, help="model folder to write")
+    parser.add_argument("--work-dir", type=Path, default=defaults.work_dir, help="checkpoints and latent cache")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--threads", type=int, default=defaults.threads, help="torch CPU threads")
+    for name in ("vae_steps", "vae_batch", "latent_pool", "unet_steps", "unet_batch"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    for name in ("vae_lr", "vae_minutes", "unet_lr", "unet_minutes", "caption_dropout", "checkpoint_seconds"):
+        parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    parser.add_argument("--restart", action="store_true", help="ignore checkpoints in --work-dir and start over")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{name: getattr(args, name) for name in TrainConfig.__dataclass_fields__})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.demo.train", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    train(config_from_args(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
