@@ -1,0 +1,108 @@
+"""/info, /history, /show, /settings, /delete and the admin commands, end to end."""
+
+from __future__ import annotations
+
+from tests.bot.conftest import FAST_STEPS
+from tests.bot.test_buttons import grid_of
+from tests.bot.test_imagine import GRID_LABELS, png_size
+
+
+async def answer(fake, interaction):
+    await fake.wait_until(lambda: fake.reply_text(interaction))
+    return fake.reply_text(interaction)
+
+
+async def test_history_show_info_and_delete_of_your_jobs(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    ada, bo = fake.add_member("ada"), fake.add_member("bo")
+    grid_id, job_id = await grid_of(kaika, ada, f"a lighthouse --steps {FAST_STEPS}")
+
+    history = await fake.slash(ada, "history")
+    text = await answer(fake, history)
+    assert history.ephemeral and job_id in text and "a lighthouse" in text
+    assert f"https://discord.com/channels/{fake.guild_id}/{fake.channel_id}/{grid_id}" in text
+    assert "no jobs yet" in await answer(fake, await fake.slash(bo, "history"))
+
+    info = await answer(fake, await fake.slash(ada, "info"))
+    assert "Jobs in the last 24 hours: 1" in info and "at most 2 at once" in info
+
+    show = await fake.slash(bo, "show", job_id=job_id)
+    shown = await fake.wait_until(lambda: (m := fake.original(show)) and m.get("components") and m)
+    assert fake.labels(int(shown["id"])) == GRID_LABELS and not show.ephemeral
+    assert png_size(fake.files[int(shown["id"])][shown["attachments"][0]["filename"]]) == (128, 128)
+    assert "This job no longer exists" in await answer(fake, await fake.slash(bo, "show", job_id="nope"))
+
+    refused = await fake.slash(bo, "delete", job_id=job_id)
+    assert "Only the owner" in await answer(fake, refused) and refused.ephemeral
+    assert await kaika.services.storage.jobs.get(job_id) is not None
+    assert "Deleted job" in await answer(fake, await fake.slash(ada, "delete", job_id=job_id))
+    assert await kaika.services.storage.jobs.get(job_id) is None
+    assert "does not exist" in await answer(fake, await fake.slash(ada, "delete", job_id=job_id))
+
+
+async def test_admin_may_delete_anyones_job(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    ada = fake.add_member("ada")
+    _, job_id = await grid_of(kaika, ada, f"a boat --steps {FAST_STEPS}")
+    assert "Deleted job" in await answer(fake, await fake.slash(fake.guild_owner, "delete", job_id=job_id))
+
+
+async def test_settings_are_validated_saved_and_applied(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    ada = fake.add_member("ada")
+    assert "Your defaults: none" in await answer(fake, await fake.slash(ada, "settings"))
+    bad = await fake.slash(ada, "settings", ar="sideways")
+    assert "--ar needs W:H" in await answer(fake, bad) and bad.ephemeral
+    assert await kaika.services.storage.users.defaults(ada.id) == {}
+
+    saved = await answer(fake, await fake.slash(ada, "settings", ar="2:1", steps=FAST_STEPS))
+    assert "Saved" in saved and "--ar 2:1" in saved and f"--steps {FAST_STEPS}" in saved
+    message = await kaika.finished(await kaika.imagine(ada, "a wide field"))
+    job = await kaika.services.storage.jobs.get(fake.custom_ids(int(message["id"]))[0].split(":")[2])
+    assert (job.params["width"], job.params["height"], job.params["steps"]) == (88, 48, FAST_STEPS)
+    square = await kaika.finished(await kaika.imagine(ada, "a square field --ar 1:1"))
+    job = await kaika.services.storage.jobs.get(fake.custom_ids(int(square["id"]))[0].split(":")[2])
+    assert (job.params["width"], job.params["height"]) == (64, 64)  # the prompt's flag wins
+
+    cleared = await answer(fake, await fake.slash(ada, "settings", reset=True))
+    assert "Your defaults: none" in cleared
+
+
+async def test_stats_for_admins_only(start_kaika):
+    fake_admin_id = 4242
+    kaika = await start_kaika(admin_user_ids=[fake_admin_id])
+    fake = kaika.fake
+    ada = fake.add_member("ada")
+    listed_admin = fake.add_member("root")
+    listed_admin.id = fake_admin_id
+    fake.members[fake_admin_id] = listed_admin
+    await grid_of(kaika, ada, f"a castle --steps {FAST_STEPS}")
+
+    refused = await fake.slash(ada, "stats")
+    assert "Only Kaika's admins" in await answer(fake, refused) and refused.ephemeral
+    for command in ("admin ban", "admin quota", "admin buttons"):
+        options = {"admin ban": {"user": str(ada.id)}, "admin quota": {"jobs": 1}, "admin buttons": {"who": "owner"}}
+        denied = await fake.subcommand(ada, command, **options[command])
+        assert "Only Kaika's admins" in await answer(fake, denied), command
+    assert not await kaika.services.storage.users.is_banned(ada.id)
+
+    for admin in (fake.guild_owner, listed_admin):  # Manage Server, and ADMIN_USER_IDS
+        stats = await fake.slash(admin, "stats", window="24h")
+        text = await answer(fake, stats)
+        assert stats.ephemeral
+        assert "Jobs: 1" in text and "Images: 4" in text and "imagine 1" in text and f"<@{ada.id}>" in text
+        assert "Queue depth now: 0" in text and "Failure rate: 0%" in text
+        [message_id] = stats.followup_ids
+        assert png_size(fake.files[message_id]["jobs_per_day.png"])[0] == 600
+
+
+async def test_model_autocomplete_offers_the_configured_models(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    ada = fake.add_member("ada")
+    interaction = await fake.wait_acked(await fake.autocomplete(ada, "imagine", "model", prompt="x", model="tin"))
+    assert interaction.response_type == 8
+    assert [c["name"] for c in interaction.response["data"]["choices"]] == ["tiny-sd"]

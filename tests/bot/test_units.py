@@ -1,0 +1,67 @@
+"""The Discord-free pieces of the bot: custom_id grammar, defaults, blocklist matching, progress text."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.buttons import CUSTOM_ID, custom_id
+from bot.cogs.imagine import with_defaults
+from bot.jobs import ButtonAction, blocked_term
+from bot.progress import EditThrottle, progress_text, waiting_text
+
+
+def test_custom_ids_round_trip_through_the_one_regex():
+    value = custom_id(ButtonAction.VARY, "AbC_d-9", 3)
+    assert value == "kaika:v:AbC_d-9:3"
+    match = CUSTOM_ID.fullmatch(value)
+    assert (match["action"], match["job_id"], match["index"]) == ("v", "AbC_d-9", "3")
+    assert CUSTOM_ID.fullmatch("kaika:v:has space:1") is None
+    assert len(custom_id(ButtonAction.UPSCALE_CREATIVE, "x" * 64, 99)) <= 100  # Discord's limit
+
+
+@pytest.mark.parametrize(
+    ("prompt", "model", "defaults", "expected"),
+    [
+        ("a cat", None, {"ar": "16:9"}, "a cat --ar 16:9"),
+        ("a cat --ar 1:1", None, {"ar": "16:9"}, "a cat --ar 1:1"),
+        ("a cat --s 50", None, {"stylize": 200}, "a cat --s 50"),
+        ("a cat --c 5", None, {"chaos": 9, "steps": 3}, "a cat --c 5 --steps 3"),
+        ("a cat", "other", {"model": "mine"}, "a cat --model other"),
+        ("a cat", None, {"model": "mine", "unknown": 1}, "a cat --model mine"),
+    ],
+)
+def test_saved_defaults_fill_only_missing_flags(prompt, model, defaults, expected):
+    assert with_defaults(prompt, model, defaults) == expected
+
+
+@pytest.mark.parametrize(
+    ("prompt", "blocked"),
+    [
+        ("a GORE scene", "gore"),
+        ("gore.", "gore"),
+        ("gorgeous", None),
+        ("nasi goreng", None),
+        ("a blood bath here", "blood bath"),
+        ("bloodbath", None),
+    ],
+)
+def test_blocklist_matches_whole_words_case_insensitively(prompt, blocked):
+    assert blocked_term(prompt, ["gore", "blood bath"]) == blocked
+
+
+def test_progress_text_and_waiting_text():
+    assert progress_text(5, 20) == "`[█████░░░░░░░░░░░░░░░]` 25% (step 5/20)"
+    assert progress_text(20, 20).startswith("`[" + "█" * 20 + "]` 100%")
+    assert progress_text(0, 0).endswith("0% (step 0/1)")
+    assert waiting_text(3) == "Waiting to start (position 3)"
+
+
+def test_edit_throttle_allows_one_edit_per_interval():
+    now = [100.0]
+    throttle = EditThrottle(1.5, clock=lambda: now[0])
+    assert throttle.ready()
+    throttle.mark()
+    now[0] += 1.0
+    assert not throttle.ready()
+    now[0] += 0.5
+    assert throttle.ready()
