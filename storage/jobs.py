@@ -102,16 +102,16 @@ class JobRepository:
         parent_needed = kind is not JobKind.IMAGINE
         if parent_needed != (parent_job_id is not None):
             raise InvalidParent(
-                f"A {kind} job needs the job it comes from."
+                f"{_a(kind)} {kind} job needs the job it comes from."
                 if parent_needed
                 else "An imagine job has no parent."
             )
         index_needed = kind in (JobKind.UPSCALE, JobKind.VARIATION)
         if index_needed != (parent_image_index is not None):
             raise InvalidParent(
-                f"A {kind} job needs the index of the image it starts from."
+                f"{_a(kind)} {kind} job needs the index of the image it starts from."
                 if index_needed
-                else f"A {kind} job does not take an image index."
+                else f"{_a(kind)} {kind} job does not take an image index."
             )
         now = self._db.now()
         async with self._db.write() as session:
@@ -439,6 +439,10 @@ def _check_transition(job: Job | None, job_id: str, target: JobStatus) -> None:
         raise JobNotFound(job_id)
     if JobStatus(job.status) not in TRANSITIONS[target]:
         raise IllegalTransition(job_id, job.status, target.value)
+
+
+def _a(word: str) -> str:
+    return "An" if word[:1] in "aeiou" else "A"
 
 
 def _check_seconds(seconds: float) -> None:

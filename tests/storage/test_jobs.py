@@ -241,7 +241,7 @@ async def test_lineage_walks_any_image_back_to_its_imagine(storage: Storage) -> 
     ("kind", "parent", "index", "message"),
     [
         ("imagine", "done", None, "An imagine job has no parent."),
-        ("upscale", None, None, "A upscale job needs the job it comes from."),
+        ("upscale", None, None, "An upscale job needs the job it comes from."),
         ("reroll", None, None, "A reroll job needs the job it comes from."),
         ("upscale", "done", None, "needs the index of the image"),
         ("variation", "done", None, "needs the index of the image"),
