@@ -10,7 +10,7 @@ Usage (all coroutines; records come back as frozen dataclasses from `storage.rec
 
     job = await storage.jobs.create("imagine", user_id, prompt="a lighthouse", seed=42,
                                     params={"steps": 25}, guild_id=g, channel_id=c,
-                                    requester_name="Ada", daily_quota=settings.daily_quota)
+                                    requester_name="Ada", daily_quota=(await storage.guilds.settings(g)).daily_quota)
     await storage.jobs.set_message(job.id, message_id)
     await storage.jobs.start(job.id)
     done = await storage.jobs.finish(job.id, [GeneratedImage(png, seed, 512, 512), ...], compute_seconds=3.2)

@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from storage.database import Database
-from storage.errors import InvalidValue
-from storage.jobs import _ensure_user, _parse
+from storage.errors import InvalidValue, parse_choice
 from storage.models import Guild, User
 from storage.records import ButtonPolicy, GuildSettings, UserRecord
 
@@ -26,7 +25,7 @@ class UserRepository:
     async def touch(self, user_id: int, display_name: str) -> None:
         """Record that the user was seen under `display_name` (creates the user if new)."""
         async with self._db.write() as session:
-            await _ensure_user(self._db, session, user_id, display_name or None, self._db.now())
+            await self._db.ensure_user(session, user_id, display_name or None, self._db.now())
 
     async def get(self, user_id: int) -> UserRecord | None:
         async with self._db.read() as session:
@@ -61,7 +60,7 @@ class UserRepository:
                     f"The default {key!r} must be text or a number (got {type(value).__name__})."
                 )
         async with self._db.write() as session:
-            await _ensure_user(self._db, session, user_id, None, self._db.now())
+            await self._db.ensure_user(session, user_id, None, self._db.now())
             user = await session.get(User, user_id)
             assert user is not None
             merged = {**(user.defaults or {}), **values}
@@ -70,7 +69,7 @@ class UserRepository:
 
     async def _set_banned(self, user_id: int, banned: bool) -> None:
         async with self._db.write() as session:
-            await _ensure_user(self._db, session, user_id, None, self._db.now())
+            await self._db.ensure_user(session, user_id, None, self._db.now())
             user = await session.get(User, user_id)
             assert user is not None
             user.banned = banned
@@ -119,7 +118,7 @@ class GuildRepository:
         if blocklist is not UNSET:
             changes["blocklist"] = _clean_blocklist(blocklist)
         if button_policy is not UNSET:
-            changes["button_policy"] = _parse(ButtonPolicy, button_policy, "button policy").value
+            changes["button_policy"] = parse_choice(ButtonPolicy, button_policy, "button policy").value
         async with self._db.write() as session:
             guild = await session.get(Guild, guild_id)
             if guild is None:

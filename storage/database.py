@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.engine import writer
+from storage.models import User
 from storage.records import Clock
 
 
@@ -41,11 +42,34 @@ class Database:
         async with self._write_sessions() as session, session.begin():
             yield session
 
+    def insert(self, table: Any) -> Any:
+        """An INSERT that supports ON CONFLICT on this database."""
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
     def upsert_adding(self, table: Table, keys: dict[str, Any], amounts: dict[str, Any]) -> Any:
         """INSERT keys+amounts, or, if the row exists, add `amounts` to its columns (one atomic statement)."""
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        statement = insert(table).values(**keys, **amounts)
+        statement = self.insert(table).values(**keys, **amounts)
         return statement.on_conflict_do_update(
             index_elements=list(keys),
             set_={column: table.c[column] + statement.excluded[column] for column in amounts},
         )
+
+    async def ensure_user(self, session: AsyncSession, user_id: int, name: str | None, now: datetime) -> None:
+        """Create the user row if missing; refresh the display name when one is given."""
+        statement = self.insert(User).values(
+            id=user_id,
+            display_name=(name or "")[:100],
+            first_seen=now,
+            banned=False,
+            defaults={},
+            jobs_total=0,
+            images_total=0,
+            compute_seconds_total=0.0,
+        )
+        if name:
+            statement = statement.on_conflict_do_update(
+                index_elements=["id"], set_={"display_name": statement.excluded.display_name}
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=["id"])
+        await session.execute(statement)

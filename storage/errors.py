@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
+from typing import TypeVar
+
+E = TypeVar("E", bound=Enum)
 
 
 class StorageError(Exception):
@@ -50,3 +54,12 @@ class QuotaExceeded(StorageError):
 
 class InvalidValue(StorageError):
     """A setting or field value is out of range; the message names it and what is allowed."""
+
+
+def parse_choice(choices: type[E], value: object, what: str) -> E:
+    """`choices(value)`, or InvalidValue naming what was given and what is allowed."""
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = ", ".join(str(member.value) for member in choices)
+        raise InvalidValue(f"Unknown {what} {value!r}; expected one of {allowed}.") from None

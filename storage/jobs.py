@@ -5,10 +5,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -21,12 +20,11 @@ from storage.errors import (
     NotAllowed,
     QuotaExceeded,
     UserBanned,
+    parse_choice,
 )
 from storage.images import ImageStore
 from storage.models import Image, Job, UsageDaily, User
 from storage.records import GeneratedImage, ImageRecord, JobKind, JobRecord, JobStatus
-
-E = TypeVar("E")
 
 # The user the command line records its jobs under (Discord ids are never 0).
 LOCAL_USER_ID = 0
@@ -98,7 +96,7 @@ class JobRepository:
         the last 24 h (see `jobs_last_24h`). Raises UserBanned, InvalidParent, InvalidValue.
         `requester_name` updates the user's display name (the user row is created when new).
         """
-        kind = _parse(JobKind, kind, "job kind")
+        kind = parse_choice(JobKind, kind, "job kind")
         parent_needed = kind is not JobKind.IMAGINE
         if parent_needed != (parent_job_id is not None):
             raise InvalidParent(
@@ -132,7 +130,7 @@ class JobRepository:
                         raise InvalidParent(f"Job {parent.id} has no image number {parent_image_index + 1}.")  # type: ignore[operator]
                 parent_owner_id = parent.owner_id
             owner_id = decide_owner(kind, requester_id, parent_owner_id)
-            await _ensure_user(self._db, session, requester_id, requester_name, now)
+            await self._db.ensure_user(session, requester_id, requester_name, now)
             job = Job(
                 id=self._new_id(),
                 kind=kind.value,
@@ -386,31 +384,6 @@ class JobRepository:
         )
 
 
-async def _ensure_user(
-    db: Database, session: AsyncSession, user_id: int, name: str | None, now: datetime
-) -> None:
-    """Create the user row if missing; refresh the display name when one is given."""
-    insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
-    values = {
-        "id": user_id,
-        "display_name": (name or "")[:100],
-        "first_seen": now,
-        "banned": False,
-        "defaults": {},
-        "jobs_total": 0,
-        "images_total": 0,
-        "compute_seconds_total": 0.0,
-    }
-    statement = insert(User).values(**values)
-    if name:
-        statement = statement.on_conflict_do_update(
-            index_elements=["id"], set_={"display_name": statement.excluded.display_name}
-        )
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=["id"])
-    await session.execute(statement)
-
-
 async def _quota_usage(session: AsyncSession, user_id: int, now: datetime) -> tuple[int, datetime | None]:
     since = now - timedelta(hours=24)
     used, oldest = (
@@ -448,14 +421,6 @@ def _a(word: str) -> str:
 def _check_seconds(seconds: float) -> None:
     if not seconds >= 0:
         raise InvalidValue(f"compute seconds must be zero or more (got {seconds}).")
-
-
-def _parse(enum: type[E], value: object, what: str) -> E:
-    try:
-        return enum(value)  # type: ignore[call-arg]
-    except ValueError:
-        allowed = ", ".join(str(member) for member in enum)  # type: ignore[attr-defined]
-        raise InvalidValue(f"Unknown {what} {value!r}; expected one of {allowed}.") from None
 
 
 def _record(job: Job, images: list[Image] | None = None) -> JobRecord:

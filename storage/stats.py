@@ -18,7 +18,7 @@ from sqlalchemy import Date, and_, case, cast, delete, func, insert, select, upd
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import Database
-from storage.jobs import _parse
+from storage.errors import parse_choice
 from storage.models import Job, UsageDaily, User
 from storage.records import JobKind, JobStatus, UsageReport, UserUsage, Window
 
@@ -57,7 +57,7 @@ class StatsRepository:
 
     async def usage(self, window: Window | str = Window.ALL, *, top: int = 10) -> UsageReport:
         """The usage report for `window` ("24h", "7d", "30d", "all") with the `top` heaviest users."""
-        window = _parse(Window, window, "window")
+        window = parse_choice(Window, window, "window")
         async with self._db.read() as session:
             if window is Window.ALL:
                 return await self._all_time(session, top)
