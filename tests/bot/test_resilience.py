@@ -1,0 +1,76 @@
+"""Rate limits, restarts with jobs in flight, and twenty people at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.bot.conftest import FAST_STEPS
+from tests.bot.test_imagine import GRID_LABELS
+
+
+async def test_a_rate_limited_edit_is_retried_and_the_grid_still_arrives(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    fake.rate_limit("PATCH", r"/messages/@original$", times=2, retry_after=0.3)
+    ada = fake.add_member("ada")
+    message = await kaika.finished(await kaika.imagine(ada, f"a kite --steps {FAST_STEPS}"))
+    assert fake.labels(int(message["id"])) == GRID_LABELS
+    assert len(fake.rate_limited) == 2
+    assert all(call.status == 429 for call in fake.rate_limited)
+
+
+async def test_jobs_cut_short_by_a_restart_are_failed_and_announced_in_their_channel(start_kaika):
+    first = await start_kaika()
+    fake = first.fake
+    ada = fake.add_member("ada")
+    interaction = await fake.wait_acked(await first.imagine(ada, "a long job --steps 80"))
+    await fake.wait_until(lambda: "%" in (fake.original(interaction) or {}).get("content", ""))
+    [job] = await first.services.storage.jobs.recent_for_user(ada.id)
+    await first.close()  # the process goes away mid-job
+
+    second = await start_kaika()
+    failed = await second.services.storage.jobs.get(job.id)
+    assert failed.status == "failed" and "restarted" in failed.error
+    [notice] = [m for m in fake.channel_messages() if m["type"] == 0]
+    assert f"<@{ada.id}>" in notice["content"] and "a long job" in notice["content"]
+    assert fake.custom_ids(int(notice["id"])) == [f"kaika:r:{job.id}:0"]
+
+    rerun = await fake.wait_acked(await fake.press(ada, int(notice["id"]), "🔄"))
+    assert rerun.response_type == 5
+    [reroll, _] = await second.services.storage.jobs.recent_for_user(ada.id)
+    assert reroll.kind == "reroll" and reroll.parent_job_id == job.id and reroll.prompt == "a long job"
+
+
+async def test_twenty_people_at_once_are_acknowledged_in_time_finished_and_served_fairly(start_kaika):
+    kaika = await start_kaika(max_batch=16)
+    fake = kaika.fake
+    users = [fake.add_member(f"user{i}") for i in range(20)]
+    hog, others = users[0], users[1:]
+    # A longer job keeps the worker busy while everyone else queues up behind it.
+    blocker = await fake.wait_acked(await kaika.imagine(fake.add_member("early"), "first --steps 10"))
+    await fake.wait_until(lambda: "%" in (fake.original(blocker) or {}).get("content", ""))
+
+    hog_first = await kaika.imagine(hog, "hog one --steps 2")
+    hog_second = await kaika.imagine(hog, "hog two --steps 2")
+    rest = await asyncio.gather(*(kaika.imagine(user, f"picture {i} --steps 2") for i, user in enumerate(others)))
+    everyone = [hog_first, hog_second, *rest]
+    for interaction in everyone:
+        await fake.wait_acked(interaction)
+    assert all(i.response_type == 5 for i in everyone)
+    # All queued while the first job still runs, so the order below is the queue's alone.
+    assert not (fake.original(blocker) or {}).get("components")
+    assert max(i.ack_seconds for i in everyone) < 3.0, sorted(i.ack_seconds for i in everyone)
+
+    messages = [await kaika.finished(i, seconds=240) for i in [blocker, *everyone]]
+    assert all(fake.labels(int(m["id"])) == GRID_LABELS for m in messages)
+
+    jobs = {}
+    for user in users:
+        for job in await kaika.services.storage.jobs.recent_for_user(user.id):
+            jobs[job.prompt] = job
+    assert len(jobs) == 21 and all(job.status == "done" for job in jobs.values())
+    # Round robin by user: whichever of the hog's jobs reached the queue second waits until
+    # everyone else's first has started (4 jobs a batch: [hog, 3 others], …, [4 others], [hog]).
+    hog_starts = sorted(jobs[p].started_at for p in ("hog one", "hog two"))
+    last_other = max(jobs[f"picture {i}"].started_at for i in range(len(others)))
+    assert hog_starts[1] >= last_other > hog_starts[0]
