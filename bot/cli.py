@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_imagine_command(commands)
     _add_worker_command(commands)
     _add_bot_command(commands)
+    _add_demo_commands(commands)
     return parser
 
 
@@ -174,6 +175,41 @@ def _run_bot(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _add_demo_commands(commands: argparse._SubParsersAction) -> None:
+    from pipeline.demo.options import add_eval_arguments, add_train_arguments
+
+    train = commands.add_parser(
+        "train-demo",
+        help="train the built-in demo model from scratch on this machine's CPU",
+        description="Train the demo model (autoencoder, then UNet and text encoder) and write its folder; "
+        "resumes from the checkpoints in --work-dir.",
+    )
+    add_train_arguments(train)
+    train.set_defaults(handler=_run_train_demo)
+    evaluate = commands.add_parser(
+        "eval-demo",
+        help="score the demo model's prompt adherence on held-out prompts; write a contact sheet",
+        description="Generate held-out prompts with several seeds, judge the images from their pixels, "
+        "print the adherence figures against the targets and write a contact sheet.",
+    )
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(handler=_run_eval_demo)
+
+
+def _run_train_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo.options import config_from_args
+    from pipeline.demo.train import train
+
+    train(config_from_args(args))
+    return 0
+
+
+def _run_eval_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo.evaluate import run
+
+    return run(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,11 +8,12 @@ from __future__ import annotations
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-IMAGE_SIZE = 64
+from pipeline.demo.scenes import IMAGE_SIZE
+from pipeline.demo.tokenizer import MAX_TOKENS
+
 LATENT_CHANNELS = 4
 LATENT_SIZE = IMAGE_SIZE // 4
 TEXT_WIDTH = 128
-MAX_TOKENS = 32
 SAMPLING_STEPS = 20
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.demo.architecture import IMAGE_SIZE
+IMAGE_SIZE = 64
 
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 35),

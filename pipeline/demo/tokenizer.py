@@ -13,8 +13,7 @@ from pathlib import Path
 
 from transformers import CLIPTokenizer
 
-from pipeline.demo.architecture import MAX_TOKENS
-
+MAX_TOKENS = 32
 START, END = "<|startoftext|>", "<|endoftext|>"
 _END_OF_WORD = "</w>"
 

@@ -14,7 +14,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,31 +22,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.demo import architecture as arch
+from pipeline.demo.options import TrainConfig, add_train_arguments, config_from_args
 from pipeline.demo.scenes import caption, random_scene, render_array, vocabulary
 from pipeline.demo.tokenizer import build_tokenizer, save_tokenizer
-
-DEFAULT_OUT = Path(__file__).parent / "model"
-
-
-@dataclass
-class TrainConfig:
-    out: Path = DEFAULT_OUT
-    work_dir: Path = Path(".demo-train")
-    seed: int = 1234
-    threads: int = 2
-    vae_steps: int = 4000
-    vae_batch: int = 16
-    vae_lr: float = 1e-3
-    vae_minutes: float = 20.0
-    latent_pool: int = 16000
-    unet_steps: int = 6000
-    unet_batch: int = 32
-    unet_lr: float = 5e-4
-    unet_minutes: float = 60.0
-    caption_dropout: float = 0.1
-    checkpoint_seconds: float = 120.0
-    restart: bool = False
-    progress: bool = True
 
 
 def _schedule(progress: float, warmup: float = 0.03, floor: float = 0.05) -> float:
@@ -64,11 +42,11 @@ class _Stage:
         self.name, self.cfg, self.steps, self.budget = name, cfg, steps, minutes * 60
         self.path = cfg.work_dir / f"{name}-checkpoint.pt"
         self.get_state, self.set_state = state["get"], state["set"]
-        self.step, self.elapsed, self.done = 0, 0.0, False
+        self.step, self.elapsed = 0, 0.0
         if self.path.exists() and not cfg.restart:
             saved = torch.load(self.path, weights_only=False)
             self.set_state(saved["state"])
-            self.step, self.elapsed, self.done = saved["step"], saved["elapsed"], saved["done"]
+            self.step, self.elapsed = saved["step"], saved["elapsed"]
             print(f"[{name}] resumed at step {self.step} ({self.elapsed / 60:.1f} min done)", flush=True)
 
     @property
@@ -78,12 +56,11 @@ class _Stage:
     def save(self) -> None:
         self.cfg.work_dir.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".tmp")
-        torch.save({"state": self.get_state(), "step": self.step, "elapsed": self.elapsed, "done": self.done}, partial)
+        torch.save({"state": self.get_state(), "step": self.step, "elapsed": self.elapsed}, partial)
         partial.replace(self.path)
 
     def run(self, train_step: Callable[[int, float], float]) -> None:
-        if self.done:
-            return
+        """Step until the step count or the clock budget is used up (a finished stage resumes as done)."""
         bar = tqdm(total=self.steps, initial=self.step, desc=self.name, disable=not self.cfg.progress,
                    mininterval=5, dynamic_ncols=True)
         last_save = started = time.monotonic()
@@ -99,7 +76,6 @@ class _Stage:
                 self.save()
                 last_save = now
         bar.close()
-        self.done = True
         self.save()
         print(f"[{self.name}] finished: {self.step} steps in {self.elapsed / 60:.1f} min", flush=True)
 
@@ -135,7 +111,7 @@ def train_vae(cfg: TrainConfig):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         optimizer.step()
-        return float(loss)
+        return loss.item()
 
     vae.train()
     stage.run(step)
@@ -212,7 +188,7 @@ def train_unet(cfg: TrainConfig, latents: torch.Tensor, scenes: list, scaling_fa
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         ema.step(parameters)
-        return float(loss)
+        return loss.item()
 
     unet.train()
     text_encoder.train()
@@ -261,27 +237,9 @@ def train(cfg: TrainConfig) -> Path:
     return path
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainConfig()
-    parser.add_argument("--out", type=Path, default=defaults.out, help="model folder to write")
-    parser.add_argument("--work-dir", type=Path, default=defaults.work_dir, help="checkpoints and latent cache")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--threads", type=int, default=defaults.threads, help="torch CPU threads")
-    for name in ("vae_steps", "vae_batch", "latent_pool", "unet_steps", "unet_batch"):
-        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("vae_lr", "vae_minutes", "unet_lr", "unet_minutes", "caption_dropout", "checkpoint_seconds"):
-        parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    parser.add_argument("--restart", action="store_true", help="ignore checkpoints in --work-dir and start over")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(**{name: getattr(args, name) for name in TrainConfig.__dataclass_fields__})
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.demo.train", description=__doc__.splitlines()[0])
-    add_arguments(parser)
+def main(argv: list[str] | None = None, prog: str = "python -m pipeline.demo.train") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    add_train_arguments(parser)
     train(config_from_args(parser.parse_args(argv)))
     return 0
 
