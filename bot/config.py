@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     max_queue: int = Field(default=100, ge=1)
     preview_every: int = Field(default=5, ge=0)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    celery_in_flight: int = Field(default=8, ge=1, description="Jobs handed to the workers at once; the rest wait in the bot's fair queue")
+    celery_visibility_timeout: int = Field(default=3600, ge=1, description="Seconds before a job whose worker vanished goes to another worker")
+    celery_result_ttl: int = Field(default=86400, ge=60, description="Seconds images and progress of fleet jobs stay in Redis")
+    celery_max_retries: int = Field(default=2, ge=0, description="Extra deliveries of a job after a lost worker before it fails")
+    celery_key_prefix: str = Field(default="kaika", min_length=1, description="Prefix of every Redis key and queue of the fleet")
 
     # --- storage ---
     data_dir: Path = Path("./data")
@@ -50,6 +55,18 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     _split = field_validator("models", "loras", "admin_user_ids", mode="before")(_split_csv)
+
+    def fleet_config(self):  # -> pipeline.executor.celery_jobs.FleetConfig (imported late: it pulls in Celery)
+        """What `kaika worker` processes and a bot with `EXECUTOR=celery` must agree on."""
+        from pipeline.executor.celery_jobs import FleetConfig
+
+        return FleetConfig(
+            redis_url=self.redis_url,
+            key_prefix=self.celery_key_prefix,
+            visibility_timeout=self.celery_visibility_timeout,
+            result_ttl=self.celery_result_ttl,
+            max_retries=self.celery_max_retries,
+        )
 
     @property
     def resolved_database_url(self) -> str:

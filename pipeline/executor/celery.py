@@ -1,0 +1,475 @@
+"""The bot's side of the Celery fleet: the same async `Executor` interface as the local executor,
+with the work done by `kaika worker` processes on other GPUs or machines.
+
+Fairness stays here: jobs wait in a round-robin-by-owner queue in this process and only
+`in_flight` of them at a time are handed to Celery, so one user's burst never fills the workers'
+queue. Every job is recorded in Redis before it is queued, so a restarted bot picks its jobs up
+again with `attach` (or `unfinished_jobs`) and reads their progress stream from the start or from
+the last event it saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from pipeline.errors import JobCancelled, JobFailed, QueueFull
+from pipeline.executor.base import Cancelled, Event, Failed, Finished, Queued, Started, Step
+from pipeline.executor.celery_jobs import (
+    CREATE_SCRIPT,
+    END_SCRIPT,
+    PENDING,
+    PROGRESS_MAXLEN,
+    RELEASE_SCRIPT,
+    TASK_NAME,
+    TERMINAL_STATES,
+    FleetConfig,
+    JobKeys,
+    celery_priority,
+    dumps,
+    make_celery_app,
+    models_key,
+    open_jobs_key,
+    queue_for_model,
+    request_from_payload,
+    request_to_payload,
+)
+from pipeline.images import decode_image
+from pipeline.request import GenerationRequest, GenerationResult, Limits, Timings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NATIVE_SIZE = 512  # until a worker has announced its model
+_READ_BLOCK_MS = 2000  # also about the longest `close` waits for a reader to stop
+_MODELS_REFRESH_SECONDS = 30.0
+
+
+class UnknownJob(LookupError):
+    """`attach` was given a job id that Redis has no record of (never submitted, or expired)."""
+
+
+class CeleryJobHandle:
+    """A job on the fleet. Events are kept, so every `events()` reader sees them all from the start."""
+
+    def __init__(self, job_id: str, owner: str, request: GenerationRequest, tier: int) -> None:
+        self.job_id = job_id
+        self.owner = owner
+        self.request = request
+        self.tier = tier
+        # The last stream entry read (events up to it are in `events()`); `attach(job_id, after=...)`
+        # in a restarted bot resumes there.
+        self.last_event_id = "0-0"
+        self._history: list[Event] = []
+        self._grew = asyncio.Event()
+        self._outcome: asyncio.Future[GenerationResult] = asyncio.get_running_loop().create_future()
+        self._executor: CeleryExecutor | None = None
+        self.released = False
+        self.started = False
+
+    @property
+    def done(self) -> bool:
+        return self._outcome.done()
+
+    def _push(self, event: Event) -> None:
+        if self.done:
+            return
+        if isinstance(event, Queued):
+            last = next((e for e in reversed(self._history) if isinstance(e, Queued)), None)
+            if self.started or last == event:
+                return
+        if isinstance(event, Started):
+            if self.started:
+                return  # a redelivered job starts again; the caller has already been told
+            self.started = True
+        self._history.append(event)
+        if isinstance(event, Finished):
+            self._outcome.set_result(event.result)
+        elif isinstance(event, Failed):
+            self._outcome.set_exception(JobFailed(event.message))
+        elif isinstance(event, Cancelled):
+            self._outcome.set_exception(JobCancelled("The job was cancelled."))
+        self._grew.set()
+        self._grew = asyncio.Event()
+
+    async def events(self) -> AsyncIterator[Event]:
+        index = 0
+        while True:
+            grew = self._grew
+            while index < len(self._history):
+                event = self._history[index]
+                index += 1
+                yield event
+                if isinstance(event, Finished | Failed | Cancelled):
+                    return
+            await grew.wait()
+
+    async def result(self) -> GenerationResult:
+        return await asyncio.shield(self._outcome)
+
+    async def cancel(self) -> bool:
+        if self.done or self._executor is None:
+            return False
+        return await self._executor._cancel(self)
+
+
+class _FairQueue:
+    """Waiting jobs, each owner's in order. The next job goes to the owner with the fewest jobs on
+    the workers, then to the one served least recently, so owners take turns."""
+
+    def __init__(self) -> None:
+        self._by_owner: OrderedDict[str, deque[CeleryJobHandle]] = OrderedDict()
+        self._served: dict[str, int] = {}  # owner → number of the release that last served them
+        self._releases = 0
+
+    def __len__(self) -> int:
+        return sum(len(jobs) for jobs in self._by_owner.values())
+
+    def push(self, handle: CeleryJobHandle) -> None:
+        self._by_owner.setdefault(handle.owner, deque()).append(handle)
+
+    def pop(self, on_workers: Callable[[str], int]) -> CeleryJobHandle | None:
+        if not self._by_owner:
+            return None
+        # min() keeps the first of equals: the owner who has been waiting longest.
+        owner = min(self._by_owner, key=lambda o: (on_workers(o), self._served.get(o, -1)))
+        jobs = self._by_owner[owner]
+        handle = jobs.popleft()
+        if not jobs:
+            del self._by_owner[owner]
+        self._releases += 1
+        self._served[owner] = self._releases
+        return handle
+
+    def remove(self, handle: CeleryJobHandle) -> bool:
+        jobs = self._by_owner.get(handle.owner)
+        if jobs is None or handle not in jobs:
+            return False
+        jobs.remove(handle)
+        if not jobs:
+            del self._by_owner[handle.owner]
+        return True
+
+    def in_release_order(self, on_workers: Callable[[str], int]) -> list[CeleryJobHandle]:
+        """The order `pop` would release every waiting job in, were none to finish meanwhile."""
+        counts: dict[str, int] = {}
+        rehearsal = _FairQueue()
+        rehearsal._by_owner = OrderedDict((owner, deque(jobs)) for owner, jobs in self._by_owner.items())
+        rehearsal._served = dict(self._served)
+        rehearsal._releases = self._releases
+        order: list[CeleryJobHandle] = []
+        while (handle := rehearsal.pop(lambda owner: counts.setdefault(owner, on_workers(owner)))) is not None:
+            counts[handle.owner] += 1
+            order.append(handle)
+        return order
+
+
+class CeleryExecutor:
+    """Submits jobs to `kaika worker` processes through Celery on Redis.
+
+    `in_flight` is how many jobs are handed to the workers at once (a little more than the number
+    of workers keeps them busy); the rest wait here, fairly ordered. `submit(..., priority=tier)`
+    lets a favoured tier (1-9) overtake tier 0 in the workers' queue.
+    """
+
+    def __init__(
+        self,
+        config: FleetConfig,
+        *,
+        default_model: str = "",
+        max_jobs_per_user: int = 2,
+        max_queue: int = 100,
+        in_flight: int = 8,
+        preview_every: int = 5,
+        limits: Limits | None = None,
+        id_factory: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.config = config
+        self.default_model = default_model
+        self.max_jobs_per_user = max_jobs_per_user
+        self.max_queue = max_queue
+        self.in_flight = in_flight
+        self.preview_every = preview_every
+        self.limits = limits or Limits()
+        self._new_id = id_factory
+        self._handles: dict[str, CeleryJobHandle] = {}
+        self._waiting = _FairQueue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._models: dict[str, dict[str, Any]] = {}
+        self._redis: aioredis.Redis | None = None
+        self._closing = False
+        self._app = make_celery_app(config, results=False)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._closing = False
+        self._redis = aioredis.Redis.from_url(self.config.redis_url)
+        self._create = self._redis.register_script(CREATE_SCRIPT)
+        self._release_script = self._redis.register_script(RELEASE_SCRIPT)
+        self._end = self._redis.register_script(END_SCRIPT)
+        await self._refresh_models()
+        self._spawn(self._keep_models_fresh())
+
+    async def close(self) -> None:
+        """Stop reading; jobs stay recorded in Redis for the next `attach`."""
+        self._closing = True  # redis-py may turn a cancelled read into a connection error: stop looping
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+        await asyncio.to_thread(self._app.close)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise RuntimeError("CeleryExecutor.start() has not been awaited")
+        return self._redis
+
+    # --- the Executor interface ------------------------------------------------------------------
+
+    async def submit(
+        self, request: GenerationRequest, *, owner: str, job_id: str | None = None, priority: int = 0
+    ) -> CeleryJobHandle:
+        """Record the job in Redis, then queue it; a job id already recorded is attached instead."""
+        request.validate(self.limits)
+        job_id = job_id or self._new_id()
+        if job_id in self._handles:
+            return self._handles[job_id]
+        active = [h for h in self._handles.values() if not h.done]
+        if len(active) >= self.max_queue:
+            raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a minute.")
+        mine = sum(1 for h in active if h.owner == owner)
+        if mine >= self.max_jobs_per_user:
+            raise QueueFull(
+                f"You already have {mine} jobs queued or running (the limit is {self.max_jobs_per_user}); "
+                "wait for one to finish."
+            )
+        handle = self._adopt(job_id, owner, request, priority)  # counted from now on, before any await
+        keys = JobKeys(self.config.key_prefix, job_id)
+        try:
+            created = await self._create(
+                keys=[keys.job, keys.events, open_jobs_key(self.config.key_prefix)],
+                args=[
+                    self.config.result_ttl,
+                    PROGRESS_MAXLEN,
+                    owner,
+                    dumps(request_to_payload(request)),
+                    priority,
+                    job_id,
+                ],
+            )
+        except BaseException:
+            del self._handles[job_id]
+            raise
+        if not created:
+            del self._handles[job_id]
+            return await self.attach(job_id)
+        self._wait(handle)
+        return handle
+
+    async def attach(self, job_id: str, *, after: str = "0-0") -> CeleryJobHandle:
+        """The handle of a recorded job, e.g. after a restart: its events from stream id `after` on.
+
+        A job that was still waiting in a previous bot's fair queue waits here again.
+        """
+        if job_id in self._handles:
+            return self._handles[job_id]
+        record = await self.redis.hgetall(JobKeys(self.config.key_prefix, job_id).job)
+        if not record:
+            raise UnknownJob(f"No job {job_id} is recorded in Redis (never submitted, or expired).")
+        if job_id in self._handles:
+            return self._handles[job_id]  # attached meanwhile by another caller
+        owner = record[b"owner"].decode()
+        request = request_from_payload(json.loads(record[b"request"]))
+        handle = self._adopt(job_id, owner, request, int(record.get(b"priority", b"0")))
+        state = record[b"state"].decode()
+        if state == PENDING:
+            self._wait(handle)
+        else:
+            handle.released = state not in TERMINAL_STATES
+            handle.last_event_id = after
+            self._spawn(self._read(handle))
+        return handle
+
+    async def unfinished_jobs(self) -> dict[str, str]:
+        """Job id → owner of every job whose outcome no bot has read yet (for `attach` after a restart)."""
+        open_key = open_jobs_key(self.config.key_prefix)
+        entries = await self.redis.hgetall(open_key)
+        jobs: dict[str, str] = {}
+        for raw_id, raw_owner in entries.items():
+            job_id = raw_id.decode()
+            if await self.redis.exists(JobKeys(self.config.key_prefix, job_id).job):
+                jobs[job_id] = raw_owner.decode()
+            else:
+                await self.redis.hdel(open_key, job_id)  # expired unseen; nothing left to attach to
+        return jobs
+
+    def queue_depth(self) -> int:
+        return sum(1 for handle in self._handles.values() if not handle.done)
+
+    def native_size(self, model: str | None = None) -> int:
+        info = self._models.get(self._queue(model))
+        return int(info["native_size"]) if info else DEFAULT_NATIVE_SIZE
+
+    # --- fair release ------------------------------------------------------------------------------
+
+    def _adopt(self, job_id: str, owner: str, request: GenerationRequest, tier: int) -> CeleryJobHandle:
+        existing = self._handles.get(job_id)
+        if existing is not None:
+            return existing
+        handle = CeleryJobHandle(job_id, owner, request, tier)
+        handle._executor = self
+        self._handles[job_id] = handle
+        handle._outcome.add_done_callback(lambda outcome: self._ended(handle, outcome))
+        return handle
+
+    def _wait(self, handle: CeleryJobHandle) -> None:
+        self._waiting.push(handle)
+        self._dispatch()
+
+    def _queue(self, model: str | None) -> str:
+        return queue_for_model(self.config.key_prefix, model or self.default_model)
+
+    def _dispatch(self) -> None:
+        """Hand waiting jobs to the workers while fewer than `in_flight` are there, then renumber."""
+        released = sum(1 for h in self._handles.values() if h.released and not h.done)
+        while released < self.in_flight:
+            handle = self._waiting.pop(self._on_workers)
+            if handle is None:
+                break
+            handle.released = True
+            released += 1
+            self._spawn(self._release(handle))
+        ahead = [h for h in self._handles.values() if h.released and not h.started and not h.done]
+        waiting = self._waiting.in_release_order(self._on_workers)
+        for position, handle in enumerate([*ahead, *waiting], start=1):
+            handle._push(Queued(position))
+
+    def _on_workers(self, owner: str) -> int:
+        return sum(1 for h in self._handles.values() if h.owner == owner and h.released and not h.done)
+
+    def _ended(self, handle: CeleryJobHandle, outcome: asyncio.Future[GenerationResult]) -> None:
+        outcome.exception()  # a failure is reported through events(); nobody has to await result()
+        self._waiting.remove(handle)
+        self._dispatch()
+
+    async def _release(self, handle: CeleryJobHandle) -> None:
+        keys = JobKeys(self.config.key_prefix, handle.job_id)
+        self._spawn(self._read(handle))  # reading first: a fast worker may start before send_task returns
+        try:
+            await asyncio.to_thread(
+                self._app.send_task,
+                TASK_NAME,
+                args=(handle.job_id, request_to_payload(handle.request), self.preview_every),
+                task_id=handle.job_id,
+                queue=self._queue(handle.request.model),
+                priority=celery_priority(handle.tier),
+            )
+            await self._release_script(keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN])
+        except Exception as error:  # the broker is unreachable: the job cannot run
+            log.exception("Could not queue job %s", handle.job_id)
+            handle._push(Failed(f"The job could not be sent to the workers ({error})."))
+
+    # --- reading progress ------------------------------------------------------------------------------
+
+    async def _read(self, handle: CeleryJobHandle) -> None:
+        keys = JobKeys(self.config.key_prefix, handle.job_id)
+        while not handle.done and not self._closing:
+            try:
+                reply = await self.redis.xread({keys.events: handle.last_event_id}, count=50, block=_READ_BLOCK_MS)
+                if not reply and not await self.redis.exists(keys.job):
+                    handle._push(Failed("The job's record expired before it finished."))
+                    return
+            except (RedisConnectionError, RedisTimeoutError):
+                if self._closing:
+                    return
+                log.warning("Lost Redis while reading job %s; retrying", handle.job_id)
+                await asyncio.sleep(1)
+                continue
+            for _stream, entries in reply or []:
+                for entry_id, fields in entries:
+                    handle.last_event_id = entry_id.decode()
+                    await self._deliver(handle, {k.decode(): v for k, v in fields.items()})
+
+    async def _deliver(self, handle: CeleryJobHandle, fields: dict[str, bytes]) -> None:
+        kind = fields["type"].decode()
+        if kind == "started":
+            handle._push(Started())
+            self._dispatch()
+        elif kind == "step":
+            handle._push(Step(int(fields["step"]), int(fields["total"]), fields.get("preview")))
+        elif kind == "finished":
+            result = await self._load_result(json.loads(fields["result"]))
+            if result is None:
+                handle._push(Failed("The job's images expired before they were read."))
+            else:
+                handle._push(Finished(result))
+        elif kind == "failed":
+            handle._push(Failed(fields["message"].decode()))
+        elif kind == "cancelled":
+            handle._push(Cancelled())
+        if handle.done:
+            await self.redis.hdel(open_jobs_key(self.config.key_prefix), handle.job_id)
+
+    async def _load_result(self, summary: dict[str, Any]) -> GenerationResult | None:
+        pngs = await self.redis.mget(summary["images"]) if summary["images"] else []
+        if any(png is None for png in pngs):
+            return None
+        images = await asyncio.to_thread(lambda: [decode_image(png) for png in pngs])
+        return GenerationResult(
+            images=images,
+            seeds=list(summary["seeds"]),
+            timings=Timings(summary["queued_seconds"], summary["compute_seconds"]),
+            model_id=summary["model_id"],
+            metadata=dict(summary["metadata"]),
+        )
+
+    # --- cancel -----------------------------------------------------------------------------------
+
+    async def _cancel(self, handle: CeleryJobHandle) -> bool:
+        if self._waiting.remove(handle):
+            keys = JobKeys(self.config.key_prefix, handle.job_id)
+            await self._end(keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN, "cancelled", "", "1"])
+            await self.redis.hdel(open_jobs_key(self.config.key_prefix), handle.job_id)
+            handle._push(Cancelled())
+            return True
+        keys = JobKeys(self.config.key_prefix, handle.job_id)
+        state = await self.redis.hget(keys.job, "state")
+        if state is None or state.decode() in TERMINAL_STATES:
+            return False
+        # The flag stops a running job at its next step; revoke drops a queued one from the workers;
+        # ending it here covers a job no worker has taken yet (its stream then says cancelled).
+        await self.redis.hset(keys.job, "cancel", "1")
+        await asyncio.to_thread(self._app.control.revoke, handle.job_id)
+        await self._end(keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN, "cancelled", "", "1"])
+        return True
+
+    # --- models the workers serve ------------------------------------------------------------------
+
+    async def _refresh_models(self) -> None:
+        entries = await self.redis.hgetall(models_key(self.config.key_prefix))
+        self._models = {queue.decode(): json.loads(info) for queue, info in entries.items()}
+
+    async def _keep_models_fresh(self) -> None:
+        while True:
+            await asyncio.sleep(_MODELS_REFRESH_SECONDS)
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                await self._refresh_models()

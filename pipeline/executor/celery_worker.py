@@ -1,0 +1,250 @@
+"""The GPU worker of the Celery fleet: one process per GPU, one model, one job at a time.
+
+`run_worker` loads the model in the process that will run every job (Celery's solo pool: no fork, so
+no CUDA context is ever inherited), announces the model, and consumes the model's queue. Each job
+reports its steps to the job's Redis stream, checks the job's cancel flag between steps, and stores
+its images in Redis once, however often the job is delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import Celery
+
+from pipeline.errors import JobCancelled, PipelineError
+from pipeline.executor.celery_jobs import (
+    BEGIN_SCRIPT,
+    END_SCRIPT,
+    FINISH_SCRIPT,
+    FINISHED,
+    PROGRESS_MAXLEN,
+    TASK_NAME,
+    FleetConfig,
+    JobKeys,
+    dumps,
+    make_celery_app,
+    models_key,
+    queue_for_model,
+    request_from_payload,
+)
+from pipeline.images import encode_png
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What `Engine.load` needs; the CLI fills it from `Settings`."""
+
+    source: str
+    device: str = "auto"
+    dtype: str = "auto"
+    loras: tuple[str, ...] = ()
+    upscaler: str = ""
+
+
+class WorkerJobs:
+    """The worker's side of a job's Redis records (synchronous: it runs in the job's thread)."""
+
+    def __init__(self, client: redis.Redis, config: FleetConfig) -> None:
+        self._redis = client
+        self._config = config
+        self._begin = client.register_script(BEGIN_SCRIPT)
+        self._finish = client.register_script(FINISH_SCRIPT)
+        self._end = client.register_script(END_SCRIPT)
+
+    def _keys(self, job_id: str) -> JobKeys:
+        return JobKeys(self._config.key_prefix, job_id)
+
+    def _common(self, job_id: str) -> tuple[list[str], list[Any]]:
+        keys = self._keys(job_id)
+        return [keys.job, keys.events], [self._config.result_ttl, PROGRESS_MAXLEN]
+
+    def begin(self, job_id: str, worker: str) -> tuple[str, int, float]:
+        """('run', attempt, seconds queued), or the reason not to run it ('missing' or a final state)."""
+        keys, args = self._common(job_id)
+        decision, attempt, queued = self._begin(keys=keys, args=[*args, self._config.max_attempts, worker])
+        return decision.decode(), int(attempt), float(queued)
+
+    def step(self, job_id: str, step: int, total: int, preview_png: bytes | None) -> None:
+        keys = self._keys(job_id)
+        fields: dict[str, Any] = {"type": "step", "step": step, "total": total}
+        if preview_png:
+            fields["preview"] = preview_png
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(keys.events, fields, maxlen=PROGRESS_MAXLEN, approximate=True)
+            pipe.expire(keys.events, self._config.result_ttl)
+            pipe.execute()
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self._redis.hexists(self._keys(job_id).job, "cancel"))
+
+    def finish(self, job_id: str, result: dict[str, Any], pngs: list[bytes]) -> bool:
+        """Store images and result; False when another delivery or a cancel ended the job first."""
+        keys, args = self._common(job_id)
+        image_keys = [self._keys(job_id).image(i) for i in range(len(pngs))]
+        return bool(self._finish(keys=[*keys, *image_keys], args=[*args, dumps(result), *pngs]))
+
+    def stored_result(self, job_id: str) -> dict[str, Any]:
+        return json.loads(self._redis.hget(self._keys(job_id).job, "result") or "{}")
+
+    def end(self, job_id: str, state: str, message: str = "") -> bool:
+        keys, args = self._common(job_id)
+        return bool(self._end(keys=keys, args=[*args, state, message, "0"]))
+
+
+class WorkerRuntime:
+    """Per-process state of a worker: the engine (loaded once) and the Redis client."""
+
+    def __init__(self, config: FleetConfig, engine_options: EngineOptions) -> None:
+        self.config = config
+        self.engine_options = engine_options
+        self._pid = 0
+        self._engine: Any = None
+        self._jobs: WorkerJobs | None = None
+
+    def _ensure_process(self) -> None:
+        # A forked child must never reuse its parent's engine or sockets; solo pools never fork.
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._engine = None
+            self._jobs = WorkerJobs(redis.Redis.from_url(self.config.redis_url), self.config)
+
+    @property
+    def jobs(self) -> WorkerJobs:
+        self._ensure_process()
+        assert self._jobs is not None
+        return self._jobs
+
+    def engine(self) -> Any:
+        self._ensure_process()
+        if self._engine is None:
+            from pipeline.engine import Engine
+
+            options = self.engine_options
+            started = time.perf_counter()
+            self._engine = Engine.load(
+                options.source,
+                device=options.device,
+                dtype=options.dtype,
+                loras=options.loras,
+                upscaler=options.upscaler,
+            )
+            log.info("Loaded %s in %.1f s", self._engine.model_id, time.perf_counter() - started)
+        return self._engine
+
+    def announce(self) -> None:
+        """Tell the bots which model this queue serves and its native size (for --ar)."""
+        engine = self.engine()
+        queue = queue_for_model(self.config.key_prefix, self.engine_options.source)
+        info = {"model": self.engine_options.source, "model_id": engine.model_id, "native_size": engine.native_size}
+        self.jobs._redis.hset(models_key(self.config.key_prefix), queue, dumps(info))
+
+    def generate(self, job_id: str, payload: dict[str, Any], preview_every: int, worker: str) -> dict[str, Any]:
+        jobs = self.jobs
+        decision, attempt, queued_seconds = jobs.begin(job_id, worker)
+        if decision == FINISHED:
+            log.info("Job %s was already finished; not run again", job_id)
+            return jobs.stored_result(job_id)
+        if decision != "run":
+            log.info("Job %s not run: %s", job_id, decision)
+            return {"job_id": job_id, "state": decision}
+        if attempt > 1:
+            log.warning("Job %s redelivered (attempt %d)", job_id, attempt)
+        request = request_from_payload(payload)
+        engine = self.engine()
+
+        def on_step(step: int, total: int, previews: Any) -> None:
+            preview = previews[0] if isinstance(previews, list | tuple) else previews
+            jobs.step(job_id, step, total, preview)
+
+        started = time.perf_counter()
+        try:
+            (result,) = engine.run(
+                [request],
+                on_step=on_step,
+                should_stop=lambda: jobs.cancel_requested(job_id),
+                preview_every=preview_every,
+            )
+        except JobCancelled:
+            jobs.end(job_id, "cancelled")
+            return {"job_id": job_id, "state": "cancelled"}
+        except PipelineError as error:
+            jobs.end(job_id, "failed", str(error))
+            return {"job_id": job_id, "state": "failed", "message": str(error)}
+        except Exception as error:
+            # Anything else is a bug or a broken device; the user gets a short reason, the log the trace.
+            log.exception("Job %s failed", job_id)
+            message = f"The generation failed on a worker ({type(error).__name__}: {error})."
+            jobs.end(job_id, "failed", message)
+            return {"job_id": job_id, "state": "failed", "message": message}
+        compute_seconds = time.perf_counter() - started
+        pngs = [encode_png(image) for image in result.images]
+        keys = JobKeys(self.config.key_prefix, job_id)
+        summary = {
+            "job_id": job_id,
+            "state": "finished",
+            "images": [keys.image(i) for i in range(len(pngs))],
+            "seeds": list(result.seeds),
+            "model_id": result.model_id,
+            "metadata": dict(result.metadata),
+            "queued_seconds": queued_seconds,
+            "compute_seconds": compute_seconds,
+            "attempt": attempt,
+            "worker": worker,
+        }
+        if not jobs.finish(job_id, summary, pngs):
+            log.info("Job %s had already ended; this delivery's result is dropped", job_id)
+            return {"job_id": job_id, "state": "duplicate"}
+        return summary
+
+
+def create_worker_app(config: FleetConfig, engine_options: EngineOptions) -> tuple[Celery, WorkerRuntime]:
+    app = make_celery_app(config)
+    runtime = WorkerRuntime(config, engine_options)
+
+    @app.task(
+        name=TASK_NAME,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        # A Redis hiccup is worth another delivery; a bad request or a model error is not.
+        autoretry_for=(redis.ConnectionError, redis.TimeoutError),
+        max_retries=config.max_retries,
+        retry_backoff=True,
+    )
+    def generate(task, job_id: str, payload: dict[str, Any], preview_every: int) -> dict[str, Any]:
+        return runtime.generate(job_id, payload, preview_every, worker=task.request.hostname or "")
+
+    return app, runtime
+
+
+def run_worker(
+    config: FleetConfig, engine_options: EngineOptions, *, hostname: str = "", loglevel: str = "INFO"
+) -> None:
+    """Load the model, then serve its queue until stopped (SIGTERM finishes the running job first)."""
+    app, runtime = create_worker_app(config, engine_options)
+    runtime.announce()  # loads the engine here, in the process that runs the jobs
+    queue = queue_for_model(config.key_prefix, engine_options.source)
+    name = hostname or f"kaika-{os.getpid()}@{socket.gethostname()}"
+    log.info("Worker %s serving %s on queue %s", name, engine_options.source or "the demo model", queue)
+    app.worker_main(
+        [
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            f"--queues={queue}",
+            f"--hostname={name}",
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )

@@ -1,0 +1,292 @@
+"""The Celery executor against the real Redis and a real `kaika worker` running the tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import redis
+
+from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
+from pipeline.executor.base import Cancelled, Executor, Failed, Finished, JobHandle, Queued, Started, Step
+from pipeline.executor.celery import UnknownJob
+from pipeline.executor.celery_jobs import (
+    TASK_NAME,
+    JobKeys,
+    make_celery_app,
+    open_jobs_key,
+    queue_for_model,
+    request_to_payload,
+)
+from pipeline.executor.celery_worker import WorkerJobs
+from pipeline.request import GenerationRequest, Mode
+
+REQUEST = GenerationRequest(prompt="a lighthouse at dusk", seed=3, width=64, height=64, steps=4, num_images=2)
+SMALL = REQUEST.replace(steps=2, num_images=1)
+LONG = REQUEST.replace(steps=100)  # seconds of work on a CPU: long enough to interrupt mid-job
+
+
+async def collect(handle: JobHandle, within: float = 90) -> list:
+    events = []
+    async with asyncio.timeout(within):
+        async for event in handle.events():
+            events.append(event)
+    return events
+
+
+async def first_step(handle: JobHandle, within: float = 90) -> Step:
+    async with asyncio.timeout(within):
+        async for event in handle.events():
+            if isinstance(event, Step):
+                return event
+    raise AssertionError("the job ended before its first step")
+
+
+def job_record(config, job_id: str) -> dict[str, str]:
+    client = redis.Redis.from_url(config.redis_url, decode_responses=True)
+    try:
+        return client.hgetall(JobKeys(config.key_prefix, job_id).job)
+    finally:
+        client.close()
+
+
+def stream_types(config, job_id: str) -> list[str]:
+    client = redis.Redis.from_url(config.redis_url)  # previews are bytes
+    try:
+        return [fields[b"type"].decode() for _, fields in client.xrange(JobKeys(config.key_prefix, job_id).events)]
+    finally:
+        client.close()
+
+
+async def test_a_job_runs_on_a_worker_with_progress_previews_and_the_models_images(
+    worker, make_executor, tiny_model_dir
+):
+    executor = await make_executor()
+    assert isinstance(executor, Executor)
+    assert executor.native_size() == 64  # announced by the worker that loaded the model
+
+    handle = await executor.submit(REQUEST, owner="alice")
+    events = await collect(handle)
+
+    assert [type(e).__name__ for e in events] == ["Queued", "Started", "Step", "Step", "Step", "Step", "Finished"]
+    assert events[0] == Queued(1)
+    steps = [e for e in events if isinstance(e, Step)]
+    assert [(s.step, s.total) for s in steps] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert steps[0].preview_png is None and steps[1].preview_png.startswith(b"\x89PNG")
+    result = await handle.result()
+    assert result.seeds == [3, 4] and result.model_id == "tiny-sd"
+    assert result.metadata["prompt"] == "a lighthouse at dusk"
+    assert result.timings.compute_seconds > 0 and result.timings.queued_seconds >= 0
+
+    # The worker ran the same model: its images match an in-process run of the same request.
+    from pipeline.engine import Engine
+
+    local = Engine.load(str(tiny_model_dir), device="cpu", dtype="float32").run([REQUEST])[0]
+    for fleet_image, local_image in zip(result.images, local.images, strict=True):
+        assert fleet_image.size == (64, 64)
+        difference = np.abs(np.asarray(fleet_image, dtype=int) - np.asarray(local_image.convert("RGB"), dtype=int))
+        assert difference.max() <= 2
+    assert not np.array_equal(np.asarray(result.images[0]), np.asarray(result.images[1]))
+
+    assert executor.queue_depth() == 0
+    assert await executor.unfinished_jobs() == {}
+
+
+async def test_a_redelivered_finished_job_is_not_run_again_and_its_result_is_delivered_once(
+    worker, make_executor, fleet_config, tiny_model_dir
+):
+    executor = await make_executor()
+    handle = await executor.submit(SMALL, owner="alice")
+    await handle.result()
+
+    app = make_celery_app(fleet_config)
+    try:
+        # The Celery result carries keys and metadata, never image bytes.
+        summary = await asyncio.to_thread(app.AsyncResult(handle.job_id).get, timeout=60)
+        assert summary["images"] == [JobKeys(fleet_config.key_prefix, handle.job_id).image(0)]
+        assert summary["attempt"] == 1
+        # The broker hands the same job out again, as after a lost acknowledgement.
+        again = app.send_task(
+            TASK_NAME,
+            args=(handle.job_id, request_to_payload(SMALL), 2),
+            task_id=handle.job_id,
+            queue=queue_for_model(fleet_config.key_prefix, str(tiny_model_dir)),
+        )
+        assert await asyncio.to_thread(again.get, timeout=60) == summary
+    finally:
+        app.close()
+
+    assert stream_types(fleet_config, handle.job_id).count("finished") == 1
+    assert job_record(fleet_config, handle.job_id)["attempts"] == "1"
+    # A bot that attaches afterwards reads that one result, once.
+    other = await make_executor()
+    events = await collect(await other.attach(handle.job_id))
+    assert sum(isinstance(e, Finished) for e in events) == 1
+
+
+async def test_a_restarted_bot_reattaches_a_running_job_and_resumes_its_progress(worker, make_executor):
+    first = await make_executor()
+    handle = await first.submit(LONG, owner="alice")
+    await first_step(handle)
+    await first.close()  # the bot stops mid-job; the worker carries on
+    seen = handle.last_event_id  # what a bot would have saved: the last event it had read
+
+    second = await make_executor()
+    assert (await second.unfinished_jobs()).get(handle.job_id) == "alice"
+    resumed = await second.attach(handle.job_id, after=seen)
+    events = await collect(resumed)
+
+    assert isinstance(events[-1], Finished)
+    assert not any(isinstance(e, Started) for e in events)  # resumed after the events already seen
+    seen_before = [e.step for e in await history(handle) if isinstance(e, Step)]
+    seen_after = [e.step for e in events if isinstance(e, Step)]
+    assert seen_before + seen_after == list(range(1, 101))  # every step once, none lost, none repeated
+    assert (await resumed.result()).seeds == [3, 4]
+    assert handle.job_id not in await second.unfinished_jobs()
+
+
+async def history(handle: JobHandle) -> list:
+    """The events a handle holds now, without waiting for more."""
+    events = []
+    iterator = handle.events()
+    while True:
+        try:
+            events.append(await asyncio.wait_for(anext(iterator), timeout=0.2))
+        except (TimeoutError, StopAsyncIteration):
+            return events
+
+
+async def test_jobs_still_waiting_in_a_stopped_bot_are_picked_up_by_the_next_one(worker, make_executor):
+    first = await make_executor(in_flight=1)
+    running = await first.submit(REQUEST.replace(steps=8), owner="alice")
+    waiting = await first.submit(SMALL, owner="bob")  # held in the bot's fair queue
+    assert (await collect_first(waiting)) == Queued(2)
+    await first.close()
+
+    second = await make_executor(in_flight=1)
+    unfinished = await second.unfinished_jobs()
+    assert unfinished.items() >= {running.job_id: "alice", waiting.job_id: "bob"}.items()
+    for job_id in (running.job_id, waiting.job_id):
+        events = await collect(await second.attach(job_id))
+        assert isinstance(events[-1], Finished)
+
+
+async def collect_first(handle: JobHandle):
+    async for event in handle.events():
+        return event
+
+
+async def test_cancelling_a_running_job_stops_it_between_steps(worker, make_executor, fleet_config):
+    executor = await make_executor()
+    handle = await executor.submit(REQUEST.replace(steps=80), owner="alice")
+    await first_step(handle)
+
+    assert await handle.cancel() is True
+    events = await collect(handle)
+    assert isinstance(events[-1], Cancelled)
+    assert max(e.step for e in events if isinstance(e, Step)) < 80
+    with pytest.raises(JobCancelled):
+        await handle.result()
+    assert await handle.cancel() is False  # already ended
+    assert job_record(fleet_config, handle.job_id)["state"] == "cancelled"
+    assert "finished" not in stream_types(fleet_config, handle.job_id)
+
+
+async def test_cancelling_queued_jobs_means_no_worker_ever_runs_them(worker, make_executor, fleet_config):
+    executor = await make_executor(in_flight=2)
+    running = await executor.submit(REQUEST.replace(steps=30), owner="alice")
+    at_workers = await executor.submit(SMALL, owner="bob")  # sent to the workers' queue
+    in_bot = await executor.submit(SMALL, owner="carol")  # beyond in_flight: waits in the bot
+    assert [await collect_first(h) for h in (running, at_workers, in_bot)] == [Queued(1), Queued(2), Queued(3)]
+    await first_step(running)
+
+    assert await in_bot.cancel() is True
+    assert await at_workers.cancel() is True
+    for handle in (in_bot, at_workers):
+        events = await collect(handle)
+        assert isinstance(events[-1], Cancelled) and not any(isinstance(e, Started) for e in events)
+
+    await running.result()
+    after = await executor.submit(SMALL, owner="bob")  # the worker has moved past the cancelled job
+    await after.result()
+    for handle in (in_bot, at_workers):
+        record = job_record(fleet_config, handle.job_id)
+        assert record["state"] == "cancelled" and record["attempts"] == "0"
+        assert "started" not in stream_types(fleet_config, handle.job_id)
+
+
+async def test_owners_take_turns_and_limits_are_enforced_in_the_bot(worker, make_executor, fleet_config):
+    executor = await make_executor(in_flight=1, max_jobs_per_user=3)
+    a1, a2, a3 = [await executor.submit(SMALL.replace(seed=s), owner="alice") for s in (1, 2, 3)]
+    b1 = await executor.submit(SMALL, owner="bob")
+    assert await collect_first(b1) == Queued(2)  # ahead of alice's second and third jobs
+
+    with pytest.raises(QueueFull, match="limit is 3"):
+        await executor.submit(SMALL, owner="alice")
+
+    for handle in (a1, a2, a3, b1):
+        await handle.result()
+    started = {h.job_id: float(job_record(fleet_config, h.job_id)["started_at"]) for h in (a1, a2, a3, b1)}
+    assert sorted(started, key=started.get) == [a1.job_id, b1.job_id, a2.job_id, a3.job_id]
+
+
+async def test_a_favoured_tier_overtakes_in_the_workers_queue(worker, make_executor, fleet_config):
+    executor = await make_executor(in_flight=8)
+    running = await executor.submit(REQUEST.replace(steps=30), owner="x")
+    await first_step(running)  # the worker is busy; the next two wait in its queue
+    everyone = await executor.submit(SMALL, owner="y")
+    favoured = await executor.submit(SMALL, owner="z", priority=5)
+    await everyone.result()
+    await favoured.result()
+    started = {h: float(job_record(fleet_config, h.job_id)["started_at"]) for h in (everyone, favoured)}
+    assert started[favoured] < started[everyone]
+
+
+async def test_a_job_the_model_cannot_run_fails_with_a_message(worker, make_executor):
+    executor = await make_executor()
+    broken = SMALL.replace(mode=Mode.IMG2IMG, source_image=b"this is not an image")
+    handle = await executor.submit(broken, owner="alice")
+    events = await collect(handle)
+    assert isinstance(events[-1], Failed) and "failed on a worker" in events[-1].message
+    with pytest.raises(JobFailed, match="failed on a worker"):
+        await handle.result()
+
+
+async def test_full_queues_and_invalid_requests_are_refused_before_anything_is_recorded(
+    fleet_redis_url, make_executor, fleet_config
+):
+    # A model no worker serves: jobs stay queued, which is what these limits are about.
+    executor = await make_executor(default_model="no-worker-serves-this", max_queue=2, max_jobs_per_user=1)
+    await executor.submit(SMALL, owner="alice")
+    with pytest.raises(QueueFull, match="You already have 1 jobs"):
+        await executor.submit(SMALL, owner="alice")
+    await executor.submit(SMALL, owner="bob")
+    with pytest.raises(QueueFull, match="queue is full"):
+        await executor.submit(SMALL, owner="carol")
+    with pytest.raises(RequestError, match="--steps"):
+        await executor.submit(SMALL.replace(steps=0), owner="dave", job_id="invalid-job")
+    assert job_record(fleet_config, "invalid-job") == {}
+    assert executor.queue_depth() == 2
+    client = redis.Redis.from_url(fleet_redis_url, decode_responses=True)
+    assert set(client.hvals(open_jobs_key(fleet_config.key_prefix))) >= {"alice", "bob"}
+    client.close()
+
+
+async def test_attaching_an_unknown_job_says_so(fleet_redis_url, make_executor):
+    executor = await make_executor()
+    with pytest.raises(UnknownJob, match="No job nope is recorded"):
+        await executor.attach("nope")
+
+
+async def test_a_job_that_keeps_killing_workers_is_given_up_after_the_retries(
+    fleet_redis_url, make_executor, fleet_config
+):
+    executor = await make_executor(default_model="no-worker-serves-this")
+    handle = await executor.submit(SMALL, owner="alice")
+    jobs = WorkerJobs(redis.Redis.from_url(fleet_config.redis_url), fleet_config)
+    # Each delivery that begins and never ends is a worker lost mid-job.
+    assert [jobs.begin(handle.job_id, "w")[:2] for _ in range(3)] == [("run", 1), ("run", 2), ("run", 3)]
+    assert jobs.begin(handle.job_id, "w")[0] == "failed"
+    events = await collect(handle)
+    assert isinstance(events[-1], Failed) and "stopped its worker 3 times" in events[-1].message

@@ -1,0 +1,49 @@
+"""A worker killed mid-job (kill -9): the job goes to another worker and its result arrives once.
+Also the worker command's answer to a model it cannot load."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.executor.base import Finished, Started, Step
+from tests.fleet.test_celery_executor import LONG, collect, first_step, job_record, stream_types
+
+pytestmark = pytest.mark.slow
+
+
+async def test_a_job_whose_worker_is_killed_is_redelivered_and_finishes_once(
+    start_worker, make_executor, fleet_config
+):
+    doomed = start_worker(fleet_config)
+    executor = await make_executor()
+    handle = await executor.submit(LONG, owner="alice")
+    await first_step(handle)
+    doomed.kill()
+    assert job_record(fleet_config, handle.job_id)["state"] == "started"
+
+    rescuer = start_worker(fleet_config)
+    events = await collect(handle, within=120)
+
+    assert sum(isinstance(e, Finished) for e in events) == 1 and isinstance(events[-1], Finished)
+    assert sum(isinstance(e, Started) for e in events) == 1  # the caller is told once
+    assert [e.step for e in events if isinstance(e, Step)][-1] == 100
+    result = await handle.result()
+    assert result.seeds == [3, 4] and len(result.images) == 2
+    record = job_record(fleet_config, handle.job_id)
+    assert record["attempts"] == "2" and record["state"] == "finished"
+    assert rescuer.log().count(f"[{handle.job_id}] received") == 1
+    assert stream_types(fleet_config, handle.job_id).count("finished") == 1
+    assert await executor.unfinished_jobs() == {}
+
+
+def test_the_worker_command_names_a_model_it_cannot_load(tmp_path):
+    env = dict(os.environ, MODEL=str(tmp_path / "missing-model"), DEVICE="cpu", REDIS_URL="redis://127.0.0.1:1/0")
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "worker"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert "kaika worker:" in done.stderr and "MODEL" in done.stderr
