@@ -16,6 +16,6 @@ def tiny_engine(tiny_model_dir):
 
 
 def tiny_request(prompt: str = "a red circle", **changes: object) -> GenerationRequest:
-    """A small, fast request for the tiny model: 64x64, 4 steps."""
-    base = GenerationRequest(prompt=prompt, seed=1, width=64, height=64, steps=4, guidance=7.5)
+    """A small, fast request for the tiny model: two 64x64 images, 4 steps."""
+    base = GenerationRequest(prompt=prompt, seed=1, width=64, height=64, steps=4, guidance=7.5, num_images=2)
     return base.replace(**changes).validate()

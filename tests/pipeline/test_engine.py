@@ -36,7 +36,7 @@ def test_model_setting_loads_the_tiny_model(tiny_settings_env):
     assert engine.model_id == tiny_settings_env.name
     assert engine.native_size == 64
     assert engine.device == torch.device("cpu")
-    (result,) = engine.run([tiny_request(seed=3)])
+    (result,) = engine.run([tiny_request(seed=3, num_images=4)])
     assert len(result.images) == 4 and result.images[0].size == (64, 64)
     assert result.seeds == [3, 4, 5, 6]
     assert result.model_id == engine.model_id
@@ -73,7 +73,8 @@ def test_batched_requests_give_the_same_pixels_as_each_alone(tiny_engine):
 
 
 def test_batches_of_four_image_requests_are_bit_identical_to_each_alone(tiny_engine):
-    a, b = tiny_request("a red circle", seed=1), tiny_request("a blue square", seed=90, chaos=30)
+    a = tiny_request("a red circle", seed=1, num_images=4)
+    b = tiny_request("a blue square", seed=90, chaos=30, num_images=4)
     batched = tiny_engine.run([a, b])
     assert digest(batched[0].images) == digest(tiny_engine.run([a])[0].images)
     assert digest(batched[1].images) == digest(tiny_engine.run([b])[0].images)
@@ -159,7 +160,7 @@ def test_inpaint_changes_only_what_the_mask_allows(tiny_engine):
 
 def test_on_step_reports_every_step_with_previews_every_k(tiny_engine):
     calls = []
-    a, b = tiny_request(seed=1, steps=6), tiny_request(seed=30, steps=6, num_images=1)
+    a, b = tiny_request(seed=1, steps=6, num_images=4), tiny_request(seed=30, steps=6, num_images=1)
     tiny_engine.run(
         [a, b], on_step=lambda step, total, previews: calls.append((step, total, previews)), preview_every=2
     )
@@ -184,7 +185,8 @@ def test_should_stop_cancels_between_steps(tiny_engine):
 
 
 def test_out_of_memory_splits_the_batch_and_keeps_pixels(tiny_engine, monkeypatch):
-    expected = [tiny_engine.run([r])[0].images for r in (tiny_request(seed=1), tiny_request("b", seed=9))]
+    requests = [tiny_request(seed=1, num_images=4), tiny_request("b", seed=9, num_images=4)]
+    expected = [tiny_engine.run([r])[0].images for r in requests]
     original = Engine._call
     sizes = []
 
@@ -195,7 +197,7 @@ def test_out_of_memory_splits_the_batch_and_keeps_pixels(tiny_engine, monkeypatc
         return original(self, requests, slots, *args)
 
     monkeypatch.setattr(Engine, "_call", small_memory)
-    results = tiny_engine.run([tiny_request(seed=1), tiny_request("b", seed=9)])
+    results = tiny_engine.run(requests)
     assert sizes == [8, 4, 2, 2, 4, 2, 2]
     for result, images in zip(results, expected, strict=True):
         assert_same_pixels_up_to_kernel_rounding(result.images, images)
@@ -311,6 +313,16 @@ def test_lora_errors_name_loras(tiny_model_dir, tmp_path):
     broken.write_bytes(b"not a safetensors file")
     with pytest.raises(ModelLoadError, match=r"LORAS entry .*broken.safetensors' could not be loaded"):
         Engine.load(str(tiny_model_dir), device="cpu", loras=[str(broken)])
+
+
+def test_loras_change_images_by_their_weight(tiny_model_dir, tiny_lora_file, tiny_engine):
+    request = tiny_request(num_images=1)
+    (plain,) = tiny_engine.run([request])
+    styled = Engine.load(str(tiny_model_dir), device="cpu", dtype="float32", loras=[f"{tiny_lora_file}:0.8"])
+    muted = Engine.load(str(tiny_model_dir), device="cpu", dtype="float32", loras=[f"{tiny_lora_file}:0"])
+    assert digest(styled.run([request])[0].images) != digest(plain.images)
+    assert digest(muted.run([request])[0].images) == digest(plain.images)
+    assert styled.img2img.unet is styled.txt2img.unet  # derived pipelines carry the LoRA too
 
 
 def test_lora_entries_parse_weights():

@@ -69,7 +69,7 @@ async def test_implements_the_executor_interface(make_executor):
 async def test_job_events_run_from_queued_to_finished_with_previews(make_executor):
     clock = itertools.count(100, 5)
     executor = make_executor(preview_every=2, clock=lambda: next(clock))
-    handle = await executor.submit(tiny_request(steps=4, seed=3), owner="ann")
+    handle = await executor.submit(tiny_request(steps=4, seed=3, num_images=4), owner="ann")
     assert handle.job_id == "job-1" and handle.owner == "ann"
     await executor.start()
     events = await asyncio.wait_for(all_events(handle), TIMEOUT)
