@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from bot.app import KaikaBot
 
 # Checks that run before the acknowledgement (so their errors can be ephemeral) get this long;
-# after it the interaction is deferred anyway, well inside Discord's 3 seconds.
-ACK_DEADLINE_SECONDS = 1.0
+# after it the interaction is deferred anyway. They usually take 10-50 ms; a database busy with
+# other writes can hold one up for a second.
+ACK_DEADLINE_SECONDS = 0.15
 
 
 class Acknowledgement:
@@ -27,12 +28,12 @@ class Acknowledgement:
     before the interaction is acknowledged, because Discord makes a deferred response's first
     follow-up replace it: an error after a public defer could not be ephemeral. They take
     milliseconds; should they take longer than ACK_DEADLINE_SECONDS, the interaction is deferred
-    then, and a late error is shown in the deferred message instead.
+    then, and a late error replaces the "thinking…" message with an ephemeral one.
     """
 
-    def __init__(self, interaction: discord.Interaction, deadline: float = ACK_DEADLINE_SECONDS) -> None:
+    def __init__(self, interaction: discord.Interaction, deadline: float | None = None) -> None:
         self.interaction = interaction
-        self.deadline = deadline
+        self.deadline = ACK_DEADLINE_SECONDS if deadline is None else deadline
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
         self._timer_fired = False
@@ -64,6 +65,10 @@ class Acknowledgement:
 
     async def fail(self, error: BaseException) -> None:
         async with self._lock:
+            if self._timer_fired:
+                # The public "thinking…" message goes; the error comes as a message of its own.
+                with contextlib.suppress(discord.HTTPException):
+                    await self.interaction.delete_original_response()
             await reply_error(self.interaction, error)
 
 

@@ -113,3 +113,17 @@ async def test_full_queue_refuses_everyone(start_kaika):
 
 async def assert_nothing_recorded_for(kaika, user):
     assert await kaika.services.storage.jobs.recent_for_user(user.id) == []
+
+
+async def test_a_refusal_found_after_the_deadline_replaces_the_thinking_message(start_kaika, monkeypatch):
+    # Checks slower than the deadline (a busy database): the bot defers first, then answers.
+    monkeypatch.setattr("bot.interactions.ACK_DEADLINE_SECONDS", 0.0)
+    kaika = await start_kaika()
+    ada = kaika.fake.add_member("ada")
+    interaction = await kaika.fake.wait_acked(await kaika.imagine(ada, "a cat --zoom 2"))
+    assert interaction.response_type == 5
+    await kaika.fake.wait_until(lambda: interaction.followup_ids)
+    assert interaction.original_message_id not in kaika.fake.messages  # the "thinking…" message is gone
+    [followup] = [kaika.fake.messages[i] for i in interaction.followup_ids]
+    assert followup["flags"] & 64 and "Unknown flag --zoom" in followup["content"]
+    await assert_nothing_recorded(kaika, ada)
