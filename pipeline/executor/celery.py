@@ -329,6 +329,11 @@ class CeleryExecutor:
         info = self._models.get(self._queue(model))
         return int(info["native_size"]) if info else DEFAULT_NATIVE_SIZE
 
+    @property
+    def model_names(self) -> list[str]:
+        """Names `--model` accepts: the id of each model a worker has announced (refreshed every 30 s)."""
+        return sorted(info["model_id"] for info in self._models.values())
+
     # --- fair release ------------------------------------------------------------------------------
 
     def _adopt(self, job_id: str, owner: str, request: GenerationRequest, tier: int) -> CeleryJobHandle:
@@ -346,7 +351,13 @@ class CeleryExecutor:
         self._dispatch()
 
     def _queue(self, model: str | None) -> str:
-        return queue_for_model(self.config.key_prefix, model or self.default_model)
+        """The queue of the workers that serve `model`: a MODEL value, or a served model's id."""
+        source = model or self.default_model
+        for info in self._models.values():
+            if source == info["model_id"]:
+                source = info["model"]
+                break
+        return queue_for_model(self.config.key_prefix, source)
 
     def _dispatch(self) -> None:
         """Hand waiting jobs to the workers while fewer than `in_flight` are there, then renumber."""

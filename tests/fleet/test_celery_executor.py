@@ -93,6 +93,15 @@ async def test_a_job_runs_on_a_worker_with_progress_previews_and_the_models_imag
     assert await executor.unfinished_jobs() == {}
 
 
+async def test_a_model_picked_by_its_announced_name_runs_on_the_worker_that_serves_it(worker, make_executor):
+    executor = await make_executor()
+    assert executor.model_names == ["tiny-sd"]
+    assert executor.native_size("tiny-sd") == 64
+    assert executor.native_size("a-model-no-worker-serves") == 512  # the default until one announces it
+    handle = await executor.submit(SMALL.replace(model="tiny-sd"), owner="alice")
+    assert (await handle.result()).model_id == "tiny-sd"
+
+
 async def test_a_redelivered_finished_job_is_not_run_again_and_its_result_is_delivered_once(
     worker, make_executor, fleet_config, tiny_model_dir
 ):

@@ -1,0 +1,71 @@
+"""`kaika worker` subprocesses for the fleet tests and bench/fleet.py, started as an operator would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pipeline.executor.celery_jobs import FleetConfig
+
+WORKER_START_TIMEOUT = 90.0
+
+
+class WorkerProcess:
+    """A `kaika worker` subprocess, started the way an operator starts one (settings from env)."""
+
+    def __init__(self, config: FleetConfig, model_dir: Path, log_path: Path) -> None:
+        env = dict(os.environ)
+        env.update(
+            MODEL=str(model_dir),
+            DEVICE="cpu",
+            DTYPE="float32",
+            REDIS_URL=config.redis_url,
+            CELERY_KEY_PREFIX=config.key_prefix,
+            CELERY_VISIBILITY_TIMEOUT=str(config.visibility_timeout),
+            CELERY_RESULT_TTL=str(config.result_ttl),
+            CELERY_MAX_RETRIES=str(config.max_retries),
+            LOG_LEVEL="INFO",
+            OMP_NUM_THREADS="1",  # two workers share two cores; one thread each, as one GPU each
+        )
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        # cwd outside the repository, so a developer's .env cannot change what is tested.
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "worker"],
+            cwd=log_path.parent,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = WORKER_START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in self.log():
+                return
+            if self.process.poll() is not None:
+                raise AssertionError(f"kaika worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+        raise AssertionError(f"kaika worker was not ready after {timeout} s:\n{self.log()[-3000:]}")
+
+    def kill(self) -> None:
+        """kill -9: no warm shutdown, no requeue; only the visibility timeout can save its job."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
