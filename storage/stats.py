@@ -6,12 +6,15 @@ who pressed the button). Every figure is exact, and cheap at any history size:
 - `usage_daily` holds running totals per UTC day (of queueing) and kind, updated in the same
   transaction as each job change. A window's whole days come from there; only its first, partial
   day is summed from the jobs themselves.
-- The per-user leaderboard of 24h / 7d / 30d is summed from the jobs in the window over a covering
-  index; all-time reads the users' running `*_total` columns.
+- The per-user leaderboard of 24h / 7d / 30d counts the window's jobs over a covering index; the
+  whole past days of a window are counted once a day and kept in memory, as those counts never
+  change. All-time reads the users' running `*_total` columns.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Date, and_, case, cast, delete, func, insert, select, update
@@ -54,6 +57,8 @@ class StatsRepository:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Per window: ((first whole day, today), requests per user over the whole days between).
+        self._past_requests: dict[Window, tuple[tuple[datetime, datetime], Counter[int]]] = {}
 
     async def usage(self, window: Window | str = Window.ALL, *, top: int = 10) -> UsageReport:
         """The usage report for `window` ("24h", "7d", "30d", "all") with the `top` heaviest users."""
@@ -65,6 +70,7 @@ class StatsRepository:
 
     async def rebuild_totals(self) -> None:
         """Recompute the running totals from the jobs table (after a bulk import, or to repair them)."""
+        self._past_requests.clear()
         day = self._day(Job.queued_at)
         async with self._db.write() as session:
             await session.execute(delete(UsageDaily))
@@ -97,7 +103,8 @@ class StatsRepository:
             )
 
     async def _windowed(self, session: AsyncSession, window: Window, top: int) -> UsageReport:
-        since = self._db.now() - WINDOW_LENGTH[window]
+        now = self._db.now()
+        since = now - WINDOW_LENGTH[window]
         first_day = since.date()
         first_day_end = datetime.combine(first_day + timedelta(days=1), time(), UTC)
         partial_rows = (
@@ -124,23 +131,62 @@ class StatsRepository:
                 .order_by(UsageDaily.day)
             )
         ).all()
-        # Grouping by `requester_id + 0`, not the bare column, keeps SQLite from walking the whole
-        # requester index to avoid a sort; it then reads just the window from the covering index.
-        requester = (Job.requester_id + 0).label("requester")
-        leaders = await session.execute(
-            select(
-                requester,
-                func.count(),
-                func.coalesce(func.sum(Job.image_count), 0),
-                func.coalesce(func.sum(Job.compute_seconds), 0.0),
-            )
-            .where(Job.queued_at >= since)
-            .group_by(requester)
-            .order_by(func.count().desc(), requester)
-            .limit(top)
-        )
-        leaderboard = await _with_names(session, leaders.all())
+        leaderboard = await self._leaderboard(session, window, since, now, top)
         return _report(window, since, [*partial_rows, *whole_day_rows], per_day, leaderboard)
+
+    async def _leaderboard(
+        self, session: AsyncSession, window: Window, since: datetime, now: datetime, top: int
+    ) -> list[UserUsage]:
+        """The `top` requesters in [since, now], ranked by jobs, then user id.
+
+        Requests per user over the window's whole past days never change (jobs are never removed
+        and keep their queue time), so they are counted once per window per day and kept; only
+        the partial first day and today are counted at each call. Images and compute seconds
+        are then summed for the leaders alone.
+        """
+        first_day_end = datetime.combine(since.date() + timedelta(days=1), time(), UTC)
+        today = datetime.combine(now.date(), time(), UTC)
+        if first_day_end >= today:
+            counts = await _requests_per_user(session, since, None)
+        else:
+            cached = self._past_requests.get(window)
+            if cached is None or cached[0] != (first_day_end, today):
+                cached = ((first_day_end, today), await _requests_per_user(session, first_day_end, today))
+                self._past_requests[window] = cached
+            counts = (
+                cached[1]
+                + await _requests_per_user(session, since, first_day_end)
+                + await _requests_per_user(session, today, None)
+            )
+        leaders = heapq.nsmallest(top, counts.items(), key=lambda item: (-item[1], item[0]))
+        if not leaders:
+            return []
+        ids = [user for user, _ in leaders]
+        sums = {
+            user: (images, compute)
+            for user, images, compute in await session.execute(
+                select(
+                    Job.requester_id,
+                    func.coalesce(func.sum(Job.image_count), 0),
+                    func.coalesce(func.sum(Job.compute_seconds), 0.0),
+                )
+                .where(Job.requester_id.in_(ids), Job.queued_at >= since)
+                .group_by(Job.requester_id)
+            )
+        }
+        names = dict(
+            (await session.execute(select(User.id, User.display_name).where(User.id.in_(ids)))).all()
+        )
+        return [
+            UserUsage(
+                user_id=user,
+                display_name=names.get(user, ""),
+                jobs=jobs,
+                images=int(sums[user][0]),
+                compute_seconds=float(sums[user][1]),
+            )
+            for user, jobs in leaders
+        ]
 
     async def _all_time(self, session: AsyncSession, top: int) -> UsageReport:
         rows = await session.execute(
@@ -201,23 +247,14 @@ def _report(window: Window, since, kind_rows, day_rows, leaderboard: list[UserUs
     )
 
 
-async def _with_names(session: AsyncSession, rows) -> list[UserUsage]:  # type: ignore[no-untyped-def]
-    ids = [row[0] for row in rows]
-    names = (
-        dict((await session.execute(select(User.id, User.display_name).where(User.id.in_(ids)))).all())
-        if ids
-        else {}
-    )
-    return [
-        UserUsage(
-            user_id=user,
-            display_name=names.get(user, ""),
-            jobs=jobs,
-            images=int(images),
-            compute_seconds=float(compute),
-        )
-        for user, jobs, images, compute in rows
-    ]
+async def _requests_per_user(session: AsyncSession, start: datetime, end: datetime | None) -> Counter[int]:
+    """Jobs per requester queued in [start, end)."""
+    # Grouping by `requester_id + 0`, not the bare column, keeps SQLite from walking the whole
+    # requester index to avoid a sort; it then reads just the time range from the covering index.
+    requester = (Job.requester_id + 0).label("requester")
+    where = [Job.queued_at >= start] if end is None else [Job.queued_at >= start, Job.queued_at < end]
+    rows = await session.execute(select(requester, func.count()).where(*where).group_by(requester))
+    return Counter(dict(rows.all()))
 
 
 def _as_date(value: date | str) -> date:

@@ -192,3 +192,32 @@ async def test_an_empty_database_reports_zeros(storage: Storage) -> None:
 async def test_unknown_window_is_refused(storage: Storage) -> None:
     with pytest.raises(InvalidValue, match="Unknown window '1y'; expected one of 24h, 7d, 30d, all"):
         await storage.stats.usage("1y")
+
+
+async def test_leaderboard_follows_new_jobs_and_the_turn_of_the_day(
+    history: Storage, clock: FakeClock
+) -> None:
+    assert [entry.user_id for entry in (await history.stats.usage("7d")).leaderboard] == [CY, ADA]
+    for _ in range(2):
+        await history.jobs.create("imagine", BOB, prompt="today")
+    report = await history.stats.usage("7d")
+    assert report.leaderboard == [
+        UserUsage(CY, "Cy", 3, 5, 5.0),
+        UserUsage(ADA, "Ada", 2, 4, 5.0),
+        UserUsage(BOB, "Bob", 2, 0, 0.0),
+    ]
+
+    clock.advance(days=1)  # Cy's 03-24 imagine leaves the window; 03-31 becomes a whole past day
+    report = await history.stats.usage("7d")
+    assert report.leaderboard == [
+        UserUsage(ADA, "Ada", 2, 4, 5.0),
+        UserUsage(BOB, "Bob", 2, 0, 0.0),
+        UserUsage(CY, "Cy", 2, 1, 2.0),
+    ]
+    assert report.jobs == 6
+    await history.jobs.create("imagine", CY, prompt="tomorrow")
+    assert [(e.user_id, e.jobs) for e in (await history.stats.usage("7d")).leaderboard] == [
+        (CY, 3),
+        (ADA, 2),
+        (BOB, 2),
+    ]
