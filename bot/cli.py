@@ -126,7 +126,7 @@ def _run_worker(args: argparse.Namespace) -> int:
 
     from bot.config import Settings
     from pipeline.errors import ModelLoadError
-    from pipeline.executor.celery_worker import EngineOptions, run_worker
+    from pipeline.executor.celery_worker import EngineOptions, WorkerStartError, run_worker
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -139,7 +139,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     )
     try:
         run_worker(settings.fleet_config(), engine, hostname=args.hostname, loglevel=settings.log_level)
-    except ModelLoadError as error:
+    except (ModelLoadError, WorkerStartError) as error:
         print(f"kaika worker: {error}", file=sys.stderr)
         return 2
     return 0

@@ -51,6 +51,10 @@ class EngineOptions:
     upscaler: str = ""
 
 
+class WorkerStartError(Exception):
+    """The worker cannot start; the message says which setting to check."""
+
+
 class WorkerJobs:
     """The worker's side of a job's Redis records (synchronous: it runs in the job's thread)."""
 
@@ -232,6 +236,13 @@ def run_worker(
 ) -> None:
     """Load the model, then serve its queue until stopped (SIGTERM finishes the running job first)."""
     app, runtime = create_worker_app(config, engine_options)
+    try:
+        runtime.jobs._redis.ping()  # before the minutes a model can take to load
+    except redis.RedisError as error:
+        where = runtime.jobs._redis.get_connection_kwargs()
+        raise WorkerStartError(
+            f"cannot reach Redis at {where.get('host')}:{where.get('port')} (REDIS_URL): {error}"
+        ) from error
     runtime.announce()  # loads the engine here, in the process that runs the jobs
     queue = queue_for_model(config.key_prefix, engine_options.source)
     name = hostname or f"kaika-{os.getpid()}@{socket.gethostname()}"

@@ -299,3 +299,20 @@ async def test_a_job_that_keeps_killing_workers_is_given_up_after_the_retries(
     assert jobs.begin(handle.job_id, "w")[0] == "failed"
     events = await collect(handle)
     assert isinstance(events[-1], Failed) and "stopped its worker 3 times" in events[-1].message
+
+
+async def test_submitting_a_recorded_job_id_again_attaches_instead_of_queueing_it_twice(
+    fleet_redis_url, make_executor, fleet_config
+):
+    first = await make_executor(default_model="no-worker-serves-this")
+    handle = await first.submit(SMALL, owner="alice", job_id="resubmitted-job")
+    await first.close()
+
+    second = await make_executor(default_model="no-worker-serves-this")
+    again = await second.submit(SMALL.replace(prompt="something else"), owner="alice", job_id=handle.job_id)
+    assert again.request == SMALL  # the recorded job, not the new request
+    assert await second.submit(SMALL, owner="alice", job_id=handle.job_id) is again
+    assert second.queue_depth() == 1
+    async with asyncio.timeout(30):  # sent to the workers' queue by the second bot
+        while job_record(fleet_config, handle.job_id)["state"] != "released":
+            await asyncio.sleep(0.05)

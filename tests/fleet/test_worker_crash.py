@@ -40,10 +40,24 @@ async def test_a_job_whose_worker_is_killed_is_redelivered_and_finishes_once(
     assert await executor.unfinished_jobs() == {}
 
 
-def test_the_worker_command_names_a_model_it_cannot_load(tmp_path):
-    env = dict(os.environ, MODEL=str(tmp_path / "missing-model"), DEVICE="cpu", REDIS_URL="redis://127.0.0.1:1/0")
-    done = subprocess.run(
+def run_worker_command(tmp_path, **settings: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DEVICE="cpu", **settings)
+    return subprocess.run(
         [sys.executable, "-m", "bot.cli", "worker"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_worker_command_names_a_model_it_cannot_load(tmp_path, fleet_config):
+    done = run_worker_command(
+        tmp_path, MODEL=str(tmp_path / "missing-model"), REDIS_URL=fleet_config.redis_url,
+        CELERY_KEY_PREFIX=fleet_config.key_prefix,
     )
     assert done.returncode == 2
     assert "kaika worker:" in done.stderr and "MODEL" in done.stderr
+
+
+def test_the_worker_command_says_when_redis_is_unreachable_before_loading_a_model(tmp_path):
+    done = run_worker_command(tmp_path, MODEL=str(tmp_path / "missing-model"), REDIS_URL="redis://:hush@127.0.0.1:1/0")
+    assert done.returncode == 2
+    assert "kaika worker: cannot reach Redis at 127.0.0.1:1 (REDIS_URL)" in done.stderr
+    assert "hush" not in done.stderr  # the password stays out of the message
