@@ -314,5 +314,5 @@ async def test_submitting_a_recorded_job_id_again_attaches_instead_of_queueing_i
     assert await second.submit(SMALL, owner="alice", job_id=handle.job_id) is again
     assert second.queue_depth() == 1
     async with asyncio.timeout(30):  # sent to the workers' queue by the second bot
-        while job_record(fleet_config, handle.job_id)["state"] != "released":
+        while job_record(fleet_config, handle.job_id)["state"] != "released":  # noqa: ASYNC110 - Redis state, no event
             await asyncio.sleep(0.05)
