@@ -14,7 +14,6 @@ from pipeline.demo.tokenizer import MAX_TOKENS
 LATENT_CHANNELS = 4
 LATENT_SIZE = IMAGE_SIZE // 4
 TEXT_WIDTH = 128
-SAMPLING_STEPS = 20
 
 
 def build_vae() -> AutoencoderKL:

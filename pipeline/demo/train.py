@@ -90,6 +90,12 @@ def _edge_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def train_vae(cfg: TrainConfig):
     torch.manual_seed(cfg.seed)
     vae = arch.build_vae()
+    with torch.no_grad():
+        # Start with a near-deterministic posterior (std ~0.02): a unit-variance one drowns the latent in
+        # sampling noise and a short run never gets sharp. The tiny KL weight leaves it there.
+        log_variance = slice(arch.LATENT_CHANNELS, None)
+        vae.quant_conv.weight[log_variance] *= 0.1
+        vae.quant_conv.bias[log_variance] = -8.0
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     stage = _Stage("vae", cfg, cfg.vae_steps, cfg.vae_minutes, {
         "get": lambda: {"vae": vae.state_dict(), "optimizer": optimizer.state_dict()},
