@@ -380,6 +380,8 @@ class CeleryExecutor:
     def _ended(self, handle: CeleryJobHandle, outcome: asyncio.Future[GenerationResult]) -> None:
         outcome.exception()  # a failure is reported through events(); nobody has to await result()
         self._waiting.remove(handle)
+        if self._handles.get(handle.job_id) is handle:
+            del self._handles[handle.job_id]  # its callers keep the handle; the executor needs it no more
         self._dispatch()
 
     async def _release(self, handle: CeleryJobHandle) -> None:
