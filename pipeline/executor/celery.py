@@ -213,7 +213,8 @@ class CeleryExecutor:
 
     async def start(self) -> None:
         self._closing = False
-        self._redis = aioredis.Redis.from_url(self.config.redis_url)
+        # Named, so an operator can tell the bot's connections from the workers' (CLIENT LIST).
+        self._redis = aioredis.Redis.from_url(self.config.redis_url, client_name=f"{self.config.key_prefix}-bot")
         self._create = self._redis.register_script(CREATE_SCRIPT)
         self._release_script = self._redis.register_script(RELEASE_SCRIPT)
         self._end = self._redis.register_script(END_SCRIPT)

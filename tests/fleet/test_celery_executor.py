@@ -316,3 +316,21 @@ async def test_submitting_a_recorded_job_id_again_attaches_instead_of_queueing_i
     async with asyncio.timeout(30):  # sent to the workers' queue by the second bot
         while job_record(fleet_config, handle.job_id)["state"] != "released":  # noqa: ASYNC110 - Redis state, no event
             await asyncio.sleep(0.05)
+
+
+async def test_the_bot_reconnects_when_redis_drops_its_connections_and_loses_no_progress(
+    worker, make_executor, fleet_config
+):
+    executor = await make_executor()
+    handle = await executor.submit(LONG, owner="alice")
+    await first_step(handle)
+    admin = redis.Redis.from_url(fleet_config.redis_url)
+    bot_connections = [c for c in admin.client_list() if c["name"] == f"{fleet_config.key_prefix}-bot"]
+    assert bot_connections
+    for connection in bot_connections:  # as a Redis restart or a network cut would
+        admin.client_kill_filter(_id=connection["id"])
+    admin.close()
+
+    events = await collect(handle)
+    assert isinstance(events[-1], Finished)
+    assert [e.step for e in events if isinstance(e, Step)] == list(range(1, 101))
