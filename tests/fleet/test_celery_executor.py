@@ -204,7 +204,7 @@ async def test_cancelling_a_running_job_stops_it_between_steps(worker, make_exec
 
 async def test_cancelling_queued_jobs_means_no_worker_ever_runs_them(worker, make_executor, fleet_config):
     executor = await make_executor(in_flight=2)
-    running = await executor.submit(REQUEST.replace(steps=30), owner="alice")
+    running = await executor.submit(LONG, owner="alice")
     at_workers = await executor.submit(SMALL, owner="bob")  # sent to the workers' queue
     in_bot = await executor.submit(SMALL, owner="carol")  # beyond in_flight: waits in the bot
     assert [await collect_first(h) for h in (running, at_workers, in_bot)] == [Queued(1), Queued(2), Queued(3)]
@@ -242,7 +242,7 @@ async def test_owners_take_turns_and_limits_are_enforced_in_the_bot(worker, make
 
 async def test_a_favoured_tier_overtakes_in_the_workers_queue(worker, make_executor, fleet_config):
     executor = await make_executor(in_flight=8)
-    running = await executor.submit(REQUEST.replace(steps=30), owner="x")
+    running = await executor.submit(LONG, owner="x")
     await first_step(running)  # the worker is busy; the next two wait in its queue
     everyone = await executor.submit(SMALL, owner="y")
     favoured = await executor.submit(SMALL, owner="z", priority=5)
