@@ -1,0 +1,66 @@
+"""The bot's job service, unchanged, on EXECUTOR=celery: record → run on a worker → store → report."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bot.config import Settings
+from bot.jobs import Outcome, Place, Requester
+from bot.services import Services
+from pipeline.executor.celery import CeleryExecutor
+from pipeline.request import GenerationRequest
+from storage.records import JobStatus
+
+
+class RecordingReporter:
+    def __init__(self) -> None:
+        self.steps: list[tuple[int, int]] = []
+        self.outcome: Outcome | None = None
+        self.failure: str | None = None
+
+    async def waiting(self, position: int) -> None:
+        pass
+
+    async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
+        self.steps.append((step, total))
+
+    async def finished(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+    async def failed(self, message: str) -> None:
+        self.failure = message
+
+
+async def test_an_imagine_through_the_job_service_runs_on_a_worker_and_is_stored(
+    worker, fleet_config, tiny_model_dir: Path, tmp_path: Path
+):
+    settings = Settings(
+        _env_file=None,
+        executor="celery",
+        redis_url=fleet_config.redis_url,
+        celery_key_prefix=fleet_config.key_prefix,
+        celery_visibility_timeout=fleet_config.visibility_timeout,
+        model=str(tiny_model_dir),
+        data_dir=tmp_path / "data",
+        preview_every=1,
+    )
+    services = await Services.open(settings)
+    try:
+        assert isinstance(services.executor, CeleryExecutor)
+        assert services.model_names == ["tiny-sd"]  # as announced by the worker
+        request = GenerationRequest(prompt="a red circle", seed=5, width=64, height=64, steps=3)
+        pending = await services.jobs.imagine(Requester(1, "alice"), Place(None, None), request)
+        reporter = RecordingReporter()
+        async with asyncio.timeout(90):
+            await pending.start(reporter)
+
+        assert reporter.failure is None
+        assert reporter.steps[-1] == (3, 3)
+        assert reporter.outcome is not None and len(reporter.outcome.images) == 4
+        assert all(png.startswith(b"\x89PNG") for png in reporter.outcome.images)
+        record = await services.storage.jobs.get(pending.job.id)
+        assert record.status is JobStatus.DONE and len(record.images) == 4
+        assert [image.seed for image in record.images] == [5, 6, 7, 8]
+    finally:
+        await services.close()
