@@ -3,6 +3,7 @@ Also the worker command's answer to a model it cannot load."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 async def test_a_job_whose_worker_is_killed_is_redelivered_and_finishes_once(
-    start_worker, make_executor, fleet_config
+    start_worker, make_executor, fleet_config, request
 ):
     doomed = start_worker(fleet_config)
     executor = await make_executor()
@@ -25,7 +26,7 @@ async def test_a_job_whose_worker_is_killed_is_redelivered_and_finishes_once(
     doomed.kill()
     assert job_record(fleet_config, handle.job_id)["state"] == "started"
 
-    rescuer = start_worker(fleet_config)
+    rescuer = request.getfixturevalue("worker")  # started only now; the module's next test stops it
     events = await collect(handle, within=120)
 
     assert sum(isinstance(e, Finished) for e in events) == 1 and isinstance(events[-1], Finished)
@@ -38,6 +39,17 @@ async def test_a_job_whose_worker_is_killed_is_redelivered_and_finishes_once(
     assert rescuer.log().count(f"[{handle.job_id}] received") == 1
     assert stream_types(fleet_config, handle.job_id).count("finished") == 1
     assert await executor.unfinished_jobs() == {}
+
+
+async def test_a_worker_told_to_stop_finishes_its_running_job_first(worker, make_executor):
+    executor = await make_executor()
+    handle = await executor.submit(LONG, owner="alice")
+    await first_step(handle)
+    worker.process.terminate()  # SIGTERM, as systemd, docker stop or Ctrl-C
+    result = await asyncio.wait_for(handle.result(), 90)
+    assert len(result.images) == 2
+    assert await asyncio.to_thread(worker.process.wait, 60) == 0
+    assert "Warm shutdown" in worker.log()
 
 
 def run_worker_command(tmp_path, **settings: str) -> subprocess.CompletedProcess:
