@@ -107,32 +107,15 @@ class StatsRepository:
         since = now - WINDOW_LENGTH[window]
         first_day = since.date()
         first_day_end = datetime.combine(first_day + timedelta(days=1), time(), UTC)
-        partial_rows = (
-            await session.execute(
-                select(Job.kind, *_job_totals())
-                .where(and_(Job.queued_at >= since, Job.queued_at < first_day_end))
-                .group_by(Job.kind)
-            )
-        ).all()
-        whole_day_rows = (
-            await session.execute(
-                select(UsageDaily.kind, *(func.sum(UsageDaily.__table__.c[name]) for name in TOTALS))
-                .where(UsageDaily.day > first_day)
-                .group_by(UsageDaily.kind)
-            )
-        ).all()
-        first_day_jobs = sum(row[1] for row in partial_rows)
-        per_day = ([(first_day, first_day_jobs)] if first_day_jobs else []) + (
-            await session.execute(
-                select(UsageDaily.day, func.sum(UsageDaily.jobs))
-                .where(UsageDaily.day > first_day)
-                .group_by(UsageDaily.day)
-                .having(func.sum(UsageDaily.jobs) > 0)
-                .order_by(UsageDaily.day)
-            )
-        ).all()
+        first_day_rows = await session.execute(
+            select(Job.kind, *_job_totals())
+            .where(and_(Job.queued_at >= since, Job.queued_at < first_day_end))
+            .group_by(Job.kind)
+        )
+        whole_day_rows = await session.execute(_daily_totals().where(UsageDaily.day > first_day))
+        rows = [(first_day, *row) for row in first_day_rows] + whole_day_rows.all()
         leaderboard = await self._leaderboard(session, window, since, now, top)
-        return _report(window, since, [*partial_rows, *whole_day_rows], per_day, leaderboard)
+        return _report(window, since, rows, leaderboard)
 
     async def _leaderboard(
         self, session: AsyncSession, window: Window, since: datetime, now: datetime, top: int
@@ -153,55 +136,41 @@ class StatsRepository:
             if cached is None or cached[0] != (first_day_end, today):
                 cached = ((first_day_end, today), await _requests_per_user(session, first_day_end, today))
                 self._past_requests[window] = cached
-            counts = (
-                cached[1]
-                + await _requests_per_user(session, since, first_day_end)
-                + await _requests_per_user(session, today, None)
-            )
+            counts = cached[1].copy()
+            counts.update(await _requests_per_user(session, since, first_day_end))
+            counts.update(await _requests_per_user(session, today, None))
         leaders = heapq.nsmallest(top, counts.items(), key=lambda item: (-item[1], item[0]))
         if not leaders:
             return []
-        ids = [user for user, _ in leaders]
         sums = {
-            user: (images, compute)
-            for user, images, compute in await session.execute(
+            user: (name, images, compute)
+            for user, name, images, compute in await session.execute(
                 select(
                     Job.requester_id,
+                    User.display_name,
                     func.coalesce(func.sum(Job.image_count), 0),
                     func.coalesce(func.sum(Job.compute_seconds), 0.0),
                 )
-                .where(Job.requester_id.in_(ids), Job.queued_at >= since)
-                .group_by(Job.requester_id)
+                .join(User, User.id == Job.requester_id)
+                .where(Job.requester_id.in_([user for user, _ in leaders]), Job.queued_at >= since)
+                .group_by(Job.requester_id, User.display_name)
             )
         }
-        names = dict(
-            (await session.execute(select(User.id, User.display_name).where(User.id.in_(ids)))).all()
-        )
         return [
             UserUsage(
                 user_id=user,
-                display_name=names.get(user, ""),
+                display_name=sums[user][0],
                 jobs=jobs,
-                images=int(sums[user][0]),
-                compute_seconds=float(sums[user][1]),
+                images=int(sums[user][1]),
+                compute_seconds=float(sums[user][2]),
             )
             for user, jobs in leaders
         ]
 
     async def _all_time(self, session: AsyncSession, top: int) -> UsageReport:
-        rows = await session.execute(
-            select(UsageDaily.kind, *(func.sum(UsageDaily.__table__.c[name]) for name in TOTALS)).group_by(
-                UsageDaily.kind
-            )
-        )
-        per_day = await session.execute(
-            select(UsageDaily.day, func.sum(UsageDaily.jobs))
-            .group_by(UsageDaily.day)
-            .having(func.sum(UsageDaily.jobs) > 0)
-            .order_by(UsageDaily.day)
-        )
+        rows = await session.execute(_daily_totals())
         leaders = await session.execute(
-            select(User.id, User.jobs_total, User.images_total, User.compute_seconds_total, User.display_name)
+            select(User.id, User.display_name, User.jobs_total, User.images_total, User.compute_seconds_total)
             .where(User.jobs_total > 0)
             .order_by(User.jobs_total.desc(), User.id)
             .limit(top)
@@ -210,9 +179,9 @@ class StatsRepository:
             UserUsage(
                 user_id=user, display_name=name, jobs=jobs, images=images, compute_seconds=float(compute)
             )
-            for user, jobs, images, compute, name in leaders
+            for user, name, jobs, images, compute in leaders
         ]
-        return _report(Window.ALL, None, rows.all(), per_day.all(), leaderboard)
+        return _report(Window.ALL, None, rows.all(), leaderboard)
 
     def _day(self, column):  # type: ignore[no-untyped-def]
         """The UTC calendar day of a naive-UTC timestamp column, on either database."""
@@ -221,15 +190,23 @@ class StatsRepository:
         return cast(column, Date)
 
 
-def _report(window: Window, since, kind_rows, day_rows, leaderboard: list[UserUsage]) -> UsageReport:  # type: ignore[no-untyped-def]
-    """Add up rows of (kind, *TOTALS); a kind may appear more than once."""
+def _daily_totals():  # type: ignore[no-untyped-def]
+    """usage_daily as rows of (day, kind, *TOTALS)."""
+    return select(UsageDaily.day, UsageDaily.kind, *(UsageDaily.__table__.c[name] for name in TOTALS))
+
+
+def _report(window: Window, since: datetime | None, rows, leaderboard: list[UserUsage]) -> UsageReport:  # type: ignore[no-untyped-def]
+    """Add up rows of (day, kind, *TOTALS); a day and kind may appear more than once."""
     by_kind: dict[JobKind, int] = {}
+    by_day: dict[date, int] = {}
     sums = dict.fromkeys(TOTALS, 0.0)
-    for kind, *figures in kind_rows:
+    for day, kind, *figures in rows:
         for name, value in zip(TOTALS, figures, strict=True):
             sums[name] += float(value or 0)
-        if figures[0]:
-            by_kind[JobKind(kind)] = by_kind.get(JobKind(kind), 0) + int(figures[0])
+        jobs = int(figures[0] or 0)
+        if jobs:
+            by_kind[JobKind(kind)] = by_kind.get(JobKind(kind), 0) + jobs
+            by_day[_as_date(day)] = by_day.get(_as_date(day), 0) + jobs
     started = int(sums["started"])
     return UsageReport(
         window=window,
@@ -243,7 +220,7 @@ def _report(window: Window, since, kind_rows, day_rows, leaderboard: list[UserUs
         cancelled=int(sums["cancelled"]),
         mean_queue_seconds=sums["queue_seconds"] / started if started else None,
         leaderboard=leaderboard,
-        jobs_per_day=[(_as_date(day), int(count)) for day, count in day_rows],
+        jobs_per_day=sorted(by_day.items()),
     )
 
 
