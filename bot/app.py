@@ -66,6 +66,11 @@ class KaikaBot(commands.Bot):
         log.info("Synced %d application commands", len(self.tree.get_commands()))
         await self.services.jobs.recover_unfinished(self.tell_channel_about_interrupted_job)
 
+    async def close(self) -> None:
+        # Stop following jobs before the HTTP session goes, so no edit is cut off half-way.
+        await self.services.jobs.close()
+        await super().close()
+
     async def on_ready(self) -> None:
         log.info("Connected as %s to %d server(s)", self.user, len(self.guilds))
 

@@ -163,6 +163,7 @@ class JobService:
         self._in_flight: dict[int, int] = {}  # user id → jobs queued or running
         self._tasks: set[asyncio.Task[None]] = set()
         self._handles: set[JobHandle] = set()  # submitted and not yet ended
+        self._closed = False
 
     # ---- checks (fast: they run before the interaction is acknowledged) ----------------------------
 
@@ -310,6 +311,7 @@ class JobService:
         Their records stay queued or running, so the next start tells their channels (see
         `recover_unfinished`) rather than this process editing messages on its way out.
         """
+        self._closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -425,7 +427,12 @@ class PendingJob:
         user = self.requester.user_id
         self.service._in_flight[user] = self.service._in_flight.get(user, 0) + 1
 
-    def start(self, reporter: Reporter) -> asyncio.Task[None]:
+    def start(self, reporter: Reporter) -> asyncio.Task[None] | None:
+        """Follow the job, reporting to `reporter`; None when the service is closing (the job stays recorded)."""
+        if self.service._closed:
+            if self.handle is not None:
+                self.service._spawn(self.handle.cancel())
+            return None
         return self.service._spawn(self.service._run(self, reporter))
 
 

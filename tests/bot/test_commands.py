@@ -106,3 +106,31 @@ async def test_model_autocomplete_offers_the_configured_models(start_kaika):
     interaction = await fake.wait_acked(await fake.autocomplete(ada, "imagine", "model", prompt="x", model="tin"))
     assert interaction.response_type == 8
     assert [c["name"] for c in interaction.response["data"]["choices"]] == ["tiny-sd"]
+
+
+async def test_admin_commands_explain_bad_values(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    owner = fake.guild_owner
+    bad_quota = await fake.subcommand(owner, "admin quota", jobs=-3)
+    assert "The daily quota must be a whole number of jobs, 0 or more" in await answer(fake, bad_quota)
+    assert bad_quota.ephemeral
+    missing = await fake.subcommand(owner, "admin blocklist remove", term="nothing")
+    assert "'nothing' is not on the blocklist" in await answer(fake, missing)
+    await answer(fake, await fake.subcommand(owner, "admin blocklist add", term="Spiders"))
+    assert "spiders" in await answer(fake, await fake.subcommand(owner, "admin blocklist list"))
+    removed = await answer(fake, await fake.subcommand(owner, "admin blocklist remove", term="SPIDERS"))
+    assert "Blocked terms: none" in removed
+    assert (await kaika.services.storage.guilds.settings(fake.guild_id)).blocklist == ()
+
+
+async def test_show_refuses_a_job_that_has_not_finished(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    ada = fake.add_member("ada")
+    running = await fake.wait_acked(await kaika.imagine(ada, "a long one --steps 60"))
+    assert running.response_type == 5
+    [job] = await kaika.services.storage.jobs.recent_for_user(ada.id)
+    shown = await fake.slash(ada, "show", job_id=job.id)
+    assert f"Job `{job.id}` is" in await answer(fake, shown) and "only finished jobs" in fake.reply_text(shown)
+    assert shown.ephemeral

@@ -38,6 +38,12 @@ async def test_imagine_defers_shows_progress_and_posts_a_grid_with_buttons(start
     versions = [v["content"] for v in fake.message_versions[int(message["id"])]]
     assert any("Waiting to start (position 1)" in v or "%" in v for v in versions[:-1])
     assert any("█" in v or "░" in v for v in versions), versions
+    previews = [a for v in fake.message_versions[int(message["id"])][:-1] for a in v["attachments"]]
+    assert previews and all(a["filename"] == "preview.png" for a in previews)
+    # Edits are throttled: PROGRESS_EDIT_INTERVAL is 0.2 s here, so a few seconds give few edits.
+    edits = fake.calls_to("PATCH", r"/messages/@original$")
+    span = edits[-1].at - edits[0].at
+    assert len(edits) - 1 <= span / 0.2 + 2
     job_id = fake.custom_ids(int(message["id"]))[0].split(":")[2]
     job = await kaika.services.storage.jobs.get(job_id)
     assert job.status == "done" and job.owner_id == ada.id and job.seed == 7 and len(job.images) == 4

@@ -74,3 +74,33 @@ async def test_twenty_people_at_once_are_acknowledged_in_time_finished_and_serve
     hog_starts = sorted(jobs[p].started_at for p in ("hog one", "hog two"))
     last_other = max(jobs[f"picture {i}"].started_at for i in range(len(others)))
     assert hog_starts[1] >= last_other > hog_starts[0]
+
+
+async def test_a_result_after_the_interaction_token_expired_goes_to_the_channel(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    ada = fake.add_member("ada")
+    interaction = await fake.wait_acked(await kaika.imagine(ada, "a slow dawn --steps 8"))
+    await fake.wait_until(lambda: "%" in (fake.original(interaction) or {}).get("content", ""))
+    interaction.expired = True  # as 15 minutes later
+
+    posted = await fake.wait_until(lambda: [m for m in fake.channel_messages() if m["type"] == 0 and m["components"]])
+    await kaika.services.jobs.wait_idle()
+    [message] = posted
+    assert fake.labels(int(message["id"])) == GRID_LABELS and f"<@{ada.id}>" in message["content"]
+    [job] = await kaika.services.storage.jobs.recent_for_user(ada.id)
+    assert job.status == "done" and job.message_id == int(message["id"])
+
+
+async def test_results_are_re_encoded_to_fit_the_upload_limit_the_interaction_reports(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    fake.attachment_size_limit = 6000  # the tiny model's 2x2 PNG grid is larger
+    ada = fake.add_member("ada")
+    message = await kaika.finished(await kaika.imagine(ada, f"static noise --steps {FAST_STEPS}"))
+    [attachment] = message["attachments"]
+    data = fake.files[int(message["id"])][attachment["filename"]]
+    assert attachment["filename"].endswith(".jpeg") and len(data) <= 6000
+    [job] = await kaika.services.storage.jobs.recent_for_user(ada.id)
+    stored = await kaika.services.storage.images.get(job.images[0].storage_key)
+    assert stored.startswith(b"\x89PNG")  # the kept originals stay lossless
