@@ -28,7 +28,6 @@ os.environ["OMP_NUM_THREADS"] = "1"
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import redis  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.executor.celery import CeleryExecutor  # noqa: E402
@@ -36,7 +35,7 @@ from pipeline.executor.celery_jobs import FleetConfig  # noqa: E402
 from pipeline.executor.local import LocalExecutor  # noqa: E402
 from pipeline.request import GenerationRequest  # noqa: E402
 from tests.fixtures.tiny_pipeline import save_tiny_model  # noqa: E402
-from tests.fleet.workers import WorkerProcess  # noqa: E402
+from tests.fleet.workers import WorkerProcess, delete_prefix  # noqa: E402
 
 REQUEST = GenerationRequest(prompt="a lighthouse at dusk", seed=7, width=128, height=128, steps=10, num_images=2)
 
@@ -109,11 +108,7 @@ async def main() -> None:
             await local.close()
             for worker in workers:
                 worker.stop()
-            client = redis.Redis.from_url(args.redis_url)
-            keys = list(client.scan_iter(match=f"{config.key_prefix}:*", count=500))
-            if keys:
-                client.delete(*keys)
-            client.close()
+            delete_prefix(args.redis_url, config.key_prefix)
 
 
 if __name__ == "__main__":

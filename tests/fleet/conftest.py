@@ -3,7 +3,6 @@ processes serving the tiny test model."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,11 +11,7 @@ import redis
 
 from pipeline.executor.celery import CeleryExecutor
 from pipeline.executor.celery_jobs import FleetConfig
-from tests.fleet.workers import WorkerProcess
-
-# Short enough that a job abandoned by a killed worker is redelivered within seconds, long enough
-# that no test job (well under a second of compute each) outlives it on a busy machine.
-TEST_VISIBILITY_TIMEOUT = 8
+from tests.fleet.workers import WorkerProcess, delete_prefix, make_fleet_config
 
 
 @pytest.fixture(scope="session")
@@ -31,32 +26,15 @@ def fleet_redis_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-def _delete_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-def make_fleet_config(url: str) -> FleetConfig:
-    return FleetConfig(
-        redis_url=url,
-        key_prefix=f"kaika-test-{uuid.uuid4().hex[:8]}",
-        visibility_timeout=TEST_VISIBILITY_TIMEOUT,
-        result_ttl=600,
-        max_retries=2,
-    )
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fleet_config(fleet_redis_url: str) -> Iterator[FleetConfig]:
+    """The fleet most tests share (a test module that stops workers brings its own)."""
     config = make_fleet_config(fleet_redis_url)
     yield config
-    _delete_prefix(fleet_redis_url, config.key_prefix)
+    delete_prefix(fleet_redis_url, config.key_prefix)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def start_worker(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., WorkerProcess]]:
     workers: list[WorkerProcess] = []
 
@@ -73,9 +51,9 @@ def start_worker(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
         worker.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def worker(start_worker: Callable[..., WorkerProcess], fleet_config: FleetConfig) -> WorkerProcess:
-    """One worker shared by a module's tests."""
+    """One worker shared by the tests of the shared fleet."""
     return start_worker(fleet_config)
 
 

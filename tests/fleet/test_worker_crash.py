@@ -7,13 +7,29 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from pipeline.executor.base import Finished, Started, Step
+from pipeline.executor.celery_jobs import FleetConfig
 from tests.fleet.test_celery_executor import LONG, collect, first_step, job_record, stream_types
+from tests.fleet.workers import WorkerProcess, delete_prefix, make_fleet_config
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fleet_config(fleet_redis_url: str) -> Iterator[FleetConfig]:
+    """These tests kill and stop workers, so they get a fleet of their own."""
+    config = make_fleet_config(fleet_redis_url)
+    yield config
+    delete_prefix(fleet_redis_url, config.key_prefix)
+
+
+@pytest.fixture(scope="module")
+def worker(start_worker: Callable[..., WorkerProcess], fleet_config: FleetConfig) -> WorkerProcess:
+    return start_worker(fleet_config)
 
 
 async def test_a_job_whose_worker_is_killed_is_redelivered_and_finishes_once(

@@ -7,11 +7,17 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
+
+import redis
 
 from pipeline.executor.celery_jobs import FleetConfig
 
 WORKER_START_TIMEOUT = 90.0
+# Short enough that a job abandoned by a killed worker is redelivered within seconds, long enough
+# that no test job (a few seconds of compute at most) outlives it on a busy machine.
+TEST_VISIBILITY_TIMEOUT = 8
 
 
 class WorkerProcess:
@@ -69,3 +75,23 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    """Remove every key of a fleet (its jobs, streams, images and Celery queues)."""
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def make_fleet_config(url: str) -> FleetConfig:
+    """A fleet of its own on the test Redis: a fresh key prefix, quick redelivery."""
+    return FleetConfig(
+        redis_url=url,
+        key_prefix=f"kaika-test-{uuid.uuid4().hex[:8]}",
+        visibility_timeout=TEST_VISIBILITY_TIMEOUT,
+        result_ttl=600,
+        max_retries=2,
+    )
