@@ -88,6 +88,7 @@ from PIL import Image
 from pipeline.images import encode_png
 from pipeline.request import GenerationRequest, Mode
 model, which = sys.argv[1], sys.argv[2]
+torch.set_num_threads(1)
 job = GenerationRequest(prompt="a lighthouse", seed=1, width=256, height=256, steps=4, num_images=2)
 if which == "txt2img":
     from diffusers import AutoPipelineForText2Image
@@ -123,8 +124,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=3, help="repetitions per timing (median is reported)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1 keeps a shared machine's figures steady)"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as folder:
         tiny = save_tiny_model(Path(folder) / "tiny")

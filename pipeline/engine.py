@@ -299,8 +299,6 @@ class Engine:
             return {}
 
         arguments: dict[str, Any] = {
-            "height": first.height,
-            "width": first.width,
             "num_inference_steps": first.steps,
             "guidance_scale": first.guidance,
             "generator": [torch.Generator("cpu").manual_seed(slot.seed) for slot in slots],
@@ -309,6 +307,8 @@ class Engine:
         }
         pipe = {Mode.TXT2IMG: self.txt2img, Mode.INPAINT: self.inpaint}.get(first.mode, self.img2img)
         arguments.update(self._prompt_arguments(pipe, requests, slots, first.guidance))
+        if first.mode in (Mode.TXT2IMG, Mode.INPAINT):
+            arguments.update(height=first.height, width=first.width)  # img2img takes the source's size
         if first.mode is not Mode.TXT2IMG:
             sources = {r: self._source_image(requests[r]) for r in {slot.request_index for slot in slots}}
             arguments["image"] = [sources[slot.request_index] for slot in slots]
