@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from pipeline.request import GenerationRequest
-
-# One intra-op thread: the tiny model gains nothing from more, and on a busy shared machine spinning
-# worker threads cost far more than they give (a 20x slowdown was measured with two).
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
