@@ -8,6 +8,7 @@ its images in Redis once, however often the job is delivered.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -120,7 +121,8 @@ class WorkerRuntime:
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._engine = None
-            self._jobs = WorkerJobs(redis.Redis.from_url(self.config.redis_url), self.config)
+            client = redis.Redis.from_url(self.config.redis_url, client_name=f"{self.config.key_prefix}-worker")
+            self._jobs = WorkerJobs(client, self.config)
 
     @property
     def jobs(self) -> WorkerJobs:
@@ -184,6 +186,8 @@ class WorkerRuntime:
         except PipelineError as error:
             jobs.end(job_id, "failed", str(error))
             return {"job_id": job_id, "state": "failed", "message": str(error)}
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise  # lost Redis mid-job: the task retries it (see create_worker_app)
         except Exception as error:
             # Anything else is a bug or a broken device; the user gets a short reason, the log the trace.
             log.exception("Job %s failed", job_id)
@@ -215,18 +219,17 @@ def create_worker_app(config: FleetConfig, engine_options: EngineOptions) -> tup
     app = make_celery_app(config)
     runtime = WorkerRuntime(config, engine_options)
 
-    @app.task(
-        name=TASK_NAME,
-        bind=True,
-        acks_late=True,
-        reject_on_worker_lost=True,
-        # A Redis hiccup is worth another delivery; a bad request or a model error is not.
-        autoretry_for=(redis.ConnectionError, redis.TimeoutError),
-        max_retries=config.max_retries,
-        retry_backoff=True,
-    )
+    @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=config.max_retries)
     def generate(task, job_id: str, payload: dict[str, Any], preview_every: int) -> dict[str, Any]:
-        return runtime.generate(job_id, payload, preview_every, worker=task.request.hostname or "")
+        try:
+            return runtime.generate(job_id, payload, preview_every, worker=task.request.hostname or "")
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            # A Redis hiccup is worth another try, a few seconds later; a bad request or a model error is not.
+            if task.request.retries < config.max_retries:
+                raise task.retry(exc=error, countdown=2**task.request.retries) from error
+            with contextlib.suppress(redis.RedisError):
+                runtime.jobs.end(job_id, "failed", "A worker kept losing its connection to Redis; the job was given up.")
+            raise
 
     return app, runtime
 

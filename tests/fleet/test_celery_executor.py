@@ -318,19 +318,26 @@ async def test_submitting_a_recorded_job_id_again_attaches_instead_of_queueing_i
             await asyncio.sleep(0.05)
 
 
-async def test_the_bot_reconnects_when_redis_drops_its_connections_and_loses_no_progress(
-    worker, make_executor, fleet_config
-):
+def drop_connections(config, name: str) -> None:
+    """Close the named clients' connections on the Redis side, as a Redis restart or a network cut would."""
+    admin = redis.Redis.from_url(config.redis_url)
+    try:
+        connections = [c for c in admin.client_list() if c["name"] == f"{config.key_prefix}-{name}"]
+        assert connections, f"no {name} connections to drop"
+        for connection in connections:
+            admin.client_kill_filter(_id=connection["id"])
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize("side", ["bot", "worker"])
+async def test_dropped_redis_connections_lose_no_progress_and_no_result(worker, make_executor, fleet_config, side):
     executor = await make_executor()
     handle = await executor.submit(LONG, owner="alice")
     await first_step(handle)
-    admin = redis.Redis.from_url(fleet_config.redis_url)
-    bot_connections = [c for c in admin.client_list() if c["name"] == f"{fleet_config.key_prefix}-bot"]
-    assert bot_connections
-    for connection in bot_connections:  # as a Redis restart or a network cut would
-        admin.client_kill_filter(_id=connection["id"])
-    admin.close()
+    drop_connections(fleet_config, side)
 
     events = await collect(handle)
     assert isinstance(events[-1], Finished)
     assert [e.step for e in events if isinstance(e, Step)] == list(range(1, 101))
+    assert len((await handle.result()).images) == 2
