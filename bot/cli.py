@@ -65,28 +65,18 @@ def _run_imagine(args: argparse.Namespace) -> int:
 
 
 async def imagine(settings: Settings, text: str, *, owner: str, out_dir: Path) -> list[Path]:
-    """Parse `text`, run it on a local executor with a progress bar, write the PNGs; return their paths."""
+    """Parse `text`, run it on the executor EXECUTOR names (with a progress bar), write the PNGs; return their paths."""
     import asyncio
 
-    from pipeline.executor.local import LocalExecutor
+    from bot.services import open_executor
     from pipeline.images import write_result_pngs
     from pipeline.prompt import parse_prompt
 
     # Check the flags before spending seconds loading the model; the size is settled after loading.
     seed = parse_prompt(text, native_size=512).seed
-    executor = await LocalExecutor.load(
-        {None: settings.model, **{name: name for name in settings.models}},
-        device=settings.device,
-        dtype=settings.dtype,
-        loras=settings.loras,
-        upscaler=settings.upscaler,
-        max_batch=settings.max_batch,
-        preview_every=0,
-    )
+    executor = await open_executor(settings)
     try:
-        request = parse_prompt(text, native_size=executor.native_size, models=executor.model_names)
-        request = request.replace(seed=seed)  # the one drawn (or given) before loading
-        await executor.start()
+        request = parse_prompt(text, native_size=executor.native_size).replace(seed=seed)
         handle = await executor.submit(request, owner=owner)
         result = await generate_with_progress(handle)
         return await asyncio.to_thread(write_result_pngs, result, request, out_dir, job_id=handle.job_id)

@@ -181,9 +181,10 @@ class Engine:
 
         `on_step(step, total, previews)` runs after every denoising step, with one preview PNG (or
         None) per request every `preview_every` steps; `should_stop()` is checked every step.
+        At most `max_batch` images go through one pipeline call (None: all of them).
         """
         outcomes = self.run_outcomes(
-            requests, on_step=on_step, should_stop=should_stop, preview_every=preview_every
+            requests, on_step=on_step, should_stop=should_stop, preview_every=preview_every, max_batch=max_batch
         )
         for outcome in outcomes:
             if isinstance(outcome, PipelineError):

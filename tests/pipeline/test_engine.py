@@ -72,11 +72,21 @@ def test_batched_requests_give_the_same_pixels_as_each_alone(tiny_engine):
         assert together.seeds == alone.seeds
 
 
-def test_max_batch_splits_calls_without_changing_pixels(tiny_engine):
-    request = tiny_request(seed=21)
-    assert digest(tiny_engine.run([request], max_batch=1)[0].images) == digest(
-        tiny_engine.run([request])[0].images
-    )
+def test_max_batch_splits_calls_without_changing_pixels(tiny_engine, monkeypatch):
+    request = tiny_request(seed=21, num_images=3)
+    (whole,) = tiny_engine.run([request])
+    original = Engine._call
+    sizes = []
+
+    def recording(self, requests, slots, *args):
+        sizes.append(len(slots))
+        return original(self, requests, slots, *args)
+
+    monkeypatch.setattr(Engine, "_call", recording)
+    (split,) = tiny_engine.run([request], max_batch=2)
+    assert sizes == [2, 1]
+    assert split.seeds == whole.seeds
+    assert_same_pixels_up_to_kernel_rounding(split.images, whole.images)
 
 
 def test_incompatible_requests_are_refused(tiny_engine):
