@@ -107,15 +107,26 @@ class StatsRepository:
         since = now - WINDOW_LENGTH[window]
         first_day = since.date()
         first_day_end = datetime.combine(first_day + timedelta(days=1), time(), UTC)
-        first_day_rows = await session.execute(
-            select(Job.kind, *_job_totals())
-            .where(and_(Job.queued_at >= since, Job.queued_at < first_day_end))
-            .group_by(Job.kind)
-        )
-        whole_day_rows = await session.execute(_daily_totals().where(UsageDaily.day > first_day))
-        rows = [(first_day, *row) for row in first_day_rows] + whole_day_rows.all()
+        first_day_rows = (
+            await session.execute(
+                select(Job.kind, *_job_totals())
+                .where(and_(Job.queued_at >= since, Job.queued_at < first_day_end))
+                .group_by(Job.kind)
+            )
+        ).all()
+        whole_day_rows = (
+            await session.execute(
+                select(
+                    UsageDaily.day, UsageDaily.kind, *(UsageDaily.__table__.c[name] for name in TOTALS)
+                ).where(UsageDaily.day > first_day)
+            )
+        ).all()
+        kind_rows = [*first_day_rows, *(row[1:] for row in whole_day_rows)]
+        jobs_per_day = Counter({first_day: sum(row[1] for row in first_day_rows)})
+        for day, _kind, jobs, *_ in whole_day_rows:
+            jobs_per_day[_as_date(day)] += jobs
         leaderboard = await self._leaderboard(session, window, since, now, top)
-        return _report(window, since, rows, leaderboard)
+        return _report(window, since, kind_rows, sorted(jobs_per_day.items()), leaderboard)
 
     async def _leaderboard(
         self, session: AsyncSession, window: Window, since: datetime, now: datetime, top: int
@@ -168,7 +179,16 @@ class StatsRepository:
         ]
 
     async def _all_time(self, session: AsyncSession, top: int) -> UsageReport:
-        rows = await session.execute(_daily_totals())
+        kind_rows = await session.execute(
+            select(UsageDaily.kind, *(func.sum(UsageDaily.__table__.c[name]) for name in TOTALS)).group_by(
+                UsageDaily.kind
+            )
+        )
+        day_rows = await session.execute(
+            select(UsageDaily.day, func.sum(UsageDaily.jobs))
+            .group_by(UsageDaily.day)
+            .order_by(UsageDaily.day)
+        )
         leaders = await session.execute(
             select(User.id, User.display_name, User.jobs_total, User.images_total, User.compute_seconds_total)
             .where(User.jobs_total > 0)
@@ -181,7 +201,7 @@ class StatsRepository:
             )
             for user, name, jobs, images, compute in leaders
         ]
-        return _report(Window.ALL, None, rows.all(), leaderboard)
+        return _report(Window.ALL, None, kind_rows.all(), day_rows.all(), leaderboard)
 
     def _day(self, column):  # type: ignore[no-untyped-def]
         """The UTC calendar day of a naive-UTC timestamp column, on either database."""
@@ -190,23 +210,17 @@ class StatsRepository:
         return cast(column, Date)
 
 
-def _daily_totals():  # type: ignore[no-untyped-def]
-    """usage_daily as rows of (day, kind, *TOTALS)."""
-    return select(UsageDaily.day, UsageDaily.kind, *(UsageDaily.__table__.c[name] for name in TOTALS))
-
-
-def _report(window: Window, since: datetime | None, rows, leaderboard: list[UserUsage]) -> UsageReport:  # type: ignore[no-untyped-def]
-    """Add up rows of (day, kind, *TOTALS); a day and kind may appear more than once."""
+def _report(
+    window: Window, since: datetime | None, kind_rows, day_rows, leaderboard: list[UserUsage]
+) -> UsageReport:  # type: ignore[no-untyped-def]
+    """Add up rows of (kind, *TOTALS), a kind possibly more than once; `day_rows` are (day, jobs)."""
     by_kind: dict[JobKind, int] = {}
-    by_day: dict[date, int] = {}
     sums = dict.fromkeys(TOTALS, 0.0)
-    for day, kind, *figures in rows:
+    for kind, *figures in kind_rows:
         for name, value in zip(TOTALS, figures, strict=True):
             sums[name] += float(value or 0)
-        jobs = int(figures[0] or 0)
-        if jobs:
-            by_kind[JobKind(kind)] = by_kind.get(JobKind(kind), 0) + jobs
-            by_day[_as_date(day)] = by_day.get(_as_date(day), 0) + jobs
+        if figures[0]:
+            by_kind[JobKind(kind)] = by_kind.get(JobKind(kind), 0) + int(figures[0])
     started = int(sums["started"])
     return UsageReport(
         window=window,
@@ -220,7 +234,7 @@ def _report(window: Window, since: datetime | None, rows, leaderboard: list[User
         cancelled=int(sums["cancelled"]),
         mean_queue_seconds=sums["queue_seconds"] / started if started else None,
         leaderboard=leaderboard,
-        jobs_per_day=sorted(by_day.items()),
+        jobs_per_day=[(_as_date(day), int(jobs)) for day, jobs in day_rows if jobs],
     )
 
 
