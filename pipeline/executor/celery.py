@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pipeline.errors import JobCancelled, JobFailed, QueueFull
+from pipeline.errors import JobCancelled, JobFailed, PipelineError, QueueFull
 from pipeline.executor.base import Cancelled, Event, Failed, Finished, Queued, Started, Step
 from pipeline.executor.celery_jobs import (
     CREATE_SCRIPT,
@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 DEFAULT_NATIVE_SIZE = 512  # until a worker has announced its model
 _READ_BLOCK_MS = 2000  # also about the longest `close` waits for a reader to stop
 _MODELS_REFRESH_SECONDS = 30.0
+
+
+class FleetUnavailable(PipelineError):
+    """Redis, through which jobs reach the workers, cannot be reached; the message is for the user."""
 
 
 class UnknownJob(LookupError):
@@ -218,7 +222,15 @@ class CeleryExecutor:
         self._create = self._redis.register_script(CREATE_SCRIPT)
         self._release_script = self._redis.register_script(RELEASE_SCRIPT)
         self._end = self._redis.register_script(END_SCRIPT)
-        await self._refresh_models()
+        try:
+            await self._refresh_models()
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            where = self._redis.connection_pool.connection_kwargs
+            await self._redis.aclose()
+            self._redis = None
+            raise FleetUnavailable(
+                f"Cannot reach Redis at {where.get('host')}:{where.get('port')} (REDIS_URL): {error}"
+            ) from error
         self._spawn(self._keep_models_fresh())
 
     async def close(self) -> None:
@@ -277,8 +289,11 @@ class CeleryExecutor:
                     job_id,
                 ],
             )
-        except BaseException:
+        except BaseException as error:
             del self._handles[job_id]
+            if isinstance(error, RedisConnectionError | RedisTimeoutError):
+                log.error("Redis unreachable; job %s not queued: %s", job_id, error)
+                raise FleetUnavailable("The image workers cannot be reached right now; try again in a minute.") from error
             raise
         if not created:
             del self._handles[job_id]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import socket
+import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -10,9 +14,10 @@ import redis
 
 from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
 from pipeline.executor.base import Cancelled, Executor, Failed, Finished, JobHandle, Queued, Started, Step
-from pipeline.executor.celery import UnknownJob
+from pipeline.executor.celery import CeleryExecutor, FleetUnavailable, UnknownJob
 from pipeline.executor.celery_jobs import (
     TASK_NAME,
+    FleetConfig,
     JobKeys,
     make_celery_app,
     open_jobs_key,
@@ -341,3 +346,47 @@ async def test_dropped_redis_connections_lose_no_progress_and_no_result(worker, 
     assert isinstance(events[-1], Finished)
     assert [e.step for e in events if isinstance(e, Step)] == list(range(1, 101))
     assert len((await handle.result()).images) == 2
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of this test's own, which the test may stop."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    client.close()
+    yield server, url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+async def test_an_unreachable_redis_is_named_at_start_and_refuses_jobs_with_a_message(private_redis, tiny_model_dir):
+    server, url = private_redis
+    executor = CeleryExecutor(FleetConfig(redis_url=url), default_model=str(tiny_model_dir))
+    await executor.start()
+    server.terminate()
+    server.wait(timeout=10)
+    try:
+        with pytest.raises(FleetUnavailable, match="cannot be reached right now"):
+            await executor.submit(SMALL, owner="alice")
+        assert executor.queue_depth() == 0  # nothing half-queued
+    finally:
+        await executor.close()
+
+    stopped = CeleryExecutor(FleetConfig(redis_url=url), default_model=str(tiny_model_dir))
+    with pytest.raises(FleetUnavailable, match=r"Cannot reach Redis at 127\.0\.0\.1:\d+ \(REDIS_URL\)"):
+        await stopped.start()
