@@ -82,6 +82,7 @@ async def _serve_discord(conn: Connection, interactions: int, rate: float, steps
 # ---- the bot, in this process -----------------------------------------------------------------------
 
 
+
 async def run_bot(conn: Connection, model_dir: Path, data_dir: Path, interactions: int) -> tuple[list[float], int, int]:
     loop = asyncio.get_running_loop()
     api_base, gateway_url = await loop.run_in_executor(None, conn.recv)
@@ -107,6 +108,10 @@ async def run_bot(conn: Connection, model_dir: Path, data_dir: Path, interaction
             await asyncio.sleep(0.01)
         conn.send("go")
         latencies, deferred = await loop.run_in_executor(None, conn.recv)
+        # Commands acknowledged at the deadline may still be finishing their checks; let them.
+        handlers = [t for t in asyncio.all_tasks() if t.get_name() == "CommandTree-invoker"]
+        if handlers:
+            await asyncio.wait(handlers, timeout=60)
         return latencies, deferred, services.executor.queue_depth()
     finally:
         await bot.close()

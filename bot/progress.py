@@ -19,6 +19,9 @@ from storage.records import JobRecord
 log = logging.getLogger(__name__)
 
 BAR_WIDTH = 20
+# A queue position moves every time a batch starts, for every waiting job at once: updating it at
+# most this often keeps a long queue from turning into a storm of edits.
+WAITING_EDIT_INTERVAL = 5.0
 
 
 def waiting_text(position: int) -> str:
@@ -52,8 +55,8 @@ class EditThrottle:
 class JobMessage:
     """A job's Discord message: the interaction's original response, edited as the job advances.
 
-    Implements `bot.jobs.Reporter`. Waiting and progress edits are throttled to one per
-    `interval` seconds; the final edit (grid + buttons, or the failure) always goes out. When the
+    Implements `bot.jobs.Reporter`. Progress edits are throttled to one per `interval` seconds,
+    queue-position edits to one per WAITING_EDIT_INTERVAL; the final edit (grid + buttons, or the failure) always goes out. When the
     interaction token has expired (15 minutes), the result is posted to the channel instead.
     """
 
@@ -61,12 +64,15 @@ class JobMessage:
         self.interaction = interaction
         self.header = header
         self.throttle = EditThrottle(interval)
+        self.waiting_throttle = EditThrottle(max(interval, WAITING_EDIT_INTERVAL))
         self.storage = storage
         self.limit = interaction.filesize_limit
         self.job_id: str | None = None
 
     async def waiting(self, position: int) -> None:
-        await self._progress_edit(f"{self.header}\n{waiting_text(position)}", None)
+        if self.waiting_throttle.ready():
+            self.waiting_throttle.mark()
+            await self._progress_edit(f"{self.header}\n{waiting_text(position)}", None)
 
     async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
         await self._progress_edit(f"{self.header}\n{progress_text(step, total)}", preview_png)

@@ -47,7 +47,7 @@ async def test_twenty_people_at_once_are_acknowledged_in_time_finished_and_serve
     users = [fake.add_member(f"user{i}") for i in range(20)]
     hog, others = users[0], users[1:]
     # A longer job keeps the worker busy while everyone else queues up behind it.
-    blocker = await fake.wait_acked(await kaika.imagine(fake.add_member("early"), "first --steps 10"))
+    blocker = await fake.wait_acked(await kaika.imagine(fake.add_member("early"), "first --steps 16"))
     await fake.wait_until(lambda: "%" in (fake.original(blocker) or {}).get("content", ""))
 
     hog_first = await kaika.imagine(hog, "hog one --steps 2")
