@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 DEFAULT_NATIVE_SIZE = 512  # until a worker has announced its model
 _READ_BLOCK_MS = 2000  # also about the longest `close` waits for a reader to stop
 _MODELS_REFRESH_SECONDS = 30.0
+READ_IMAGES_TTL = 600  # seconds a job's images stay in Redis once a bot has read them
 
 
 class FleetUnavailable(PipelineError):
@@ -443,20 +444,27 @@ class CeleryExecutor:
         if kind == "started":
             handle._push(Started())
             self._dispatch()
-        elif kind == "step":
+            return
+        if kind == "step":
             handle._push(Step(int(fields["step"]), int(fields["total"]), fields.get("preview")))
-        elif kind == "finished":
-            result = await self._load_result(json.loads(fields["result"]))
-            if result is None:
-                handle._push(Failed("The job's images expired before they were read."))
+            return
+        outcome: Event
+        async with self.redis.pipeline(transaction=False) as pipe:
+            # Recorded as read before anyone hears of the outcome, so a restarted bot does not re-attach it.
+            pipe.hdel(open_jobs_key(self.config.key_prefix), handle.job_id)
+            if kind == "finished":
+                summary = json.loads(fields["result"])
+                result = await self._load_result(summary)
+                outcome = Finished(result) if result is not None else Failed("The job's images expired before they were read.")
+                # The bot keeps the images now; a short grace covers a crash before it has stored them.
+                for key in summary["images"]:
+                    pipe.expire(key, READ_IMAGES_TTL, lt=True)
+            elif kind == "failed":
+                outcome = Failed(fields["message"].decode())
             else:
-                handle._push(Finished(result))
-        elif kind == "failed":
-            handle._push(Failed(fields["message"].decode()))
-        elif kind == "cancelled":
-            handle._push(Cancelled())
-        if handle.done:
-            await self.redis.hdel(open_jobs_key(self.config.key_prefix), handle.job_id)
+                outcome = Cancelled()
+            await pipe.execute()
+        handle._push(outcome)
 
     async def _load_result(self, summary: dict[str, Any]) -> GenerationResult | None:
         pngs = await self.redis.mget(summary["images"]) if summary["images"] else []

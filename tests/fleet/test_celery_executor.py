@@ -14,7 +14,7 @@ import redis
 
 from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
 from pipeline.executor.base import Cancelled, Executor, Failed, Finished, JobHandle, Queued, Started, Step
-from pipeline.executor.celery import CeleryExecutor, FleetUnavailable, UnknownJob
+from pipeline.executor.celery import READ_IMAGES_TTL, CeleryExecutor, FleetUnavailable, UnknownJob
 from pipeline.executor.celery_jobs import (
     TASK_NAME,
     FleetConfig,
@@ -96,6 +96,10 @@ async def test_a_job_runs_on_a_worker_with_progress_previews_and_the_models_imag
 
     assert executor.queue_depth() == 0
     assert handle.job_id not in await executor.unfinished_jobs()  # its outcome has been read
+    client = redis.Redis.from_url(executor.config.redis_url)
+    image_ttls = [client.ttl(JobKeys(executor.config.key_prefix, handle.job_id).image(i)) for i in range(2)]
+    client.close()
+    assert all(0 < ttl <= READ_IMAGES_TTL for ttl in image_ttls)  # read, so they need not stay long
 
 
 async def test_a_model_picked_by_its_announced_name_runs_on_the_worker_that_serves_it(worker, make_executor):
