@@ -414,9 +414,15 @@ class CeleryExecutor:
                 priority=celery_priority(handle.tier),
             )
             await self._release_script(keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN])
-        except Exception as error:  # the broker is unreachable: the job cannot run
+        except Exception:  # the broker is unreachable: the job cannot run
             log.exception("Could not queue job %s", handle.job_id)
-            handle._push(Failed(f"The job could not be sent to the workers ({error})."))
+            message = "The job could not be sent to the workers; try again in a minute."
+            with contextlib.suppress(Exception):  # recorded as failed too, so no restart runs it later
+                await self._end(
+                    keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN, "failed", message, "1"]
+                )
+                await self.redis.hdel(open_jobs_key(self.config.key_prefix), handle.job_id)
+            handle._push(Failed(message))
 
     # --- reading progress ------------------------------------------------------------------------------
 
