@@ -10,8 +10,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from bot.config import Settings
-    from pipeline.executor.base import JobHandle
-    from pipeline.request import GenerationResult
+    from pipeline.executor.base import Executor
+    from pipeline.request import GenerationRequest, GenerationResult
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,25 +77,28 @@ async def imagine(settings: Settings, text: str, *, owner: str, out_dir: Path) -
     executor = await open_executor(settings)
     try:
         request = parse_prompt(text, native_size=executor.native_size).replace(seed=seed)
-        handle = await executor.submit(request, owner=owner)
-        result = await generate_with_progress(handle)
-        return await asyncio.to_thread(write_result_pngs, result, request, out_dir, job_id=handle.job_id)
+        job_id, result = await generate(executor, request, owner=owner)
+        return await asyncio.to_thread(write_result_pngs, result, request, out_dir, job_id=job_id)
     finally:
         await executor.close()
 
 
-async def generate_with_progress(handle: JobHandle) -> GenerationResult:
-    """Follow a job's events with a progress bar on stderr; return its result (raises JobFailed/JobCancelled)."""
+async def generate(executor: Executor, request: GenerationRequest, *, owner: str) -> tuple[str, GenerationResult]:
+    """Run one request with a progress bar on stderr; return its job id and result (raises JobFailed/JobCancelled).
+
+    The one place the command line submits a job: where it is to be recorded in storage too.
+    """
     from tqdm import tqdm
 
     from pipeline.executor.base import Step
 
+    handle = await executor.submit(request, owner=owner)
     with tqdm(desc="imagine", unit="step", file=sys.stderr, leave=False) as bar:
         async for event in handle.events():
             if isinstance(event, Step):
                 bar.total = event.total
                 bar.update(event.step - bar.n)
-    return await handle.result()
+    return handle.job_id, await handle.result()
 
 
 def _add_worker_command(commands: argparse._SubParsersAction) -> None:
