@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -299,8 +300,12 @@ class Engine:
                 on_step(step, total, previews)
             return {}
 
+        steps = first.steps
+        if first.mode is not Mode.TXT2IMG:
+            # img2img runs strength x steps; keep that at least one step for low strengths and few steps.
+            steps = max(steps, math.ceil(1 / first.strength))
         arguments: dict[str, Any] = {
-            "num_inference_steps": first.steps,
+            "num_inference_steps": steps,
             "guidance_scale": first.guidance,
             "generator": [torch.Generator("cpu").manual_seed(slot.seed) for slot in slots],
             "callback_on_step_end": callback,

@@ -140,7 +140,10 @@ def test_upscale_doubles_the_size(tiny_engine):
     )
     (result,) = tiny_engine.run([upscale.validate()])
     assert len(result.images) == 1 and result.images[0].size == (144, 112)
-    assert upscale_request(upscale, b"png").strength == 0.25
+    subtle = upscale_request(tiny_request(seed=6, width=72, height=56, steps=2), encode_png(parent.images[1]))
+    assert subtle.strength == 0.25
+    (few_steps,) = tiny_engine.run([subtle.validate()])  # 2 steps x 0.25 still runs one step
+    assert few_steps.images[0].size == (144, 112)
 
 
 def test_inpaint_changes_only_what_the_mask_allows(tiny_engine):
