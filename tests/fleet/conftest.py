@@ -11,7 +11,7 @@ import redis
 
 from pipeline.executor.celery import CeleryExecutor
 from pipeline.executor.celery_jobs import FleetConfig
-from tests.fleet.workers import WorkerProcess, delete_prefix, make_fleet_config
+from tests.fleet.workers import WorkerProcess, own_fleet
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +29,7 @@ def fleet_redis_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def fleet_config(fleet_redis_url: str) -> Iterator[FleetConfig]:
     """The fleet most tests share (a test module that stops workers brings its own)."""
-    config = make_fleet_config(fleet_redis_url)
-    yield config
-    delete_prefix(fleet_redis_url, config.key_prefix)
+    yield from own_fleet(fleet_redis_url)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 from pipeline.executor.base import Finished, Started, Step
 from pipeline.executor.celery_jobs import FleetConfig
 from tests.fleet.test_celery_executor import LONG, collect, first_step, job_record, stream_types
-from tests.fleet.workers import WorkerProcess, delete_prefix, make_fleet_config
+from tests.fleet.workers import WorkerProcess, own_fleet
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def fleet_config(fleet_redis_url: str) -> Iterator[FleetConfig]:
     """These tests kill and stop workers, so they get a fleet of their own."""
-    config = make_fleet_config(fleet_redis_url)
-    yield config
-    delete_prefix(fleet_redis_url, config.key_prefix)
+    yield from own_fleet(fleet_redis_url)
 
 
 @pytest.fixture(scope="module")

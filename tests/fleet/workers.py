@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -95,3 +96,10 @@ def make_fleet_config(url: str) -> FleetConfig:
         result_ttl=600,
         max_retries=2,
     )
+
+
+def own_fleet(url: str) -> Iterator[FleetConfig]:
+    """For a fixture: `yield from own_fleet(url)` gives a fresh fleet and removes its keys afterwards."""
+    config = make_fleet_config(url)
+    yield config
+    delete_prefix(url, config.key_prefix)
