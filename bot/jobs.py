@@ -26,6 +26,7 @@ from pipeline.request import (
     upscale_request,
     variation_request,
 )
+from storage import Storage
 from storage.records import ButtonPolicy, GeneratedImage, GuildSettings, JobKind, JobRecord
 
 log = logging.getLogger(__name__)
@@ -101,15 +102,6 @@ class Reporter(Protocol):
     async def finished(self, outcome: Outcome) -> None: ...
 
     async def failed(self, message: str) -> None: ...
-
-
-class Storage(Protocol):
-    """What the service uses of storage: the job, user and guild repositories and the image store."""
-
-    jobs: Any
-    users: Any
-    guilds: Any
-    images: Any
 
 
 def request_params(request: GenerationRequest) -> dict[str, Any]:

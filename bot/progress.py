@@ -70,12 +70,10 @@ class JobMessage:
         self.job_id: str | None = None
 
     async def waiting(self, position: int) -> None:
-        if self.waiting_throttle.ready():
-            self.waiting_throttle.mark()
-            await self._progress_edit(f"{self.header}\n{waiting_text(position)}", None)
+        await self._progress_edit(f"{self.header}\n{waiting_text(position)}", None, self.waiting_throttle)
 
     async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
-        await self._progress_edit(f"{self.header}\n{progress_text(step, total)}", preview_png)
+        await self._progress_edit(f"{self.header}\n{progress_text(step, total)}", preview_png, self.throttle)
 
     async def finished(self, outcome: Outcome) -> None:
         from bot.buttons import grid_view, single_view
@@ -93,10 +91,10 @@ class JobMessage:
     async def failed(self, message: str) -> None:
         await self._final_edit(f"{self.header}\n❌ {message}", attachments=[], view=None)
 
-    async def _progress_edit(self, content: str, preview_png: bytes | None) -> None:
-        if not self.throttle.ready():
+    async def _progress_edit(self, content: str, preview_png: bytes | None, throttle: EditThrottle) -> None:
+        if not throttle.ready():
             return
-        self.throttle.mark()
+        throttle.mark()
         attachments = [discord.File(io.BytesIO(preview_png), filename="preview.png")] if preview_png else MISSING
         try:
             await self.interaction.edit_original_response(content=content, attachments=attachments)

@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.buttons import grid_view, single_view
 from bot.cogs.imagine import DEFAULT_FLAGS, header
 from bot.interactions import Acknowledgement, is_admin
-from bot.jobs import JobGone
+from bot.jobs import JobGone, UserError
 from bot.progress import fit_attachment
 from pipeline.images import compose_grid, decode_image, encode_png
 from storage.records import JobRecord, JobStatus
@@ -121,9 +121,9 @@ class UserCog(commands.Cog):
         await interaction.response.send_message(f"Deleted job `{job.id}` ({job.prompt[:80]}).", ephemeral=True)
 
 
-class JobNotDone(JobGone):
+class JobNotDone(UserError):
     def __init__(self, job: JobRecord) -> None:
-        Exception.__init__(self, f"Job `{job.id}` is {job.status}; only finished jobs can be shown.")
+        super().__init__(f"Job `{job.id}` is {job.status}; only finished jobs can be shown.")
 
 
 def format_defaults(defaults: dict[str, object]) -> str:

@@ -107,11 +107,7 @@ async def start_kaika(
         task = asyncio.create_task(bot.start(settings.discord_token))
         kaika = RunningKaika(fake_discord, bot, services, settings, task)
         running.append(kaika)
-        async with asyncio.timeout(30):
-            while not (fake_discord.identified.is_set() and bot.user is not None):
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
+        await fake_discord.wait_for_bot(bot, task)
         return kaika
 
     try:

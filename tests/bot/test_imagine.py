@@ -6,7 +6,6 @@ import io
 
 from PIL import Image
 
-from tests.bot.conftest import FAST_STEPS
 from tests.fixtures.fake_discord import EPHEMERAL_FLAG
 
 GRID_LABELS = ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", "🔄"]
@@ -18,11 +17,12 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 async def test_imagine_defers_shows_progress_and_posts_a_grid_with_buttons(start_kaika):
-    kaika = await start_kaika()
+    kaika = await start_kaika(progress_edit_interval=0.05)
     fake = kaika.fake
     ada = fake.add_member("ada")
 
-    interaction = await kaika.imagine(ada, f"a red circle --steps {FAST_STEPS} --seed 7")
+    # Enough steps that the run outlasts several edit intervals, however fast the machine.
+    interaction = await kaika.imagine(ada, "a red circle --steps 40 --seed 7")
     await fake.wait_acked(interaction)
     assert interaction.response_type == 5 and not interaction.ephemeral
     assert interaction.ack_seconds < 3
@@ -40,10 +40,10 @@ async def test_imagine_defers_shows_progress_and_posts_a_grid_with_buttons(start
     assert any("█" in v or "░" in v for v in versions), versions
     previews = [a for v in fake.message_versions[int(message["id"])][:-1] for a in v["attachments"]]
     assert previews and all(a["filename"] == "preview.png" for a in previews)
-    # Edits are throttled: PROGRESS_EDIT_INTERVAL is 0.2 s here, so a few seconds give few edits.
+    # Edits are throttled: at most one progress edit per 0.05 s, plus the queue position and the result.
     edits = fake.calls_to("PATCH", r"/messages/@original$")
-    span = edits[-1].at - edits[0].at
-    assert len(edits) - 1 <= span / 0.2 + 2
+    assert len(edits) < 40
+    assert len(edits) - 2 <= (edits[-1].at - edits[0].at) / 0.05 + 1
     job_id = fake.custom_ids(int(message["id"]))[0].split(":")[2]
     job = await kaika.services.storage.jobs.get(job_id)
     assert job.status == "done" and job.owner_id == ada.id and job.seed == 7 and len(job.images) == 4
