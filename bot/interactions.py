@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 
@@ -22,7 +22,11 @@ ACK_DEADLINE_SECONDS = 0.15
 
 
 class Acknowledgement:
-    """Answers an interaction exactly once: an ephemeral error, or a public "thinking…" defer.
+    """Acknowledges an interaction in time, whatever the work before the first answer costs.
+
+    For a job: the answer is an ephemeral error or a public "thinking…" defer. For a command
+    whose answers are all ephemeral (`ephemeral=True`), `send` answers, and a slow one is
+    deferred ephemerally at the deadline and answered by a follow-up.
 
     The checks before a job is queued (prompt flags, ban, blocklist, quota, queue limits) run
     before the interaction is acknowledged, because Discord makes a deferred response's first
@@ -31,9 +35,12 @@ class Acknowledgement:
     then, and a late error replaces the "thinking…" message with an ephemeral one.
     """
 
-    def __init__(self, interaction: discord.Interaction, deadline: float | None = None) -> None:
+    def __init__(
+        self, interaction: discord.Interaction, deadline: float | None = None, *, ephemeral: bool = False
+    ) -> None:
         self.interaction = interaction
         self.deadline = ACK_DEADLINE_SECONDS if deadline is None else deadline
+        self.ephemeral = ephemeral
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
         self._timer_fired = False
@@ -61,11 +68,19 @@ class Acknowledgement:
     async def defer(self) -> None:
         async with self._lock:
             if not self.interaction.response.is_done():
-                await self.interaction.response.defer(thinking=True)
+                await self.interaction.response.defer(thinking=True, ephemeral=self.ephemeral)
+
+    async def send(self, content: str | None = None, **options: Any) -> None:
+        """Answer with a message: the response itself, or the follow-up that replaces "thinking…"."""
+        async with self._lock:
+            if self.interaction.response.is_done():
+                await self.interaction.followup.send(content, ephemeral=self.ephemeral, **options)
+            else:
+                await self.interaction.response.send_message(content, ephemeral=self.ephemeral, **options)
 
     async def fail(self, error: BaseException) -> None:
         async with self._lock:
-            if self._timer_fired:
+            if self._timer_fired and not self.ephemeral:
                 # The public "thinking…" message goes; the error comes as a message of its own.
                 with contextlib.suppress(discord.HTTPException):
                     await self.interaction.delete_original_response()

@@ -14,7 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.charts import jobs_per_day_chart
-from bot.interactions import is_admin
+from bot.interactions import Acknowledgement, is_admin
 from storage.errors import InvalidValue
 from storage.records import ButtonPolicy, UsageReport, Window
 
@@ -75,53 +75,58 @@ class AdminCog(commands.Cog):
     @admin.command(name="ban", description="Stop a user from generating images")
     @app_commands.check(require_admin)
     async def ban(self, interaction: discord.Interaction[KaikaBot], user: discord.User) -> None:
-        await self.bot.services.storage.users.ban(user.id)
-        await interaction.response.send_message(f"{user.mention} is banned from Kaika.", ephemeral=True)
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            await self.bot.services.storage.users.ban(user.id)
+            await ack.send(f"{user.mention} is banned from Kaika.")
 
     @admin.command(name="unban", description="Let a banned user generate images again")
     @app_commands.check(require_admin)
     async def unban(self, interaction: discord.Interaction[KaikaBot], user: discord.User) -> None:
-        await self.bot.services.storage.users.unban(user.id)
-        await interaction.response.send_message(f"{user.mention} may use Kaika again.", ephemeral=True)
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            await self.bot.services.storage.users.unban(user.id)
+            await ack.send(f"{user.mention} may use Kaika again.")
 
     @admin.command(name="quota", description="Jobs each member may run per 24 hours (0 = none, empty = unlimited)")
     @app_commands.describe(jobs="Jobs per member per 24 hours; leave empty for unlimited")
     @app_commands.check(require_admin)
     async def quota(self, interaction: discord.Interaction[KaikaBot], jobs: int | None = None) -> None:
-        settings = await self.bot.services.storage.guilds.update(interaction.guild_id, daily_quota=jobs)
-        shown = "unlimited" if settings.daily_quota is None else f"{settings.daily_quota} jobs per 24 hours"
-        await interaction.response.send_message(f"Daily quota: {shown}.", ephemeral=True)
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            settings = await self.bot.services.storage.guilds.update(interaction.guild_id, daily_quota=jobs)
+            shown = "unlimited" if settings.daily_quota is None else f"{settings.daily_quota} jobs per 24 hours"
+            await ack.send(f"Daily quota: {shown}.")
 
     @admin.command(name="buttons", description="Who may press a job's U/V/🔄 buttons")
     @app_commands.check(require_admin)
     async def buttons(self, interaction: discord.Interaction[KaikaBot], who: Literal["anyone", "owner"]) -> None:
-        settings = await self.bot.services.storage.guilds.update(interaction.guild_id, button_policy=ButtonPolicy(who))
-        shown = "anyone" if settings.button_policy is ButtonPolicy.ANYONE else "the job's owner (and admins) only"
-        await interaction.response.send_message(f"Job buttons may now be pressed by {shown}.", ephemeral=True)
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            settings = await self.bot.services.storage.guilds.update(interaction.guild_id, button_policy=ButtonPolicy(who))
+            shown = "anyone" if settings.button_policy is ButtonPolicy.ANYONE else "the job's owner (and admins) only"
+            await ack.send(f"Job buttons may now be pressed by {shown}.")
 
     @blocklist.command(name="add", description="Refuse prompts containing a word or phrase")
     @app_commands.check(require_admin)
     async def blocklist_add(self, interaction: discord.Interaction[KaikaBot], term: str) -> None:
-        guilds = self.bot.services.storage.guilds
-        current = (await guilds.settings(interaction.guild_id)).blocklist
-        settings = await guilds.update(interaction.guild_id, blocklist=[*current, term])
-        await interaction.response.send_message(f"Blocked terms: {', '.join(settings.blocklist)}", ephemeral=True)
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            guilds = self.bot.services.storage.guilds
+            current = (await guilds.settings(interaction.guild_id)).blocklist
+            settings = await guilds.update(interaction.guild_id, blocklist=[*current, term])
+            await ack.send(f"Blocked terms: {', '.join(settings.blocklist)}")
 
     @blocklist.command(name="remove", description="Allow a blocked word or phrase again")
     @app_commands.check(require_admin)
     async def blocklist_remove(self, interaction: discord.Interaction[KaikaBot], term: str) -> None:
-        guilds = self.bot.services.storage.guilds
-        current = (await guilds.settings(interaction.guild_id)).blocklist
-        wanted = term.strip().lower()
-        if wanted not in current:
-            raise InvalidValue(f"'{term}' is not on the blocklist; it holds: {', '.join(current) or 'nothing'}.")
-        settings = await guilds.update(interaction.guild_id, blocklist=[t for t in current if t != wanted])
-        await interaction.response.send_message(
-            f"Blocked terms: {', '.join(settings.blocklist) or 'none'}", ephemeral=True
-        )
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            guilds = self.bot.services.storage.guilds
+            current = (await guilds.settings(interaction.guild_id)).blocklist
+            wanted = term.strip().lower()
+            if wanted not in current:
+                raise InvalidValue(f"'{term}' is not on the blocklist; it holds: {', '.join(current) or 'nothing'}.")
+            settings = await guilds.update(interaction.guild_id, blocklist=[t for t in current if t != wanted])
+            await ack.send(f"Blocked terms: {', '.join(settings.blocklist) or 'none'}")
 
     @blocklist.command(name="list", description="Show the blocked words and phrases")
     @app_commands.check(require_admin)
     async def blocklist_list(self, interaction: discord.Interaction[KaikaBot]) -> None:
-        current = (await self.bot.services.storage.guilds.settings(interaction.guild_id)).blocklist
-        await interaction.response.send_message(f"Blocked terms: {', '.join(current) or 'none'}", ephemeral=True)
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            current = (await self.bot.services.storage.guilds.settings(interaction.guild_id)).blocklist
+            await ack.send(f"Blocked terms: {', '.join(current) or 'none'}")

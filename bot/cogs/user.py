@@ -34,33 +34,35 @@ class UserCog(commands.Cog):
 
     @app_commands.command(name="info", description="Your usage, your jobs in flight and the limits that apply to you")
     async def info(self, interaction: discord.Interaction[KaikaBot]) -> None:
-        services = self.bot.services
-        used = await services.storage.jobs.jobs_last_24h(interaction.user.id)
-        settings = await services.jobs.guild_settings(interaction.guild_id)
-        quota = "unlimited" if settings.daily_quota is None or is_admin(interaction) else str(settings.daily_quota)
-        defaults = await services.storage.users.defaults(interaction.user.id)
-        lines = [
-            f"Jobs in the last 24 hours: {used} (daily quota: {quota})",
-            f"Your jobs queued or running: {services.jobs.in_flight(interaction.user.id)} "
-            f"(at most {services.jobs.max_jobs_per_user} at once)",
-            f"Jobs waiting or running for everyone: {services.executor.queue_depth()} (at most {services.jobs.max_queue})",
-            f"Your defaults: {format_defaults(defaults)}",
-        ]
-        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            services = self.bot.services
+            used = await services.storage.jobs.jobs_last_24h(interaction.user.id)
+            settings = await services.jobs.guild_settings(interaction.guild_id)
+            quota = "unlimited" if settings.daily_quota is None or is_admin(interaction) else str(settings.daily_quota)
+            defaults = await services.storage.users.defaults(interaction.user.id)
+            lines = [
+                f"Jobs in the last 24 hours: {used} (daily quota: {quota})",
+                f"Your jobs queued or running: {services.jobs.in_flight(interaction.user.id)} "
+                f"(at most {services.jobs.max_jobs_per_user} at once)",
+                f"Jobs waiting or running for everyone: {services.executor.queue_depth()} (at most {services.jobs.max_queue})",
+                f"Your defaults: {format_defaults(defaults)}",
+            ]
+            await ack.send("\n".join(lines))
 
     @app_commands.command(name="history", description="Your recent jobs, with links to their messages")
     async def history(self, interaction: discord.Interaction[KaikaBot]) -> None:
-        jobs = await self.bot.services.storage.jobs.recent_for_user(interaction.user.id, limit=10)
-        if not jobs:
-            await interaction.response.send_message("You have no jobs yet; try /imagine.", ephemeral=True)
-            return
-        lines = []
-        for job in jobs:
-            link = message_link(job)
-            where = f" — {link}" if link else ""
-            prompt = discord.utils.escape_markdown(job.prompt)[:80]
-            lines.append(f"`{job.id}` {job.kind} {job.status}: {prompt}{where}")
-        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            jobs = await self.bot.services.storage.jobs.recent_for_user(interaction.user.id, limit=10)
+            if not jobs:
+                await ack.send("You have no jobs yet; try /imagine.")
+                return
+            lines = []
+            for job in jobs:
+                link = message_link(job)
+                where = f" — {link}" if link else ""
+                prompt = discord.utils.escape_markdown(job.prompt)[:80]
+                lines.append(f"`{job.id}` {job.kind} {job.status}: {prompt}{where}")
+            await ack.send("\n".join(lines))
 
     @app_commands.command(name="show", description="Post a finished job again, with its buttons")
     @app_commands.describe(job_id="The job's id (see /history)")
@@ -101,24 +103,26 @@ class UserCog(commands.Cog):
         model: str | None = None,
         reset: bool = False,
     ) -> None:
-        services = self.bot.services
-        given = {"ar": ar, "stylize": stylize, "chaos": chaos, "steps": steps, "model": model}
-        given = {k: v for k, v in given.items() if v is not None}
-        if reset:
-            await services.storage.users.set_defaults(interaction.user.id, **dict.fromkeys(DEFAULT_FLAGS))
-        if given:
-            # The parser is the judge of what a flag may be; a bad value raises its RequestError.
-            services.jobs.parse("settings check " + " ".join(f"--{k} {v}" for k, v in given.items()))
-            await services.storage.users.set_defaults(interaction.user.id, **given)
-        defaults = await services.storage.users.defaults(interaction.user.id)
-        verb = "Saved. " if given or reset else ""
-        await interaction.response.send_message(f"{verb}Your defaults: {format_defaults(defaults)}", ephemeral=True)
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            services = self.bot.services
+            given = {"ar": ar, "stylize": stylize, "chaos": chaos, "steps": steps, "model": model}
+            given = {k: v for k, v in given.items() if v is not None}
+            if reset:
+                await services.storage.users.set_defaults(interaction.user.id, **dict.fromkeys(DEFAULT_FLAGS))
+            if given:
+                # The parser is the judge of what a flag may be; a bad value raises its RequestError.
+                services.jobs.parse("settings check " + " ".join(f"--{k} {v}" for k, v in given.items()))
+                await services.storage.users.set_defaults(interaction.user.id, **given)
+            defaults = await services.storage.users.defaults(interaction.user.id)
+            verb = "Saved. " if given or reset else ""
+            await ack.send(f"{verb}Your defaults: {format_defaults(defaults)}")
 
     @app_commands.command(name="delete", description="Delete one of your jobs and its images (admins: any job)")
     @app_commands.describe(job_id="The job's id (see /history)")
     async def delete(self, interaction: discord.Interaction[KaikaBot], job_id: str) -> None:
-        job = await self.bot.services.storage.jobs.delete(job_id.strip(), interaction.user.id, is_admin=is_admin(interaction))
-        await interaction.response.send_message(f"Deleted job `{job.id}` ({job.prompt[:80]}).", ephemeral=True)
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            job = await self.bot.services.storage.jobs.delete(job_id.strip(), interaction.user.id, is_admin=is_admin(interaction))
+            await ack.send(f"Deleted job `{job.id}` ({job.prompt[:80]}).")
 
 
 class JobNotDone(UserError):

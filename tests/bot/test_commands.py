@@ -95,7 +95,7 @@ async def test_stats_for_admins_only(start_kaika):
         assert stats.ephemeral
         assert "Jobs: 1" in text and "Images: 4" in text and "imagine 1" in text and f"<@{ada.id}>" in text
         assert "Queue depth now: 0" in text and "Failure rate: 0%" in text
-        [message_id] = stats.followup_ids
+        message_id = stats.original_message_id  # the follow-up replaced "thinking…"
         assert png_size(fake.files[message_id]["jobs_per_day.png"])[0] == 600
 
 
@@ -134,3 +134,16 @@ async def test_show_refuses_a_job_that_has_not_finished(start_kaika):
     shown = await fake.slash(ada, "show", job_id=job.id)
     assert f"Job `{job.id}` is" in await answer(fake, shown) and "only finished jobs" in fake.reply_text(shown)
     assert shown.ephemeral
+
+
+async def test_a_slow_command_is_deferred_privately_and_answered_in_place(start_kaika, monkeypatch):
+    monkeypatch.setattr("bot.interactions.ACK_DEADLINE_SECONDS", 0.0)
+    kaika = await start_kaika()
+    fake = kaika.fake
+    ada = fake.add_member("ada")
+    info = await fake.wait_acked(await fake.slash(ada, "info"))
+    assert info.response_type == 5 and info.ephemeral
+    assert "Jobs in the last 24 hours: 0" in await answer(fake, info)
+    assert info.followup_ids == [] and fake.original(info)["flags"] & 64  # the thinking message, replaced
+    denied = await fake.wait_acked(await fake.slash(ada, "delete", job_id="nope"))
+    assert "does not exist" in await answer(fake, denied) and denied.ephemeral
