@@ -124,3 +124,19 @@ async def test_results_are_re_encoded_to_fit_the_upload_limit_the_interaction_re
     [job] = await kaika.services.storage.jobs.recent_for_user(ada.id)
     stored = await kaika.services.storage.images.get(job.images[0].storage_key)
     assert stored.startswith(b"\x89PNG")  # the kept originals stay lossless
+
+
+async def test_a_job_that_fails_in_the_engine_says_so_and_is_recorded_failed(start_kaika, tiny_engines, monkeypatch):
+    from pipeline.errors import JobFailed
+
+    engine = tiny_engines[None]
+    monkeypatch.setattr(
+        engine, "run_outcomes", lambda requests, **_: [JobFailed("Out of memory for a single image.")] * len(requests)
+    )
+    kaika = await start_kaika()
+    ada = kaika.fake.add_member("ada")
+    message = await kaika.finished(await kaika.imagine(ada, f"too big --steps {FAST_STEPS}"))
+    assert "❌ The job failed: Out of memory for a single image." in message["content"]
+    assert not message["components"] and not message["attachments"]
+    [job] = await kaika.services.storage.jobs.recent_for_user(ada.id)
+    assert job.status == "failed" and "Out of memory" in job.error
