@@ -60,7 +60,7 @@ class WorkerJobs:
     """The worker's side of a job's Redis records (synchronous: it runs in the job's thread)."""
 
     def __init__(self, client: redis.Redis, config: FleetConfig) -> None:
-        self._redis = client
+        self.redis = client
         self._config = config
         self._begin = client.register_script(BEGIN_SCRIPT)
         self._finish = client.register_script(FINISH_SCRIPT)
@@ -84,13 +84,13 @@ class WorkerJobs:
         fields: dict[str, Any] = {"type": "step", "step": step, "total": total}
         if preview_png:
             fields["preview"] = preview_png
-        with self._redis.pipeline(transaction=False) as pipe:
+        with self.redis.pipeline(transaction=False) as pipe:
             pipe.xadd(keys.events, fields, maxlen=PROGRESS_MAXLEN, approximate=True)
             pipe.expire(keys.events, self._config.result_ttl)
             pipe.execute()
 
     def cancel_requested(self, job_id: str) -> bool:
-        return bool(self._redis.hexists(self._keys(job_id).job, "cancel"))
+        return bool(self.redis.hexists(self._keys(job_id).job, "cancel"))
 
     def finish(self, job_id: str, result: dict[str, Any], pngs: list[bytes]) -> bool:
         """Store images and result; False when another delivery or a cancel ended the job first."""
@@ -99,7 +99,7 @@ class WorkerJobs:
         return bool(self._finish(keys=[*keys, *image_keys], args=[*args, dumps(result), *pngs]))
 
     def stored_result(self, job_id: str) -> dict[str, Any]:
-        return json.loads(self._redis.hget(self._keys(job_id).job, "result") or "{}")
+        return json.loads(self.redis.hget(self._keys(job_id).job, "result") or "{}")
 
     def end(self, job_id: str, state: str, message: str = "") -> bool:
         keys, args = self._common(job_id)
@@ -152,7 +152,7 @@ class WorkerRuntime:
         engine = self.engine()
         queue = queue_for_model(self.config.key_prefix, self.engine_options.source)
         info = {"model": self.engine_options.source, "model_id": engine.model_id, "native_size": engine.native_size}
-        self.jobs._redis.hset(models_key(self.config.key_prefix), queue, dumps(info))
+        self.jobs.redis.hset(models_key(self.config.key_prefix), queue, dumps(info))
 
     def generate(self, job_id: str, payload: dict[str, Any], preview_every: int, worker: str) -> dict[str, Any]:
         jobs = self.jobs
@@ -168,9 +168,8 @@ class WorkerRuntime:
         request = request_from_payload(payload)
         engine = self.engine()
 
-        def on_step(step: int, total: int, previews: Any) -> None:
-            preview = previews[0] if isinstance(previews, list | tuple) else previews
-            jobs.step(job_id, step, total, preview)
+        def on_step(step: int, total: int, previews: list[bytes | None]) -> None:
+            jobs.step(job_id, step, total, previews[0])  # one request per job: its preview is the first
 
         started = time.perf_counter()
         try:
@@ -240,9 +239,9 @@ def run_worker(
     """Load the model, then serve its queue until stopped (SIGTERM finishes the running job first)."""
     app, runtime = create_worker_app(config, engine_options)
     try:
-        runtime.jobs._redis.ping()  # before the minutes a model can take to load
+        runtime.jobs.redis.ping()  # before the minutes a model can take to load
     except redis.RedisError as error:
-        where = runtime.jobs._redis.get_connection_kwargs()
+        where = runtime.jobs.redis.get_connection_kwargs()
         raise WorkerStartError(
             f"cannot reach Redis at {where.get('host')}:{where.get('port')} (REDIS_URL): {error}"
         ) from error
