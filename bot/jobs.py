@@ -27,6 +27,8 @@ from pipeline.request import (
     variation_request,
 )
 from storage import Storage
+from storage.errors import IllegalTransition
+from storage.errors import JobNotFound as StorageJobNotFound
 from storage.records import ButtonPolicy, GeneratedImage, GuildSettings, JobKind, JobRecord
 
 log = logging.getLogger(__name__)
@@ -323,6 +325,12 @@ class JobService:
                 self._handles.discard(pending.handle)
         except asyncio.CancelledError:
             raise
+        except (IllegalTransition, StorageJobNotFound):
+            # Deleted (so cancelled) while it ran: stop the work and say so.
+            if pending.handle is not None:
+                await pending.handle.cancel()
+                self._handles.discard(pending.handle)
+            await _report_quietly(reporter.failed("This job was deleted."))
         except Exception as error:
             log.exception("Job %s failed in the bot", job.id)
             await self._fail_quietly(job.id, f"{type(error).__name__}: {error}")
@@ -353,6 +361,14 @@ class JobService:
             elif isinstance(event, Cancelled):
                 await self.storage.jobs.cancel(job.id)
                 await reporter.failed("The job was cancelled.")
+
+    async def delete(self, job_id: str, requester: Requester) -> JobRecord:
+        """Delete a job for its owner or an admin (storage's rule), stopping it if it is still running."""
+        deleted = await self.storage.jobs.delete(job_id, requester.user_id, is_admin=requester.is_admin)
+        for handle in list(self._handles):
+            if handle.job_id == deleted.id:
+                await handle.cancel()
+        return deleted
 
     async def _start(self, job: JobRecord, started: bool) -> bool:
         if not started:

@@ -14,6 +14,7 @@ from discord.utils import MISSING
 
 from bot.jobs import Outcome
 from pipeline.images import decode_image, fit_to_bytes
+from storage.errors import StorageError
 from storage.records import JobRecord
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,10 @@ class JobMessage:
         content = f"{self.header}\n{result_line(job, single)}"
         message = await self._final_edit(content, attachments=[discord.File(io.BytesIO(data), filename=name)], view=view)
         if message is not None:
-            await self.storage.jobs.set_message(job.id, message.id, message.channel.id)
+            try:
+                await self.storage.jobs.set_message(job.id, message.id, message.channel.id)
+            except StorageError as error:  # deleted meanwhile: the message stands, its buttons answer "gone"
+                log.info("Could not link job %s to its message: %s", job.id, error)
 
     async def failed(self, message: str) -> None:
         await self._final_edit(f"{self.header}\n❌ {message}", attachments=[], view=None)

@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot.buttons import grid_view, single_view
 from bot.cogs.imagine import DEFAULT_FLAGS, header
-from bot.interactions import Acknowledgement, is_admin
+from bot.interactions import Acknowledgement, is_admin, requester
 from bot.jobs import JobGone, UserError
 from bot.progress import fit_attachment
 from pipeline.images import compose_grid, decode_image, encode_png
@@ -121,7 +121,7 @@ class UserCog(commands.Cog):
     @app_commands.describe(job_id="The job's id (see /history)")
     async def delete(self, interaction: discord.Interaction[KaikaBot], job_id: str) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            job = await self.bot.services.storage.jobs.delete(job_id.strip(), interaction.user.id, is_admin=is_admin(interaction))
+            job = await self.bot.services.jobs.delete(job_id.strip(), requester(interaction))
             await ack.send(f"Deleted job `{job.id}` ({job.prompt[:80]}).")
 
 

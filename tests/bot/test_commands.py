@@ -147,3 +147,16 @@ async def test_a_slow_command_is_deferred_privately_and_answered_in_place(start_
     assert info.followup_ids == [] and fake.original(info)["flags"] & 64  # the thinking message, replaced
     denied = await fake.wait_acked(await fake.slash(ada, "delete", job_id="nope"))
     assert "does not exist" in await answer(fake, denied) and denied.ephemeral
+
+
+async def test_deleting_a_running_job_stops_it(start_kaika):
+    kaika = await start_kaika()
+    fake = kaika.fake
+    ada = fake.add_member("ada")
+    running = await fake.wait_acked(await kaika.imagine(ada, "a long one --steps 80"))
+    await fake.wait_until(lambda: "%" in (fake.original(running) or {}).get("content", ""))
+    [job] = await kaika.services.storage.jobs.recent_for_user(ada.id)
+    assert "Deleted job" in await answer(fake, await fake.slash(ada, "delete", job_id=job.id))
+    message = await kaika.finished(running)
+    assert "❌" in message["content"] and not message["components"]
+    assert kaika.services.executor.queue_depth() == 0
