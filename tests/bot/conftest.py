@@ -47,6 +47,12 @@ class RunningKaika:
     async def imagine(self, user: FakeUser, prompt: str, **options: Any) -> FakeInteraction:
         return await self.fake.slash(user, "imagine", prompt=prompt, **options)
 
+    async def started(self, user: FakeUser, prompt: str) -> FakeInteraction:
+        """An /imagine whose job has begun running (its message shows progress)."""
+        interaction = await self.fake.wait_acked(await self.imagine(user, prompt))
+        await self.fake.wait_until(lambda: "%" in (self.fake.original(interaction) or {}).get("content", ""))
+        return interaction
+
     async def finished(self, interaction: FakeInteraction, seconds: float = 60.0) -> dict[str, Any]:
         """The interaction's message once it shows a result (buttons) or a failure (❌)."""
 

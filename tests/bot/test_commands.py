@@ -153,8 +153,7 @@ async def test_deleting_a_running_job_stops_it(start_kaika):
     kaika = await start_kaika()
     fake = kaika.fake
     ada = fake.add_member("ada")
-    running = await fake.wait_acked(await kaika.imagine(ada, "a long one --steps 80"))
-    await fake.wait_until(lambda: "%" in (fake.original(running) or {}).get("content", ""))
+    running = await kaika.started(ada, "a long one --steps 80")
     [job] = await kaika.services.storage.jobs.recent_for_user(ada.id)
     assert "Deleted job" in await answer(fake, await fake.slash(ada, "delete", job_id=job.id))
     message = await kaika.finished(running)

@@ -24,8 +24,7 @@ async def test_jobs_cut_short_by_a_restart_are_failed_and_announced_in_their_cha
     first = await start_kaika()
     fake = first.fake
     ada = fake.add_member("ada")
-    interaction = await fake.wait_acked(await first.imagine(ada, "a long job --steps 80"))
-    await fake.wait_until(lambda: "%" in (fake.original(interaction) or {}).get("content", ""))
+    await first.started(ada, "a long job --steps 80")
     [job] = await first.services.storage.jobs.recent_for_user(ada.id)
     await first.close()  # the process goes away mid-job
 
@@ -100,8 +99,7 @@ async def test_a_result_after_the_interaction_token_expired_goes_to_the_channel(
     kaika = await start_kaika()
     fake = kaika.fake
     ada = fake.add_member("ada")
-    interaction = await fake.wait_acked(await kaika.imagine(ada, "a slow dawn --steps 8"))
-    await fake.wait_until(lambda: "%" in (fake.original(interaction) or {}).get("content", ""))
+    interaction = await kaika.started(ada, "a slow dawn --steps 8")
     interaction.expired = True  # as 15 minutes later
 
     posted = await fake.wait_until(lambda: [m for m in fake.channel_messages() if m["type"] == 0 and m["components"]])
