@@ -21,8 +21,9 @@ from tests.fixtures.fake_discord import (
     discord_spec_required,
     fake_discord,
 )
+from tests.storage.conftest import postgres_server_url, run_sql
 
-__all__ = ["discord_spec_required", "fake_discord"]
+__all__ = ["discord_spec_required", "fake_discord", "postgres_server_url"]
 
 # Small and quick: 64x64 images, few steps, a preview every step, progress edits 5 times a second.
 FAST_STEPS = 3
@@ -34,6 +35,13 @@ def tiny_engines(tiny_model_dir: Path) -> dict[str | None, Any]:
     from pipeline.engine import Engine
 
     return {None: Engine.load(str(tiny_model_dir), device="cpu", dtype="float32")}
+
+
+@pytest.fixture
+def postgres_database_url(postgres_server_url: str) -> str:
+    """The session's PostgreSQL database, emptied (skipped with the reason when PostgreSQL is unreachable)."""
+    run_sql(postgres_server_url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
+    return postgres_server_url
 
 
 @dataclass
