@@ -208,7 +208,7 @@ class JobService:
         return PendingJob(self, job, request, requester, await self._submit(job, request, requester))
 
     async def _submit(self, job: JobRecord, request: GenerationRequest, requester: Requester) -> JobHandle:
-        """Queue a recorded job; if the executor refuses it, the record is cancelled and the error raised."""
+        """Queue a recorded job; if the executor refuses it, the record is marked failed and the error raised."""
         try:
             handle = await self.executor.submit(request, owner=str(requester.user_id), job_id=job.id)
         except PipelineError as error:
@@ -232,6 +232,10 @@ class JobService:
         if action is not ButtonAction.REROLL and not 0 <= index < len(parent.images):
             raise JobGone()
         settings = await self.guild_settings(place.guild_id)
+        # Terms blocked since the parent ran are refused on its buttons too.
+        term = blocked_term(f"{parent.prompt} {parent.negative_prompt}", settings.blocklist)
+        if term is not None:
+            raise BlockedPrompt(term)
         if (
             settings.button_policy is ButtonPolicy.OWNER
             and requester.user_id != parent.owner_id
@@ -262,12 +266,12 @@ class JobService:
         if action is ButtonAction.REROLL:
             return JobKind.REROLL, parent_request.replace(seed=self.seeds.randrange(2**32), num_images=4)
         image = parent.images[index]
-        source = await self.storage.images.get(image.storage_key)
         if action is ButtonAction.UPSCALE:
             # U: the image itself, alone; no generation (as Midjourney's U buttons).
             return JobKind.UPSCALE, parent_request.replace(
                 seed=image.seed, num_images=1, width=image.width, height=image.height, mode=Mode.TXT2IMG
             )
+        source = await self.storage.images.get(image.storage_key)
         if action in (ButtonAction.VARY, ButtonAction.VARY_STRONG, ButtonAction.VARY_SUBTLE):
             single = parent_request.replace(width=image.width, height=image.height)
             strong = action is not ButtonAction.VARY_SUBTLE

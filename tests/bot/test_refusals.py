@@ -75,7 +75,12 @@ async def test_blocked_terms_are_refused(start_kaika):
     assert "blocked term 'gore'" in await refused(kaika, ada, "a calm lake --no gore")
     await assert_nothing_recorded(kaika, ada)
     # Whole words only: "gorgeous" and "goreng" are fine.
-    await accepted(kaika, ada, f"nasi goreng --steps {FAST_STEPS}")
+    goreng = await kaika.finished(await kaika.imagine(ada, f"nasi goreng --steps {FAST_STEPS}"))
+    # A term blocked later is refused on the buttons of earlier jobs too.
+    add = await fake.subcommand(fake.guild_owner, "admin blocklist add", term="nasi goreng")
+    await fake.wait_until(lambda: fake.original(add))
+    pressed = await fake.wait_acked(await fake.press(ada, int(goreng["id"]), "🔄"))
+    assert pressed.ephemeral and "blocked term 'nasi goreng'" in fake.reply_text(pressed)
 
 
 async def test_daily_quota_refuses_the_job_over_it_but_not_admins(start_kaika):
