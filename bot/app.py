@@ -14,6 +14,7 @@ from bot.errors import reply_error
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.jobs import Reporter
     from bot.services import Services
     from storage.records import JobRecord
 
@@ -64,7 +65,7 @@ class KaikaBot(commands.Bot):
         await self.add_cog(AdminCog(self))
         await self.tree.sync()
         log.info("Synced %d application commands", len(self.tree.get_commands()))
-        await self.services.jobs.recover_unfinished(self.tell_channel_about_interrupted_job)
+        await self.services.jobs.recover_unfinished(self.report_to_channel, self.tell_channel_about_interrupted_job)
 
     async def close(self) -> None:
         # Stop following jobs before the HTTP session goes, so no edit is cut off half-way.
@@ -74,6 +75,22 @@ class KaikaBot(commands.Bot):
     async def on_ready(self) -> None:
         log.info("Connected as %s to %d server(s)", self.user, len(self.guilds))
 
+    def report_to_channel(self, job: JobRecord) -> Reporter:
+        """Where a job resumed after a restart reports: a message in its channel (its interaction has expired)."""
+        from bot.cogs.imagine import header
+        from bot.progress import ChannelJobMessage
+        from pipeline.images import DISCORD_UPLOAD_LIMIT
+
+        assert job.channel_id is not None  # jobs without a channel are not resumed by the bot
+        return ChannelJobMessage(
+            self.get_partial_messageable(job.channel_id),
+            job.id,
+            header(job.prompt, job.kind, f"<@{job.requester_id}>"),
+            interval=self.settings.progress_edit_interval,
+            storage=self.services.storage,
+            limit=DISCORD_UPLOAD_LIMIT,
+        )
+
     async def tell_channel_about_interrupted_job(self, job: JobRecord) -> None:
         """Its interaction has expired by now, so the notice goes to the job's channel."""
         if job.channel_id is None:
@@ -82,7 +99,7 @@ class KaikaBot(commands.Bot):
 
         prompt = discord.utils.escape_mentions(discord.utils.escape_markdown(job.prompt))
         await self.get_partial_messageable(job.channel_id).send(
-            f"<@{job.requester_id}> Kaika restarted before your job **{prompt}** finished. "
+            f"<@{job.requester_id}> Kaika restarted and could not resume your job **{prompt}**. "
             "Press 🔄 to run the prompt again.",
             view=reroll_view(job.id),
         )

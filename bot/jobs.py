@@ -29,7 +29,7 @@ from pipeline.request import (
 from storage import Storage
 from storage.errors import IllegalTransition
 from storage.errors import JobNotFound as StorageJobNotFound
-from storage.records import ButtonPolicy, GeneratedImage, GuildSettings, JobKind, JobRecord
+from storage.records import ButtonPolicy, GeneratedImage, GuildSettings, JobKind, JobRecord, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -303,19 +303,25 @@ class JobService:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def close(self) -> None:
-        """Stop following jobs and stop the executor working on them.
+    @property
+    def executor_keeps_jobs(self) -> bool:
+        """Whether jobs outlive this process in the executor (the worker fleet), to be re-attached later."""
+        return hasattr(self.executor, "attach")
 
-        Their records stay queued or running, so the next start tells their channels (see
-        `recover_unfinished`) rather than this process editing messages on its way out.
+    async def close(self) -> None:
+        """Stop following jobs; stop the executor working on them unless it keeps them (`attach`).
+
+        Their records stay queued or running, so the next start resumes them and reports to their
+        channels (see `recover_unfinished`) rather than this process editing messages on its way out.
         """
         self._closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for handle in list(self._handles):
-            await handle.cancel()
+        if not self.executor_keeps_jobs:
+            for handle in list(self._handles):
+                await handle.cancel()
         self._handles.clear()
 
     async def _run(self, pending: PendingJob, reporter: Reporter) -> None:
@@ -345,7 +351,8 @@ class JobService:
                 self._in_flight.pop(user, None)
 
     async def _follow(self, job: JobRecord, handle: JobHandle, reporter: Reporter) -> None:
-        started = False
+        # A job resumed after a restart may be recorded as running already.
+        started = job.status is JobStatus.RUNNING
         async for event in handle.events():
             if isinstance(event, Queued):
                 await reporter.waiting(event.position)
@@ -394,7 +401,7 @@ class JobService:
         parent, index = pending.copy_of
         image = parent.images[index]
         data = await self.storage.images.get(image.storage_key)
-        await self.storage.jobs.start(pending.job.id)
+        await self._start(pending.job, pending.job.status is JobStatus.RUNNING)
         done = await self.storage.jobs.finish(
             pending.job.id, [GeneratedImage(data=data, seed=image.seed, width=image.width, height=image.height)], 0.0
         )
@@ -408,20 +415,77 @@ class JobService:
 
     # ---- start-up ----------------------------------------------------------------------------------
 
-    async def recover_unfinished(self, notify: Callable[[JobRecord], Awaitable[None]]) -> list[JobRecord]:
-        """Fail jobs a previous process left queued or running, and tell their channel via `notify`.
+    async def recover_unfinished(
+        self,
+        reporter_for: Callable[[JobRecord], Reporter],
+        notify_lost: Callable[[JobRecord], Awaitable[None]],
+    ) -> list[JobRecord]:
+        """Resume the jobs a previous process left queued or running; returns those that could not be.
 
-        Their interactions have expired (15 minutes), so `notify` posts to the channel instead.
+        An executor that keeps jobs across restarts (the worker fleet's `attach`) is asked for each
+        job first; otherwise, or when it does not know the job, the request is rebuilt from the record
+        (a variation's or upscale's source image from its parent's stored image) and submitted again
+        under the same id. Interactions expire after 15 minutes, so `reporter_for(job)` reports to the
+        job's channel. A job that cannot be rebuilt (its parent or image is gone) is failed and
+        announced through `notify_lost`. Jobs without a channel are the command line's, which may
+        still be running them in its own process: they are left alone.
         """
-        recovered = []
+        lost = []
         for job in await self.storage.jobs.unfinished():
-            failed = await self.storage.jobs.fail(job.id, "Kaika restarted before the job finished.")
-            recovered.append(failed)
+            if job.channel_id is None:
+                continue
             try:
-                await notify(failed)
-            except Exception:
-                log.warning("Could not tell channel %s about interrupted job %s", job.channel_id, job.id, exc_info=True)
-        return recovered
+                pending = await self._resume(job)
+            except Exception as error:
+                log.warning("Job %s left by a previous process cannot be resumed: %s", job.id, error)
+                failed = await self._fail_lost(job, f"Kaika restarted and could not resume the job: {error}")
+                if failed is None:
+                    continue
+                lost.append(failed)
+                try:
+                    await notify_lost(failed)
+                except Exception:
+                    log.warning("Could not tell channel %s about lost job %s", job.channel_id, job.id, exc_info=True)
+                continue
+            pending.start(reporter_for(job))
+        return lost
+
+    async def _resume(self, job: JobRecord) -> PendingJob:
+        requester = Requester(job.requester_id, "")
+        if self.executor_keeps_jobs:
+            try:
+                handle = await self.executor.attach(job.id)  # type: ignore[attr-defined]
+            except LookupError:  # the fleet's UnknownJob: never submitted, or expired; run it again
+                pass
+            else:
+                self._handles.add(handle)
+                return PendingJob(self, job, handle.request, requester, handle)
+        request, copy_of = await self._rebuild(job)
+        if copy_of is not None:
+            return PendingJob(self, job, request, requester, copy_of=copy_of)
+        handle = await self.executor.submit(request, owner=str(job.requester_id), job_id=job.id)
+        self._handles.add(handle)
+        return PendingJob(self, job, request, requester, handle)
+
+    async def _rebuild(self, job: JobRecord) -> tuple[GenerationRequest, tuple[JobRecord, int] | None]:
+        """The request of a recorded job with its source image, or the parent image a U press copies."""
+        request = request_of(job)
+        if job.kind is JobKind.IMAGINE or job.kind is JobKind.REROLL:
+            return request, None
+        parent = await self.storage.jobs.get(job.parent_job_id) if job.parent_job_id else None
+        index = job.parent_image_index
+        if parent is None or index is None or not 0 <= index < len(parent.images):
+            raise JobGone()
+        if request.mode is Mode.TXT2IMG:  # a U press: the parent's image itself
+            return request, (parent, index)
+        source = await self.storage.images.get(parent.images[index].storage_key)
+        return request.replace(source_image=source), None
+
+    async def _fail_lost(self, job: JobRecord, message: str) -> JobRecord | None:
+        try:
+            return await self.storage.jobs.fail(job.id, message)
+        except (IllegalTransition, StorageJobNotFound):  # ended or deleted meanwhile
+            return None
 
 
 @dataclass

@@ -63,12 +63,15 @@ class JobMessage:
 
     def __init__(self, interaction: discord.Interaction, header: str, *, interval: float, storage: Any) -> None:
         self.interaction = interaction
+        self._report_to(f"interaction {interaction.id}", header, interval, storage, interaction.filesize_limit)
+
+    def _report_to(self, label: str, header: str, interval: float, storage: Any, limit: int) -> None:
+        self.label = label  # names the message in logs
         self.header = header
         self.throttle = EditThrottle(interval)
         self.waiting_throttle = EditThrottle(max(interval, WAITING_EDIT_INTERVAL))
         self.storage = storage
-        self.limit = interaction.filesize_limit
-        self.job_id: str | None = None
+        self.limit = limit
 
     async def waiting(self, position: int) -> None:
         await self._progress_edit(f"{self.header}\n{waiting_text(position)}", None, self.waiting_throttle)
@@ -95,33 +98,72 @@ class JobMessage:
     async def failed(self, message: str) -> None:
         await self._final_edit(f"{self.header}\n❌ {message}", attachments=[], view=None)
 
+    @property
+    def channel(self) -> Any:
+        return self.interaction.channel
+
+    async def _edit(self, **fields: Any) -> discord.Message:
+        return await self.interaction.edit_original_response(**fields)
+
     async def _progress_edit(self, content: str, preview_png: bytes | None, throttle: EditThrottle) -> None:
         if not throttle.ready():
             return
         throttle.mark()
         attachments = [discord.File(io.BytesIO(preview_png), filename="preview.png")] if preview_png else MISSING
         try:
-            await self.interaction.edit_original_response(content=content, attachments=attachments)
+            await self._edit(content=content, attachments=attachments)
         except discord.HTTPException as error:
             # Progress is best effort: the next edit (or the result) carries the news.
-            log.warning("Progress edit of %s failed: %s", self.interaction.id, error)
+            log.warning("Progress edit of %s failed: %s", self.label, error)
 
     async def _final_edit(
         self, content: str, *, attachments: list[discord.File], view: discord.ui.View | None
     ) -> discord.Message | None:
         try:
-            return await self.interaction.edit_original_response(content=content, attachments=attachments, view=view)
+            return await self._edit(content=content, attachments=attachments, view=view)
         except (discord.NotFound, discord.Forbidden) as error:
-            log.info("Interaction %s expired (%s); posting to the channel", self.interaction.id, error)
+            log.info("%s is gone or expired (%s); posting to the channel", self.label, error)
         except discord.HTTPException as error:
             if error.status != 401:
                 raise
-        channel = self.interaction.channel
+        channel = self.channel
         if channel is None or not isinstance(channel, discord.abc.Messageable):
             return None
         for file in attachments:
             file.reset()
         return await channel.send(content, files=attachments, view=view or MISSING)
+
+
+
+class ChannelJobMessage(JobMessage):
+    """A job resumed after a restart: its interaction has expired, so the job's message is posted
+    to its channel (at the first report) and edited there from then on."""
+
+    def __init__(
+                self,
+        channel: discord.abc.Messageable,
+        job_id: str,
+        header: str,
+        *,
+        interval: float,
+        storage: Any,
+        limit: int,
+    ) -> None:
+        self._channel = channel
+        self._report_to(f"the channel message of job {job_id}", header, interval, storage, limit)
+        self.message: discord.Message | None = None
+
+    @property
+    def channel(self) -> Any:
+        return self._channel
+
+    async def _edit(self, **fields: Any) -> discord.Message:
+        if self.message is None:
+            files = fields.get("attachments") or MISSING
+            self.message = await self._channel.send(fields["content"], files=files, view=fields.get("view") or MISSING)
+        else:
+            self.message = await self.message.edit(**fields)
+        return self.message
 
 
 def result_line(job: JobRecord, single: bool) -> str:
