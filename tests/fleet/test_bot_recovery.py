@@ -1,0 +1,79 @@
+"""The bot restarts while a worker runs its job: the new bot re-attaches and reports the result once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bot.config import Settings
+from bot.jobs import Place, Requester
+from bot.services import Services
+from pipeline.request import GenerationRequest
+from storage.records import JobRecord, JobStatus
+from tests.fleet.test_bot_on_fleet import RecordingReporter
+
+
+def fleet_settings(fleet_config, tiny_model_dir: Path, data_dir: Path) -> Settings:
+    return Settings(
+        _env_file=None,
+        executor="celery",
+        redis_url=fleet_config.redis_url,
+        celery_key_prefix=fleet_config.key_prefix,
+        celery_visibility_timeout=fleet_config.visibility_timeout,
+        model=str(tiny_model_dir),
+        data_dir=data_dir,
+        preview_every=1,
+    )
+
+
+async def test_a_bot_restarted_mid_job_reattaches_and_reports_the_workers_result_once(
+    worker, fleet_config, tiny_model_dir: Path, tmp_path: Path
+):
+    settings = fleet_settings(fleet_config, tiny_model_dir, tmp_path / "data")
+    first = await Services.open(settings)
+    try:
+        request = GenerationRequest(prompt="a lighthouse in fog", seed=11, width=64, height=64, steps=60)
+        pending = await first.jobs.imagine(Requester(7, "ada"), Place(1, 2), request)
+        before = RecordingReporter()
+        pending.start(before)
+        async with asyncio.timeout(90):
+            while not before.steps or before.steps[-1][0] < 1:
+                await asyncio.sleep(0.05)
+    finally:
+        await first.close()  # the bot goes away mid-job; the worker carries on
+    assert before.outcome is None and before.failure is None
+
+    second = await Services.open(settings)
+    try:
+        assert pending.job.id in await second.executor.unfinished_jobs()
+        reporters: dict[str, RecordingReporter] = {}
+        lost: list[JobRecord] = []
+
+        def reporter_for(job: JobRecord) -> RecordingReporter:
+            return reporters.setdefault(job.id, RecordingReporter())
+
+        async def notify_lost(job: JobRecord) -> None:
+            lost.append(job)
+
+        assert await second.jobs.recover_unfinished(reporter_for, notify_lost) == []
+        async with asyncio.timeout(120):
+            await second.jobs.wait_idle()
+
+        after = reporters[pending.job.id]
+        assert after.failure is None and not lost
+        assert after.outcome is not None and len(after.outcome.images) == 4
+        assert after.steps and after.steps[-1] == (60, 60)
+        record = await second.storage.jobs.get(pending.job.id)
+        assert record.status is JobStatus.DONE and record.owner_id == 7
+        assert [image.seed for image in record.images] == [11, 12, 13, 14]
+        assert pending.job.id not in await second.executor.unfinished_jobs()  # read once, by this bot
+    finally:
+        await second.close()
+
+    # A third start finds nothing left to resume, so the result is never reported twice.
+    third = await Services.open(settings)
+    try:
+        assert await third.storage.jobs.unfinished() == []
+        assert pending.job.id not in await third.executor.unfinished_jobs()
+    finally:
+        await third.close()
