@@ -151,7 +151,12 @@ class Engine:
             _load_lora(pipe, entry, index)
         if loras:
             pipe.set_adapters([f"lora{i}" for i in range(len(loras))], [parse_lora(e)[1] for e in loras])
-        pipe.to(torch_device)
+        try:
+            pipe.to(torch_device)
+        except torch.OutOfMemoryError:
+            raise ModelLoadError(
+                f"MODEL={source!r} does not fit in the memory of {torch_device}; try DTYPE=float16 or a smaller model."
+            ) from None
         gan = load_gan_upscaler(upscaler, torch_device) if upscaler else None
         log.info("loaded %s on %s (%s)", model_id, torch_device, torch_dtype)
         return cls(pipe, model_id=model_id, device=torch_device, upscaler=gan)

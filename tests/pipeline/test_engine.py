@@ -363,3 +363,14 @@ def test_gan_upscaler_replaces_img2img_for_upscales(tiny_engine, monkeypatch):
     assert calls == [(1, 3, 64, 64)]
     assert result.images[0].size == (128, 128)
     assert result.images[0].getpixel((10, 10)) == (200, 30, 30)
+
+
+def test_a_model_too_big_for_the_device_names_model(tiny_model_dir, monkeypatch):
+    from diffusers import DiffusionPipeline
+
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(DiffusionPipeline, "to", out_of_memory)
+    with pytest.raises(ModelLoadError, match=r"MODEL='.*tiny-sd' does not fit in the memory of cpu; try DTYPE=float16"):
+        Engine.load(str(tiny_model_dir), device="cpu")
