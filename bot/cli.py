@@ -10,8 +10,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from bot.config import Settings
-    from pipeline.executor.base import Executor
-    from pipeline.request import GenerationRequest, GenerationResult
+    from bot.jobs import Outcome
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,8 +34,15 @@ def _add_imagine_command(commands: argparse._SubParsersAction) -> None:
     )
     imagine.add_argument("prompt", help="the description, optionally followed by --ar, --seed, --no, --steps, …")
     imagine.add_argument("--out", default="out", help="folder for the PNGs (default: ./out)")
-    imagine.add_argument("--owner", default="", help="who the job belongs to (default: the local user name)")
+    imagine.add_argument(
+        "--owner", default="", help="the local user's name recorded with the job (default: the login name)"
+    )
     imagine.set_defaults(handler=_run_imagine)
+
+
+# `kaika imagine` runs as the local OS user, recorded in storage as this user id (Discord ids are never
+# 0) under the login name, so the command line's jobs are kept and counted like the bot's.
+LOCAL_USER_ID = 0
 
 
 def _run_imagine(args: argparse.Namespace) -> int:
@@ -46,14 +52,16 @@ def _run_imagine(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from bot.config import Settings
+    from bot.jobs import UserError
     from pipeline.errors import PipelineError
+    from storage.errors import StorageError
 
     settings = Settings()
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
     owner = args.owner or getpass.getuser()
     try:
         paths = asyncio.run(imagine(settings, args.prompt, owner=owner, out_dir=Path(args.out)))
-    except PipelineError as error:
+    except (PipelineError, UserError, StorageError) as error:
         print(f"kaika imagine: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -65,40 +73,70 @@ def _run_imagine(args: argparse.Namespace) -> int:
 
 
 async def imagine(settings: Settings, text: str, *, owner: str, out_dir: Path) -> list[Path]:
-    """Parse `text`, run it on the executor EXECUTOR names (with a progress bar), write the PNGs; return their paths."""
+    """Parse `text`, record and run it as the local user (with a progress bar), write the PNGs; return their paths.
+
+    The same job service as the bot: the job is recorded in storage (DATA_DIR / DATABASE_URL) before
+    it runs and its images are stored with it, owned by LOCAL_USER_ID under the name `owner`.
+    """
     import asyncio
 
-    from bot.services import open_executor
+    from bot.jobs import Place, Requester
+    from bot.services import Services
+    from pipeline.errors import JobCancelled, JobFailed
     from pipeline.images import write_result_pngs
     from pipeline.prompt import parse_prompt
 
     # Check the flags before spending seconds loading the model; the size is settled after loading.
     seed = parse_prompt(text, native_size=512).seed
-    executor = await open_executor(settings)
+    services = await Services.open(settings)
     try:
-        request = parse_prompt(text, native_size=executor.native_size).replace(seed=seed)
-        job_id, result = await generate(executor, request, owner=owner)
-        return await asyncio.to_thread(write_result_pngs, result, request, out_dir, job_id=job_id)
+        request = services.jobs.parse(text).replace(seed=seed)
+        # Your own machine: no daily quota (as for an admin).
+        local_user = Requester(LOCAL_USER_ID, owner, is_admin=True)
+        pending = await services.jobs.imagine(local_user, Place(None, None), request)
+        reporter = TerminalReporter()
+        running = pending.start(reporter)
+        assert running is not None  # the service closes only below
+        try:
+            await running
+        except asyncio.CancelledError:
+            await services.storage.jobs.cancel(pending.job.id)
+            raise
+        if reporter.failure is not None:
+            raise JobFailed(reporter.failure)
+        if reporter.outcome is None or reporter.outcome.result is None:
+            raise JobCancelled("The job was cancelled.")
+        result = reporter.outcome.result
+        return await asyncio.to_thread(write_result_pngs, result, request, out_dir, job_id=pending.job.id)
     finally:
-        await executor.close()
+        await services.close()
 
 
-async def generate(executor: Executor, request: GenerationRequest, *, owner: str) -> tuple[str, GenerationResult]:
-    """Run one request with a progress bar on stderr; return its job id and result (raises JobFailed/JobCancelled).
+class TerminalReporter:
+    """A `bot.jobs.Reporter` for the command line: a progress bar on stderr; keeps the outcome."""
 
-    The one place the command line submits a job: where it is to be recorded in storage too.
-    """
-    from tqdm import tqdm
+    def __init__(self) -> None:
+        from tqdm import tqdm
 
-    from pipeline.executor.base import Step
+        self.bar = tqdm(desc="imagine", unit="step", file=sys.stderr, leave=False)
+        self.outcome: Outcome | None = None
+        self.failure: str | None = None
 
-    handle = await executor.submit(request, owner=owner)
-    with tqdm(desc="imagine", unit="step", file=sys.stderr, leave=False) as bar:
-        async for event in handle.events():
-            if isinstance(event, Step):
-                bar.total = event.total
-                bar.update(event.step - bar.n)
-    return handle.job_id, await handle.result()
+    async def waiting(self, position: int) -> None:
+        self.bar.set_postfix_str(f"waiting (position {position})")
+
+    async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
+        self.bar.set_postfix_str("")
+        self.bar.total = total
+        self.bar.update(step - self.bar.n)
+
+    async def finished(self, outcome: Outcome) -> None:
+        self.bar.close()
+        self.outcome = outcome
+
+    async def failed(self, message: str) -> None:
+        self.bar.close()
+        self.failure = message
 
 
 def _add_worker_command(commands: argparse._SubParsersAction) -> None:

@@ -87,11 +87,15 @@ class Place:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A finished job as the reporter shows it: the record, its images and a grid of them (PNG bytes)."""
+    """A finished job as the reporter shows it: the record, its images and a grid of them (PNG bytes).
+
+    `result` is what the executor returned (None for a U press, which copies a stored image).
+    """
 
     job: JobRecord
     images: list[bytes]
     grid: bytes
+    result: GenerationResult | None = None
 
 
 class Reporter(Protocol):
@@ -394,7 +398,7 @@ class JobService:
             for data, seed, image in zip(encoded.images, result.seeds, result.images, strict=True)
         ]
         done = await self.storage.jobs.finish(job.id, images, result.timings.compute_seconds)
-        return Outcome(done, encoded.images, encoded.grid)
+        return Outcome(done, encoded.images, encoded.grid, result)
 
     async def _copy(self, pending: PendingJob, reporter: Reporter) -> None:
         assert pending.copy_of is not None

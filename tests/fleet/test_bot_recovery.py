@@ -13,6 +13,17 @@ from storage.records import JobRecord, JobStatus
 from tests.fleet.test_bot_on_fleet import RecordingReporter
 
 
+class StepSignallingReporter(RecordingReporter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stepped = asyncio.Event()
+
+    async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
+        await super().progress(step, total, preview_png)
+        if step >= 1:
+            self.stepped.set()
+
+
 def fleet_settings(fleet_config, tiny_model_dir: Path, data_dir: Path) -> Settings:
     return Settings(
         _env_file=None,
@@ -34,11 +45,10 @@ async def test_a_bot_restarted_mid_job_reattaches_and_reports_the_workers_result
     try:
         request = GenerationRequest(prompt="a lighthouse in fog", seed=11, width=64, height=64, steps=60)
         pending = await first.jobs.imagine(Requester(7, "ada"), Place(1, 2), request)
-        before = RecordingReporter()
+        before = StepSignallingReporter()
         pending.start(before)
         async with asyncio.timeout(90):
-            while not before.steps or before.steps[-1][0] < 1:
-                await asyncio.sleep(0.05)
+            await before.stepped.wait()  # a worker is running it
     finally:
         await first.close()  # the bot goes away mid-job; the worker carries on
     assert before.outcome is None and before.failure is None
