@@ -73,3 +73,18 @@ async def test_a_job_whose_parent_image_is_gone_is_failed_and_announced_in_its_c
     assert fake.custom_ids(int(notice["id"])) == [f"kaika:r:{job.id}:0"]
     await second.services.jobs.wait_idle()
     assert (await second.services.storage.jobs.get(parent.id)).status == "done"  # the parent is untouched
+
+
+async def test_a_job_of_the_command_line_is_left_to_it(start_kaika):
+    """Jobs without a channel are `kaika imagine`'s, which may be running them in its own process."""
+    first = await start_kaika()
+    request = GenerationRequest(prompt="a local sketch", seed=5, width=64, height=64, steps=FAST_STEPS)
+    job = await first.services.storage.jobs.create(
+        JobKind.IMAGINE, 0, prompt=request.prompt, params=request_params(request), seed=request.seed
+    )
+    await first.close()
+
+    second = await start_kaika()
+    await second.services.jobs.wait_idle()
+    assert (await second.services.storage.jobs.get(job.id)).status == "queued"
+    assert second.services.executor.queue_depth() == 0 and channel_posts(second.fake) == []
