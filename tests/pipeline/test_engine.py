@@ -208,15 +208,7 @@ def test_out_of_memory_splits_the_batch_and_keeps_pixels(tiny_engine, monkeypatc
         assert_same_pixels_up_to_kernel_rounding(result.images, images)
 
 
-def test_out_of_memory_for_one_image_fails_only_that_job(tiny_engine, monkeypatch):
-    original = Engine._call
-
-    def huge_never_fits(self, requests, slots, *args):
-        if any(requests[slot.request_index].prompt == "huge" for slot in slots):
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return original(self, requests, slots, *args)
-
-    monkeypatch.setattr(Engine, "_call", huge_never_fits)
+def test_out_of_memory_for_one_image_fails_only_that_job(tiny_engine, huge_prompt_runs_out_of_memory):
     small, huge = tiny_engine.run_outcomes(
         [tiny_request(seed=2, num_images=2), tiny_request("huge", num_images=2)]
     )

@@ -6,9 +6,7 @@ import asyncio
 import itertools
 
 import pytest
-import torch
 
-from pipeline.engine import Engine
 from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
 from pipeline.executor.base import Cancelled, Executor, Failed, Finished, JobHandle, Queued, Started, Step
 from pipeline.executor.local import LocalExecutor
@@ -199,16 +197,8 @@ async def test_cancel_a_running_job_stops_it_between_steps(make_executor, calls)
 
 
 async def test_out_of_memory_for_one_image_fails_that_job_and_the_worker_keeps_serving(
-    make_executor, monkeypatch
+    make_executor, huge_prompt_runs_out_of_memory
 ):
-    original = Engine._call
-
-    def huge_never_fits(self, requests, slots, *args):
-        if any(requests[slot.request_index].prompt == "huge" for slot in slots):
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return original(self, requests, slots, *args)
-
-    monkeypatch.setattr(Engine, "_call", huge_never_fits)
     executor = make_executor()
     huge = await executor.submit(tiny_request("huge", num_images=1), owner="ann")
     fine = await executor.submit(tiny_request("fine", num_images=1), owner="bob")
