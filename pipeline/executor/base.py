@@ -7,10 +7,12 @@ A caller does `handle = await executor.submit(request, owner=...)`, then reads
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from pipeline.errors import JobCancelled, JobFailed
 from pipeline.request import GenerationRequest, GenerationResult
 
 
@@ -47,6 +49,58 @@ class Cancelled:
 
 
 Event = Queued | Started | Step | Finished | Failed | Cancelled
+TERMINAL_EVENTS = (Finished, Failed, Cancelled)
+
+
+class EventLog:
+    """A job's events kept on one event loop: every `events()` reader sees them all from the start.
+
+    Create and use it on the job's loop (other threads go through `loop.call_soon_threadsafe(log.append, e)`).
+    The terminal event settles `result()`; nothing is appended after it.
+    """
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._history: list[Event] = []
+        self._grew: asyncio.Future[None] = loop.create_future()
+        self._outcome: asyncio.Future[GenerationResult] = loop.create_future()
+
+    @property
+    def done(self) -> bool:
+        return self._outcome.done()
+
+    @property
+    def history(self) -> list[Event]:
+        return list(self._history)
+
+    def append(self, event: Event) -> bool:
+        """Add `event`; False (and nothing added) once the job has ended."""
+        if self.done:
+            return False
+        self._history.append(event)
+        if isinstance(event, Finished):
+            self._outcome.set_result(event.result)
+        elif isinstance(event, Failed | Cancelled):
+            error = JobFailed(event.message) if isinstance(event, Failed) else JobCancelled("The job was cancelled.")
+            self._outcome.set_exception(error)
+            self._outcome.exception()  # marks it retrieved: a caller reading only events() is not an error
+        self._grew.set_result(None)
+        self._grew = asyncio.get_running_loop().create_future()
+        return True
+
+    async def events(self) -> AsyncIterator[Event]:
+        index = 0
+        while True:
+            while index < len(self._history):
+                event = self._history[index]
+                index += 1
+                yield event
+                if isinstance(event, TERMINAL_EVENTS):
+                    return
+            await asyncio.shield(self._grew)
+
+    async def result(self) -> GenerationResult:
+        return await asyncio.shield(self._outcome)
 
 
 @runtime_checkable

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
-from pipeline.executor.base import Cancelled, Event, Failed, Finished, Queued, Started, Step
+from pipeline.executor.base import Cancelled, Event, EventLog, Failed, Finished, Queued, Started, Step
 from pipeline.request import GenerationRequest, GenerationResult, Limits, Timings
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TERMINAL_EVENTS = (Finished, Failed, Cancelled)
 
 
 class _State(enum.Enum):
@@ -47,57 +46,26 @@ class LocalJobHandle:
         self.request = request
         self._executor = executor
         self._loop = asyncio.get_running_loop()
-        self._history: list[Event] = []
-        self._changed: asyncio.Future[None] = self._loop.create_future()
-        self._result: asyncio.Future[GenerationResult] = self._loop.create_future()
+        self._log = EventLog()
         # Worker-side state, guarded by the executor's lock.
         self.state = _State.QUEUED
         self.position = 0
         self.submitted_at = 0.0
 
-    # ---- called on the loop thread only
-
-    def _push(self, event: Event) -> None:
-        if self._history and isinstance(self._history[-1], TERMINAL_EVENTS):
-            return  # a late step after a cancel, for instance
-        self._history.append(event)
-        if not self._changed.done():
-            self._changed.set_result(None)
-        self._changed = self._loop.create_future()
-        if isinstance(event, Finished):
-            self._result.set_result(event.result)
-        elif isinstance(event, Failed | Cancelled):
-            error = (
-                JobFailed(event.message)
-                if isinstance(event, Failed)
-                else JobCancelled("The job was cancelled.")
-            )
-            self._result.set_exception(error)
-            self._result.exception()  # marks it retrieved: a caller reading only events() is not an error
-
-    # ---- called from any thread
-
     def _emit(self, event: Event) -> None:
+        """Deliver `event` from any thread, in order, on the submitting loop."""
         try:
-            self._loop.call_soon_threadsafe(self._push, event)
+            self._loop.call_soon_threadsafe(self._log.append, event)
         except RuntimeError:
             log.debug("event for job %s dropped: its event loop is closed", self.job_id)
 
     # ---- the JobHandle interface
 
-    async def events(self) -> AsyncIterator[Event]:
-        index = 0
-        while True:
-            while index < len(self._history):
-                event = self._history[index]
-                index += 1
-                yield event
-                if isinstance(event, TERMINAL_EVENTS):
-                    return
-            await asyncio.shield(self._changed)
+    def events(self) -> AsyncIterator[Event]:
+        return self._log.events()
 
     async def result(self) -> GenerationResult:
-        return await asyncio.shield(self._result)
+        return await self._log.result()
 
     async def cancel(self) -> bool:
         return self._executor._cancel(self)
