@@ -23,8 +23,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pipeline.errors import JobCancelled, JobFailed, PipelineError, QueueFull
-from pipeline.executor.base import Cancelled, Event, Failed, Finished, Queued, Started, Step
+from pipeline.errors import PipelineError, QueueFull
+from pipeline.executor.base import Cancelled, Event, EventLog, Failed, Finished, Queued, Started, Step
 from pipeline.executor.celery_jobs import (
     CREATE_SCRIPT,
     END_SCRIPT,
@@ -74,52 +74,33 @@ class CeleryJobHandle:
         # The last stream entry read (events up to it are in `events()`); `attach(job_id, after=...)`
         # in a restarted bot resumes there.
         self.last_event_id = "0-0"
-        self._history: list[Event] = []
-        self._grew = asyncio.Event()
-        self._outcome: asyncio.Future[GenerationResult] = asyncio.get_running_loop().create_future()
+        self._log = EventLog()
+        self._last_queued: Queued | None = None
         self._executor: CeleryExecutor | None = None
         self.released = False
         self.started = False
 
     @property
     def done(self) -> bool:
-        return self._outcome.done()
+        return self._log.done
 
     def _push(self, event: Event) -> None:
-        if self.done:
-            return
         if isinstance(event, Queued):
-            last = next((e for e in reversed(self._history) if isinstance(e, Queued)), None)
-            if self.started or last == event:
+            if self.started or event == self._last_queued:
                 return
+            self._last_queued = event
         if isinstance(event, Started):
             if self.started:
                 return  # a redelivered job starts again; the caller has already been told
             self.started = True
-        self._history.append(event)
-        if isinstance(event, Finished):
-            self._outcome.set_result(event.result)
-        elif isinstance(event, Failed):
-            self._outcome.set_exception(JobFailed(event.message))
-        elif isinstance(event, Cancelled):
-            self._outcome.set_exception(JobCancelled("The job was cancelled."))
-        self._grew.set()
-        self._grew = asyncio.Event()
+        if self._log.append(event) and self._log.done and self._executor is not None:
+            asyncio.get_running_loop().call_soon(self._executor._ended, self)
 
-    async def events(self) -> AsyncIterator[Event]:
-        index = 0
-        while True:
-            grew = self._grew
-            while index < len(self._history):
-                event = self._history[index]
-                index += 1
-                yield event
-                if isinstance(event, Finished | Failed | Cancelled):
-                    return
-            await grew.wait()
+    def events(self) -> AsyncIterator[Event]:
+        return self._log.events()
 
     async def result(self) -> GenerationResult:
-        return await asyncio.shield(self._outcome)
+        return await self._log.result()
 
     async def cancel(self) -> bool:
         if self.done or self._executor is None:
@@ -360,7 +341,6 @@ class CeleryExecutor:
         handle = CeleryJobHandle(job_id, owner, request, tier)
         handle._executor = self
         self._handles[job_id] = handle
-        handle._outcome.add_done_callback(lambda outcome: self._ended(handle, outcome))
         return handle
 
     def _wait(self, handle: CeleryJobHandle) -> None:
@@ -394,8 +374,7 @@ class CeleryExecutor:
     def _on_workers(self, owner: str) -> int:
         return sum(1 for h in self._handles.values() if h.owner == owner and h.released and not h.done)
 
-    def _ended(self, handle: CeleryJobHandle, outcome: asyncio.Future[GenerationResult]) -> None:
-        outcome.exception()  # a failure is reported through events(); nobody has to await result()
+    def _ended(self, handle: CeleryJobHandle) -> None:
         self._waiting.remove(handle)
         if self._handles.get(handle.job_id) is handle:
             del self._handles[handle.job_id]  # its callers keep the handle; the executor needs it no more
