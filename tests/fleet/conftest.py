@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from bot.config import Settings
 from pipeline.executor.celery import CeleryExecutor
 from pipeline.executor.celery_jobs import FleetConfig
 from tests.fleet.workers import WorkerProcess, own_fleet
@@ -71,3 +72,18 @@ async def make_executor(fleet_config: FleetConfig, tiny_model_dir: Path):
     yield make
     for executor in executors:
         await executor.close()
+
+
+@pytest.fixture
+def fleet_settings(fleet_config: FleetConfig, tiny_model_dir: Path, tmp_path: Path) -> Settings:
+    """The bot's settings for EXECUTOR=celery on the shared fleet, storing under the test's tmp_path."""
+    return Settings(
+        _env_file=None,
+        executor="celery",
+        redis_url=fleet_config.redis_url,
+        celery_key_prefix=fleet_config.key_prefix,
+        celery_visibility_timeout=fleet_config.visibility_timeout,
+        model=str(tiny_model_dir),
+        data_dir=tmp_path / "data",
+        preview_every=1,
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from bot.config import Settings
 from bot.jobs import Outcome, Place, Requester
@@ -33,19 +32,9 @@ class RecordingReporter:
 
 
 async def test_an_imagine_through_the_job_service_runs_on_a_worker_and_is_stored(
-    worker, fleet_config, tiny_model_dir: Path, tmp_path: Path
+    worker, fleet_settings: Settings
 ):
-    settings = Settings(
-        _env_file=None,
-        executor="celery",
-        redis_url=fleet_config.redis_url,
-        celery_key_prefix=fleet_config.key_prefix,
-        celery_visibility_timeout=fleet_config.visibility_timeout,
-        model=str(tiny_model_dir),
-        data_dir=tmp_path / "data",
-        preview_every=1,
-    )
-    services = await Services.open(settings)
+    services = await Services.open(fleet_settings)
     try:
         assert isinstance(services.executor, CeleryExecutor)
         assert services.model_names == ["tiny-sd"]  # as announced by the worker

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from bot.config import Settings
 from bot.jobs import Place, Requester
@@ -24,23 +23,10 @@ class StepSignallingReporter(RecordingReporter):
             self.stepped.set()
 
 
-def fleet_settings(fleet_config, tiny_model_dir: Path, data_dir: Path) -> Settings:
-    return Settings(
-        _env_file=None,
-        executor="celery",
-        redis_url=fleet_config.redis_url,
-        celery_key_prefix=fleet_config.key_prefix,
-        celery_visibility_timeout=fleet_config.visibility_timeout,
-        model=str(tiny_model_dir),
-        data_dir=data_dir,
-        preview_every=1,
-    )
-
-
 async def test_a_bot_restarted_mid_job_reattaches_and_reports_the_workers_result_once(
-    worker, fleet_config, tiny_model_dir: Path, tmp_path: Path
+    worker, fleet_settings: Settings
 ):
-    settings = fleet_settings(fleet_config, tiny_model_dir, tmp_path / "data")
+    settings = fleet_settings
     first = await Services.open(settings)
     try:
         request = GenerationRequest(prompt="a lighthouse in fog", seed=11, width=64, height=64, steps=60)
