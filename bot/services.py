@@ -63,7 +63,7 @@ class Services:
         except BaseException:
             await storage.close()
             raise
-        names = list(getattr(executor, "model_names", settings.models))
+        names = list(executor.model_names)
         jobs = JobService(
             storage,
             executor,

@@ -139,3 +139,8 @@ class Executor(Protocol):
     def native_size(self, model: str | None = None) -> int:
         """The side in pixels the model was trained at, used to turn --ar into a size."""
         ...
+
+    @property
+    def model_names(self) -> list[str]:
+        """The names `--model` accepts (for `parse_prompt(models=...)`)."""
+        ...

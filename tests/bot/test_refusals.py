@@ -47,6 +47,14 @@ async def test_bad_flags_are_refused_with_the_rule(start_kaika, prompt, expected
     await assert_nothing_recorded(kaika, ada)
 
 
+async def test_an_unknown_model_is_refused_naming_the_models_there_are(start_kaika):
+    kaika = await start_kaika()
+    ada = kaika.fake.add_member("ada")
+    reply = await refused(kaika, ada, "a cat --model nosuch")
+    assert "--model 'nosuch' is not available; choose one of: tiny-sd." in reply
+    await assert_nothing_recorded(kaika, ada)
+
+
 async def test_banned_user_is_refused_until_unbanned(start_kaika):
     kaika = await start_kaika()
     fake = kaika.fake
