@@ -13,7 +13,7 @@ import discord
 from discord.utils import MISSING
 
 from bot.jobs import Outcome
-from pipeline.images import decode_image, fit_to_bytes
+from pipeline.images import decode_image, encode_png, fit_to_bytes, upscale_for_display
 from storage.errors import StorageError
 from storage.records import JobRecord
 
@@ -23,6 +23,9 @@ BAR_WIDTH = 20
 # A queue position moves every time a batch starts, for every waiting job at once: updating it at
 # most this often keeps a long queue from turning into a storm of edits.
 WAITING_EDIT_INTERVAL = 5.0
+# Previews are rough and sent with many edits: half the result's display size keeps enlarging one
+# cheap (it shares the CPU with the running job) while still showing the composition.
+PREVIEW_MIN_SIDE = 256
 
 
 def waiting_text(position: int) -> str:
@@ -109,7 +112,10 @@ class JobMessage:
         if not throttle.ready():
             return
         throttle.mark()
-        attachments = [discord.File(io.BytesIO(preview_png), filename="preview.png")] if preview_png else MISSING
+        attachments = MISSING
+        if preview_png:
+            preview = await asyncio.to_thread(enlarged_preview, preview_png)
+            attachments = [discord.File(io.BytesIO(preview), filename="preview.png")]
         try:
             await self._edit(content=content, attachments=attachments)
         except discord.HTTPException as error:
@@ -171,6 +177,11 @@ def result_line(job: JobRecord, single: bool) -> str:
     if single and job.parent_image_index is not None:
         return f"Image #{job.parent_image_index + 1}{seconds}"
     return f"Done{seconds}"
+
+
+def enlarged_preview(preview_png: bytes) -> bytes:
+    """The executor's latent-resolution preview enlarged so Discord shows more than a speck; runs in a worker thread."""
+    return encode_png(upscale_for_display(decode_image(preview_png), PREVIEW_MIN_SIDE))
 
 
 def fit_attachment(data: bytes, limit: int) -> tuple[bytes, str]:

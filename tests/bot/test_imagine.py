@@ -6,6 +6,7 @@ import io
 
 from PIL import Image
 
+from bot.progress import PREVIEW_MIN_SIDE
 from tests.fixtures.fake_discord import EPHEMERAL_FLAG
 
 GRID_LABELS = ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", "🔄"]
@@ -40,6 +41,8 @@ async def test_imagine_defers_shows_progress_and_posts_a_grid_with_buttons(start
     assert any("█" in v or "░" in v for v in versions), versions
     previews = [a for v in fake.message_versions[int(message["id"])][:-1] for a in v["attachments"]]
     assert previews and all(a["filename"] == "preview.png" for a in previews)
+    # The executor's preview is at latent resolution (16x16 for four 64x64 images): shown enlarged.
+    assert png_size(fake.files[int(message["id"])]["preview.png"]) == (PREVIEW_MIN_SIDE, PREVIEW_MIN_SIDE)
     # Edits are throttled: at most one progress edit per 0.05 s, plus the queue position and the result.
     edits = fake.calls_to("PATCH", r"/messages/@original$")
     assert len(edits) < 40
