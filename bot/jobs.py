@@ -154,7 +154,7 @@ class JobService:
         self.executor = executor
         self.limits = limits or Limits()
         self.defaults = defaults or PromptDefaults()
-        self.models = models
+        self.models = models  # the names --model accepts; None: the executor's `model_names`
         self.max_queue = max_queue
         self.max_jobs_per_user = max_jobs_per_user
         self.seeds = seed_source or random.Random()
@@ -173,7 +173,9 @@ class JobService:
             defaults=self.defaults,
             limits=self.limits,
             seed_source=self.seeds,
-            models=self.models,
+            # The executor's list is read each time (fleet workers announce theirs after the bot
+            # starts); an empty one (no worker yet) leaves the name to the executor.
+            models=self.models if self.models is not None else (self.executor.model_names or None),
         )
 
     def check_capacity(self, requester: Requester) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.jobs import JobService
@@ -49,7 +49,11 @@ class Services:
     storage: Storage
     executor: Executor
     jobs: JobService
-    model_names: list[str] = field(default_factory=list)
+
+    @property
+    def model_names(self) -> list[str]:
+        """Read from the executor each time: fleet workers announce their models after the bot starts."""
+        return list(self.executor.model_names)
 
     @classmethod
     async def open(cls, settings: Settings, executor: Executor | None = None) -> Services:
@@ -63,15 +67,13 @@ class Services:
         except BaseException:
             await storage.close()
             raise
-        names = list(executor.model_names)
         jobs = JobService(
             storage,
             executor,
-            models=names or None,
             max_queue=settings.max_queue,
             max_jobs_per_user=settings.max_jobs_per_user,
         )
-        return cls(storage, executor, jobs, names)
+        return cls(storage, executor, jobs)
 
     async def close(self) -> None:
         await self.jobs.close()

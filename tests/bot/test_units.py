@@ -6,8 +6,9 @@ import pytest
 
 from bot.buttons import CUSTOM_ID, custom_id
 from bot.cogs.imagine import with_defaults
-from bot.jobs import ButtonAction, blocked_term
+from bot.jobs import ButtonAction, JobService, blocked_term
 from bot.progress import EditThrottle, progress_text, waiting_text
+from pipeline.errors import RequestError
 
 
 def test_custom_ids_round_trip_through_the_one_regex():
@@ -65,3 +66,23 @@ def test_edit_throttle_allows_one_edit_per_interval():
     assert not throttle.ready()
     now[0] += 0.5
     assert throttle.ready()
+
+
+class AnnouncingExecutor:
+    """Only what parsing asks of an executor: the models it serves, which a fleet learns over time."""
+
+    def __init__(self) -> None:
+        self.model_names: list[str] = []
+
+    def native_size(self, model: str | None = None) -> int:
+        return 512
+
+
+def test_model_names_are_read_from_the_executor_at_each_imagine():
+    executor = AnnouncingExecutor()
+    jobs = JobService(None, executor)  # type: ignore[arg-type]  # parsing touches no storage
+    executor.model_names = ["tiny-sd"]  # a worker announced its model after the bot started
+    with pytest.raises(RequestError, match=r"--model 'nosuch' is not available; choose one of: tiny-sd\."):
+        jobs.parse("a cat --model nosuch")
+    executor.model_names = ["sketch", "tiny-sd"]
+    assert jobs.parse("a cat --model sketch").model == "sketch"
