@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pipeline.errors import PipelineError, QueueFull
 from pipeline.executor.base import Cancelled, Executor, Failed, Finished, JobHandle, Queued, Started, Step
-from pipeline.images import compose_grid, encode_png, image_metadata
+from pipeline.images import display_grid, encode_png, image_metadata
 from pipeline.prompt import PromptDefaults, parse_prompt
 from pipeline.request import (
     GenerationRequest,
@@ -530,7 +530,7 @@ def _encode_result(request: GenerationRequest, result: GenerationResult, job_id:
         encode_png(image, image_metadata(request, seed=seed, model_id=result.model_id, job_id=job_id))
         for image, seed in zip(result.images, result.seeds, strict=True)
     ]
-    grid = images[0] if len(images) == 1 else encode_png(compose_grid(result.images))
+    grid = images[0] if len(images) == 1 else encode_png(display_grid(result.images))
     return _Encoded(images, grid)
 
 

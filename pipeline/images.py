@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 # Discord's upload limit for a server without boosts is 10 MiB; stay a little under it.
 DISCORD_UPLOAD_LIMIT = 10_000_000
 GRID_COLUMNS = 2
+# Cells of a grid shown to a person are at least this many pixels a side (small native sizes are enlarged).
+DISPLAY_MIN_SIDE = 256
 
 
 def compose_grid(images: Sequence[Image.Image], columns: int = GRID_COLUMNS) -> Image.Image:
@@ -138,6 +140,11 @@ def upscale_for_display(image: Image.Image, min_side: int = 512) -> Image.Image:
     return image.resize((image.width * factor, image.height * factor), Image.Resampling.LANCZOS)
 
 
+def display_grid(images: Sequence[Image.Image]) -> Image.Image:
+    """The 2x2 grid a person sees: `compose_grid` of the images, each enlarged to `DISPLAY_MIN_SIDE` if smaller."""
+    return compose_grid([upscale_for_display(image, DISPLAY_MIN_SIDE) for image in images])
+
+
 def result_file_stem(prompt: str, seed: int) -> str:
     """A readable file-name stem such as `a-lighthouse-at-dusk-7`."""
     slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40].rstrip("-") or "image"
@@ -154,7 +161,7 @@ def write_result_pngs(
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = result_file_stem(request.prompt, request.seed)
     grid_metadata = image_metadata(request, seed=request.seed, model_id=result.model_id, job_id=job_id)
-    files = [(out_dir / f"{stem}-grid.png", compose_grid(result.images), grid_metadata)]
+    files = [(out_dir / f"{stem}-grid.png", display_grid(result.images), grid_metadata)]
     for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True), start=1):
         metadata = image_metadata(request, seed=seed, model_id=result.model_id, job_id=job_id)
         files.append((out_dir / f"{stem}-{index}.png", image, metadata))

@@ -15,7 +15,7 @@ from bot.cogs.imagine import DEFAULT_FLAGS, header
 from bot.interactions import Acknowledgement, is_admin, requester
 from bot.jobs import JobGone, UserError
 from bot.progress import fit_attachment
-from pipeline.images import compose_grid, decode_image, encode_png
+from pipeline.images import decode_image, display_grid, encode_png
 from storage.records import JobRecord, JobStatus
 
 if TYPE_CHECKING:
@@ -136,5 +136,5 @@ def format_defaults(defaults: dict[str, object]) -> str:
 
 
 def _showable(images: list[bytes], limit: int) -> tuple[bytes, str]:
-    data = images[0] if len(images) == 1 else encode_png(compose_grid([decode_image(i) for i in images]))
+    data = images[0] if len(images) == 1 else encode_png(display_grid([decode_image(i) for i in images]))
     return fit_attachment(data, limit)

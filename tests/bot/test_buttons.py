@@ -51,7 +51,7 @@ async def test_v3_posts_four_variations_linked_to_the_third_image(start_kaika):
 
     message = await kaika.finished(await kaika.fake.press(ada, grid_id, "V3"))
     assert kaika.fake.labels(int(message["id"])) == GRID_LABELS
-    assert png_size(image_of(kaika, message)) == (128, 128)
+    assert png_size(image_of(kaika, message)) == (512, 512)  # a grid of four 64x64 variations, each shown at 256
     variation_id = job_id_of(kaika, int(message["id"]))
     lineage = await kaika.services.storage.jobs.lineage(variation_id)
     assert [(j.kind, j.parent_image_index) for j in lineage] == [("imagine", None), ("variation", 2)]

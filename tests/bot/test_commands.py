@@ -30,7 +30,7 @@ async def test_history_show_info_and_delete_of_your_jobs(start_kaika):
     show = await fake.slash(bo, "show", job_id=job_id)
     shown = await fake.wait_until(lambda: (m := fake.original(show)) and m.get("components") and m)
     assert fake.labels(int(shown["id"])) == GRID_LABELS and not show.ephemeral
-    assert png_size(fake.files[int(shown["id"])][shown["attachments"][0]["filename"]]) == (128, 128)
+    assert png_size(fake.files[int(shown["id"])][shown["attachments"][0]["filename"]]) == (512, 512)
     assert "This job no longer exists" in await answer(fake, await fake.slash(bo, "show", job_id="nope"))
 
     refused = await fake.slash(bo, "delete", job_id=job_id)

@@ -34,7 +34,7 @@ async def test_imagine_defers_shows_progress_and_posts_a_grid_with_buttons(start
     assert not message["flags"] & EPHEMERAL_FLAG
     [attachment] = message["attachments"]
     grid = fake.files[int(message["id"])][attachment["filename"]]
-    assert png_size(grid) == (128, 128)  # 2x2 of the tiny model's 64x64 images
+    assert png_size(grid) == (512, 512)  # 2x2 of the tiny model's 64x64 images, each enlarged to 256
 
     versions = [v["content"] for v in fake.message_versions[int(message["id"])]]
     assert any("Waiting to start (position 1)" in v or "%" in v for v in versions[:-1])

@@ -26,7 +26,7 @@ def test_imagine_writes_the_grid_and_four_pngs_with_metadata(tiny_settings_env, 
     assert printed == [str(out / name) for name in names]
     assert sorted(path.name for path in out.iterdir()) == sorted(names)
     grid = Image.open(out / names[0])
-    assert grid.size == (176, 96)  # 2x2 of 88x48, the 16:9 size for a 64-pixel model
+    assert grid.size == (1056, 576)  # 2x2 of 88x48 (16:9 for a 64-pixel model), each enlarged 6x for display
     for index, name in enumerate(names[1:]):
         metadata = read_png_metadata((out / name).read_bytes())
         assert metadata["seed"] == str(7 + index)

@@ -9,6 +9,7 @@ from PIL import Image
 from pipeline.images import (
     compose_grid,
     decode_image,
+    display_grid,
     encode_png,
     fit_to_bytes,
     image_metadata,
@@ -116,3 +117,12 @@ def test_write_result_pngs_writes_grid_and_each_image_with_its_seed(tmp_path):
     assert read_png_metadata(paths[3].read_bytes())["seed"] == "9"
     assert read_png_metadata(paths[0].read_bytes())["job_id"] == "j1"
     assert np.array_equal(np.asarray(decode_image(paths[2].read_bytes())), np.asarray(images[1]))
+
+
+def test_display_grid_enlarges_small_cells_and_keeps_large_ones():
+    small = [Image.new("RGB", (64, 48), colour) for colour in ("red", "green", "blue", "white")]
+    grid = display_grid(small)
+    assert grid.size == (2 * 64 * 6, 2 * 48 * 6)  # each cell enlarged a whole factor to at least 256 a side
+    assert grid.getpixel((10, 10)) == (255, 0, 0) and grid.getpixel((grid.width - 10, grid.height - 10)) == (255, 255, 255)
+    large = [Image.new("RGB", (512, 512), "black")] * 4
+    assert display_grid(large).size == (1024, 1024)
