@@ -90,11 +90,11 @@ async def test_twenty_people_at_once_are_acknowledged_in_time_finished_and_serve
         assert all(job.status == "done" for job in await kaika.services.storage.jobs.recent_for_user(user.id))
 
     started = {prompt: h.submitted_at + (await h.result()).timings.queued_seconds for prompt, h in handles.items()}
-    # Round robin by user: whichever of the hog's jobs reached the queue second waits until
-    # everyone else's first has started (4 jobs a batch: [hog, 3 others], …, [4 others], [hog]).
+    # Round robin by user: whichever of the hog's jobs reached the queue second starts no earlier
+    # than everyone else's first (4 jobs a batch, so it may share the last batch with the last of them).
     hog_starts = sorted(started[p] for p in ("hog one", "hog two"))
     last_other = max(started[f"picture {i}"] for i in range(len(others)))
-    assert hog_starts[1] > last_other > hog_starts[0]
+    assert hog_starts[1] >= last_other > hog_starts[0]
 
 
 async def test_a_result_after_the_interaction_token_expired_goes_to_the_channel(start_kaika):
