@@ -15,12 +15,12 @@ class TrainConfig:
     work_dir: Path = Path(".demo-train")
     seed: int = 1234
     threads: int = 2
-    vae_steps: int = 4000
+    vae_steps: int = 4800
     vae_batch: int = 16
     vae_lr: float = 1e-3
     vae_minutes: float = 20.0
     latent_pool: int = 16000
-    unet_steps: int = 6000
+    unet_steps: int = 8400
     unet_batch: int = 32
     unet_lr: float = 5e-4
     unet_minutes: float = 60.0
