@@ -21,7 +21,9 @@ ENV PATH=/opt/venv/bin:$PATH
 # CUDA build of torch first, so the project's `torch>=2.4` is already satisfied.
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124
 COPY pyproject.toml README.md ./
+COPY cli ./cli
 COPY bot ./bot
+COPY service ./service
 COPY pipeline ./pipeline
 COPY storage ./storage
 # For ESRGAN-family upscalers (UPSCALER=...), also install torchvision for this torch and '.[gan]'.

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.app import KaikaBot, point_discord_at  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.services import Services  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from service.wiring import Services  # noqa: E402
 from tests.fixtures.fake_discord import DiscordErrorLog, FakeDiscord  # noqa: E402
 from tests.fixtures.tiny_pipeline import save_tiny_model  # noqa: E402
 

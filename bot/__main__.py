@@ -1,5 +1,7 @@
+"""`python -m bot`: run the Discord bot, as `kaika bot` does, without the command line."""
+
 import sys
 
-from bot.cli import main
+from bot.app import main
 
-sys.exit(main(["bot", *sys.argv[1:]]))
+sys.exit(main())

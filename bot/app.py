@@ -1,9 +1,9 @@
-"""The discord.py application: endpoints from settings, the command tree, cogs and persistent buttons."""
+"""The discord.py application: endpoints from settings, the command tree, the extensions, restart recovery."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import sys
 
 import discord
 import yarl
@@ -11,14 +11,19 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import reply_error
-
-if TYPE_CHECKING:
-    from bot.config import Settings
-    from bot.jobs import Reporter
-    from bot.services import Services
-    from storage.records import JobRecord
+from bot.progress import ChannelJobMessage
+from bot.views import CUSTOM_ID, header, reroll_view
+from service.errors import JobGone
+from service.jobs import Reporter
+from service.recovery import recover_unfinished
+from service.settings import Settings, configure_logging
+from service.wiring import Services
+from storage.records import JobRecord
 
 log = logging.getLogger(__name__)
+
+# The cogs, loaded as extensions: each module's `setup(bot)` adds its commands (and buttons).
+EXTENSIONS = ("bot.cogs.imagine", "bot.cogs.user", "bot.cogs.admin")
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:
@@ -32,7 +37,7 @@ def point_discord_at(api_base: str, gateway_url: str) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
-class KaikaTree(app_commands.CommandTree["KaikaBot"]):
+class KaikaTree(app_commands.CommandTree):
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await reply_error(interaction, error)
 
@@ -48,24 +53,21 @@ class KaikaBot(commands.Bot):
             intents=intents,
             help_command=None,
             tree_cls=KaikaTree,
-            allowed_mentions=discord.AllowedMentions(users=True, everyone=False, roles=False, replied_user=False),
+            allowed_mentions=discord.AllowedMentions(
+                users=True, everyone=False, roles=False, replied_user=False
+            ),
         )
         self.settings = settings
         self.services = services
 
     async def setup_hook(self) -> None:
-        from bot.buttons import JobButton
-        from bot.cogs.admin import AdminCog
-        from bot.cogs.imagine import ImagineCog
-        from bot.cogs.user import UserCog
-
-        self.add_dynamic_items(JobButton)
-        await self.add_cog(ImagineCog(self))
-        await self.add_cog(UserCog(self))
-        await self.add_cog(AdminCog(self))
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
         await self.tree.sync()
         log.info("Synced %d application commands", len(self.tree.get_commands()))
-        await self.services.jobs.recover_unfinished(self.report_to_channel, self.tell_channel_about_interrupted_job)
+        await recover_unfinished(
+            self.services.jobs, self.report_to_channel, self.tell_channel_about_interrupted_job
+        )
 
     async def close(self) -> None:
         # Stop following jobs before the HTTP session goes, so no edit is cut off half-way.
@@ -77,10 +79,6 @@ class KaikaBot(commands.Bot):
 
     def report_to_channel(self, job: JobRecord) -> Reporter:
         """Where a job resumed after a restart reports: a message in its channel (its interaction has expired)."""
-        from bot.cogs.imagine import header
-        from bot.progress import ChannelJobMessage
-        from pipeline.images import DISCORD_UPLOAD_LIMIT
-
         assert job.channel_id is not None  # jobs without a channel are not resumed by the bot
         return ChannelJobMessage(
             self.get_partial_messageable(job.channel_id),
@@ -88,15 +86,12 @@ class KaikaBot(commands.Bot):
             header(job.prompt, job.kind, f"<@{job.requester_id}>"),
             interval=self.settings.progress_edit_interval,
             storage=self.services.storage,
-            limit=DISCORD_UPLOAD_LIMIT,
         )
 
     async def tell_channel_about_interrupted_job(self, job: JobRecord) -> None:
         """Its interaction has expired by now, so the notice goes to the job's channel."""
         if job.channel_id is None:
             return
-        from bot.buttons import reroll_view
-
         prompt = discord.utils.escape_mentions(discord.utils.escape_markdown(job.prompt))
         await self.get_partial_messageable(job.channel_id).send(
             f"<@{job.requester_id}> Kaika restarted and could not resume your job **{prompt}**. "
@@ -106,21 +101,15 @@ class KaikaBot(commands.Bot):
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """Answer presses of buttons whose custom_id is not Kaika's grammar at all (forged or ancient)."""
-        from bot.buttons import CUSTOM_ID
-
         if interaction.type is not discord.InteractionType.component:
             return
         custom_id = str((interaction.data or {}).get("custom_id", ""))
         if CUSTOM_ID.fullmatch(custom_id) is None:
-            from bot.jobs import JobGone
-
             await reply_error(interaction, JobGone())
 
 
 async def run_bot(settings: Settings) -> None:
     """Open storage and the executor, connect to Discord, and run until the bot is closed."""
-    from bot.services import Services
-
     point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
     services = await Services.open(settings)
     bot = KaikaBot(settings, services)
@@ -129,3 +118,27 @@ async def run_bot(settings: Settings) -> None:
             await bot.start(settings.discord_token)
     finally:
         await services.close()
+
+
+def main(settings: Settings | None = None) -> int:
+    """Run the bot until it is stopped; the exit status for `kaika bot` and `python -m bot`."""
+    import asyncio
+
+    from pipeline.errors import ModelLoadError
+
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    if not settings.discord_token:
+        print(
+            "kaika bot: DISCORD_TOKEN is not set; put the bot token in the environment or .env.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        asyncio.run(run_bot(settings))
+    except ModelLoadError as error:
+        print(f"kaika bot: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0

@@ -7,9 +7,7 @@ import logging
 import discord
 from discord import app_commands
 
-from bot.jobs import UserError
-from pipeline.errors import PipelineError
-from storage.errors import StorageError
+from service.errors import user_message as service_message
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +19,9 @@ def user_message(error: BaseException) -> str | None:
     """The message to show for an error the user can act on; None for a bug of ours."""
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
-    if isinstance(error, UserError | PipelineError | StorageError):
-        return str(error)
+    message = service_message(error)
+    if message is not None:
+        return message
     if isinstance(error, app_commands.CheckFailure):
         return str(error) or "You may not use this command."
     return None

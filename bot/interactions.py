@@ -1,19 +1,19 @@
-"""Acknowledging interactions in time, and who is asking."""
+"""Acknowledging interactions in time, who is asking, and the base of Kaika's cogs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
+from discord.ext import commands
 
 from bot.errors import reply_error
-from bot.jobs import Place, Requester
-
-if TYPE_CHECKING:
-    from bot.app import KaikaBot
+from service.admission import Place, Requester
+from service.settings import Settings
+from service.wiring import Services
 
 # Checks that run before the acknowledgement (so their errors can be ephemeral) get this long;
 # after it the interaction is deferred anyway. They usually take 10-50 ms; a database busy with
@@ -87,16 +87,22 @@ class Acknowledgement:
             await reply_error(self.interaction, error)
 
 
-def is_admin(interaction: discord.Interaction[KaikaBot]) -> bool:
-    """A user in ADMIN_USER_IDS, or a member with Manage Server in the guild of the interaction."""
-    if interaction.user.id in interaction.client.settings.admin_user_ids:
-        return True
-    return interaction.guild_id is not None and interaction.permissions.manage_guild
-
-
-def requester(interaction: discord.Interaction[KaikaBot]) -> Requester:
-    return Requester(interaction.user.id, interaction.user.display_name, is_admin(interaction))
-
-
 def place(interaction: discord.Interaction) -> Place:
     return Place(interaction.guild_id, interaction.channel_id)
+
+
+class KaikaCog(commands.Cog):
+    """A cog of Kaika's: it works on the service layer and the settings, never on the bot object."""
+
+    def __init__(self, services: Services, settings: Settings) -> None:
+        self.services = services
+        self.config = settings  # not `settings`: /settings is a command of UserCog
+
+    def is_admin(self, interaction: discord.Interaction) -> bool:
+        """A user in ADMIN_USER_IDS, or a member with Manage Server in the guild of the interaction."""
+        if interaction.user.id in self.config.admin_user_ids:
+            return True
+        return interaction.guild_id is not None and interaction.permissions.manage_guild
+
+    def requester(self, interaction: discord.Interaction) -> Requester:
+        return Requester(interaction.user.id, interaction.user.display_name, self.is_admin(interaction))

@@ -12,10 +12,10 @@ from typing import Any
 import discord
 from discord.utils import MISSING
 
-from bot.jobs import Outcome
+from bot.views import result_line, result_view
 from pipeline.images import decode_image, encode_png, fit_to_bytes, upscale_for_display
+from service.jobs import Outcome
 from storage.errors import StorageError
-from storage.records import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ WAITING_EDIT_INTERVAL = 5.0
 # Previews are rough and sent with many edits: half the result's display size keeps enlarging one
 # cheap (it shares the CPU with the running job) while still showing the composition.
 PREVIEW_MIN_SIDE = 256
+# Discord's upload limit for a server without boosts; an interaction tells its own (`filesize_limit`).
+UPLOAD_LIMIT = 10_000_000
 
 
 def waiting_text(position: int) -> str:
@@ -59,14 +61,18 @@ class EditThrottle:
 class JobMessage:
     """A job's Discord message: the interaction's original response, edited as the job advances.
 
-    Implements `bot.jobs.Reporter`. Progress edits are throttled to one per `interval` seconds,
+    Implements `service.jobs.Reporter`. Progress edits are throttled to one per `interval` seconds,
     queue-position edits to one per WAITING_EDIT_INTERVAL; the final edit (grid + buttons, or the failure) always goes out. When the
     interaction token has expired (15 minutes), the result is posted to the channel instead.
     """
 
-    def __init__(self, interaction: discord.Interaction, header: str, *, interval: float, storage: Any) -> None:
+    def __init__(
+        self, interaction: discord.Interaction, header: str, *, interval: float, storage: Any
+    ) -> None:
         self.interaction = interaction
-        self._report_to(f"interaction {interaction.id}", header, interval, storage, interaction.filesize_limit)
+        self._report_to(
+            f"interaction {interaction.id}", header, interval, storage, interaction.filesize_limit
+        )
 
     def _report_to(self, label: str, header: str, interval: float, storage: Any, limit: int) -> None:
         self.label = label  # names the message in logs
@@ -83,15 +89,15 @@ class JobMessage:
         await self._progress_edit(f"{self.header}\n{progress_text(step, total)}", preview_png, self.throttle)
 
     async def finished(self, outcome: Outcome) -> None:
-        from bot.buttons import grid_view, single_view
-
         job = outcome.job
         single = len(outcome.images) == 1
         data, extension = await asyncio.to_thread(fit_attachment, outcome.grid, self.limit)
         name = f"kaika_{job.id}.{extension}"
-        view = single_view(job.id) if single else grid_view(job.id, len(outcome.images))
+        view = result_view(job.id, len(outcome.images))
         content = f"{self.header}\n{result_line(job, single)}"
-        message = await self._final_edit(content, attachments=[discord.File(io.BytesIO(data), filename=name)], view=view)
+        message = await self._final_edit(
+            content, attachments=[discord.File(io.BytesIO(data), filename=name)], view=view
+        )
         if message is not None:
             try:
                 await self.storage.jobs.set_message(job.id, message.id, message.channel.id)
@@ -140,20 +146,19 @@ class JobMessage:
         return await channel.send(content, files=attachments, view=view or MISSING)
 
 
-
 class ChannelJobMessage(JobMessage):
     """A job resumed after a restart: its interaction has expired, so the job's message is posted
     to its channel (at the first report) and edited there from then on."""
 
     def __init__(
-                self,
+        self,
         channel: discord.abc.Messageable,
         job_id: str,
         header: str,
         *,
         interval: float,
         storage: Any,
-        limit: int,
+        limit: int = UPLOAD_LIMIT,
     ) -> None:
         self._channel = channel
         self._report_to(f"the channel message of job {job_id}", header, interval, storage, limit)
@@ -166,17 +171,12 @@ class ChannelJobMessage(JobMessage):
     async def _edit(self, **fields: Any) -> discord.Message:
         if self.message is None:
             files = fields.get("attachments") or MISSING
-            self.message = await self._channel.send(fields["content"], files=files, view=fields.get("view") or MISSING)
+            self.message = await self._channel.send(
+                fields["content"], files=files, view=fields.get("view") or MISSING
+            )
         else:
             self.message = await self.message.edit(**fields)
         return self.message
-
-
-def result_line(job: JobRecord, single: bool) -> str:
-    seconds = f" in {job.compute_seconds:.1f} s" if job.compute_seconds else ""
-    if single and job.parent_image_index is not None:
-        return f"Image #{job.parent_image_index + 1}{seconds}"
-    return f"Done{seconds}"
 
 
 def enlarged_preview(preview_png: bytes) -> bytes:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bot.cli import LOCAL_USER_ID, main
-from bot.config import Settings
+from cli.main import main
 from pipeline.images import read_png_metadata
-from storage import Storage
+from service.settings import Settings
+from storage import LOCAL_USER_ID, Storage
 from storage.records import JobKind, JobStatus
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from bot.config import Settings
 from pipeline.errors import RequestError
 from pipeline.request import GenerationRequest, Limits, Mode, size_for_aspect
+from service.settings import Settings
 
 
 def test_settings_read_lists_and_default_database(monkeypatch, tmp_path):

@@ -7,27 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.charts import jobs_per_day_chart
-from bot.interactions import Acknowledgement, is_admin
+from bot.interactions import Acknowledgement, KaikaCog
 from storage.errors import InvalidValue
 from storage.records import ButtonPolicy, UsageReport, Window
 
-if TYPE_CHECKING:
-    from bot.app import KaikaBot
-
 REFUSAL = "Only Kaika's admins (ADMIN_USER_IDS) or members with Manage Server can do this."
-
-
-def require_admin(interaction: discord.Interaction[KaikaBot]) -> bool:
-    if not is_admin(interaction):
-        raise app_commands.CheckFailure(REFUSAL)
-    return True
 
 
 def stats_embed(report: UsageReport, queue_depth: int) -> discord.Embed:
@@ -40,7 +31,9 @@ def stats_embed(report: UsageReport, queue_depth: int) -> discord.Embed:
     embed.add_field(name="Failure rate", value=f"{rate} ({report.failed} failed, {report.done} done)")
     embed.add_field(name="Mean queue wait", value=wait)
     embed.add_field(name="Queue depth now", value=str(queue_depth))
-    kinds = ", ".join(f"{kind.value} {count}" for kind, count in sorted(report.jobs_by_kind.items())) or "none"
+    kinds = (
+        ", ".join(f"{kind.value} {count}" for kind, count in sorted(report.jobs_by_kind.items())) or "none"
+    )
     embed.add_field(name="By kind", value=kinds, inline=False)
     top = "\n".join(
         f"{i}. <@{u.user_id}> — {u.jobs} jobs, {u.images} images" for i, u in enumerate(report.leaderboard, 1)
@@ -50,83 +43,100 @@ def stats_embed(report: UsageReport, queue_depth: int) -> discord.Embed:
     return embed
 
 
-class AdminCog(commands.Cog):
-    def __init__(self, bot: KaikaBot) -> None:
-        self.bot = bot
+class AdminCog(KaikaCog):
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Every command of this cog is for admins only."""
+        if not self.is_admin(interaction):
+            raise app_commands.CheckFailure(REFUSAL)
+        return True
 
-    admin = app_commands.Group(name="admin", description="Kaika administration (admins only)", guild_only=True)
-    blocklist = app_commands.Group(name="blocklist", description="Words or phrases /imagine refuses", parent=admin)
+    admin = app_commands.Group(
+        name="admin", description="Kaika administration (admins only)", guild_only=True
+    )
+    blocklist = app_commands.Group(
+        name="blocklist", description="Words or phrases /imagine refuses", parent=admin
+    )
 
     @app_commands.command(name="stats", description="Usage, top users, failure rate and queue (admins only)")
     @app_commands.describe(window="The period to report")
-    @app_commands.check(require_admin)
     async def stats(
-        self, interaction: discord.Interaction[KaikaBot], window: Literal["24h", "7d", "30d", "all"] = "7d"
+        self, interaction: discord.Interaction, window: Literal["24h", "7d", "30d", "all"] = "7d"
     ) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
-        report = await self.bot.services.storage.stats.usage(Window(window))
+        report = await self.services.storage.stats.usage(Window(window))
         chart = await asyncio.to_thread(jobs_per_day_chart, report.jobs_per_day)
         await interaction.followup.send(
-            embed=stats_embed(report, self.bot.services.executor.queue_depth()),
+            embed=stats_embed(report, self.services.executor.queue_depth()),
             file=discord.File(io.BytesIO(chart), filename="jobs_per_day.png"),
             ephemeral=True,
         )
 
     @admin.command(name="ban", description="Stop a user from generating images")
-    @app_commands.check(require_admin)
-    async def ban(self, interaction: discord.Interaction[KaikaBot], user: discord.User) -> None:
+    async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            await self.bot.services.storage.users.ban(user.id)
+            await self.services.storage.users.ban(user.id)
             await ack.send(f"{user.mention} is banned from Kaika.")
 
     @admin.command(name="unban", description="Let a banned user generate images again")
-    @app_commands.check(require_admin)
-    async def unban(self, interaction: discord.Interaction[KaikaBot], user: discord.User) -> None:
+    async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            await self.bot.services.storage.users.unban(user.id)
+            await self.services.storage.users.unban(user.id)
             await ack.send(f"{user.mention} may use Kaika again.")
 
-    @admin.command(name="quota", description="Jobs each member may run per 24 hours (0 = none, empty = unlimited)")
+    @admin.command(
+        name="quota", description="Jobs each member may run per 24 hours (0 = none, empty = unlimited)"
+    )
     @app_commands.describe(jobs="Jobs per member per 24 hours; leave empty for unlimited")
-    @app_commands.check(require_admin)
-    async def quota(self, interaction: discord.Interaction[KaikaBot], jobs: int | None = None) -> None:
+    async def quota(self, interaction: discord.Interaction, jobs: int | None = None) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            settings = await self.bot.services.storage.guilds.update(interaction.guild_id, daily_quota=jobs)
-            shown = "unlimited" if settings.daily_quota is None else f"{settings.daily_quota} jobs per 24 hours"
+            settings = await self.services.storage.guilds.update(interaction.guild_id, daily_quota=jobs)
+            shown = (
+                "unlimited" if settings.daily_quota is None else f"{settings.daily_quota} jobs per 24 hours"
+            )
             await ack.send(f"Daily quota: {shown}.")
 
     @admin.command(name="buttons", description="Who may press a job's U/V/🔄 buttons")
-    @app_commands.check(require_admin)
-    async def buttons(self, interaction: discord.Interaction[KaikaBot], who: Literal["anyone", "owner"]) -> None:
+    async def buttons(self, interaction: discord.Interaction, who: Literal["anyone", "owner"]) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            settings = await self.bot.services.storage.guilds.update(interaction.guild_id, button_policy=ButtonPolicy(who))
-            shown = "anyone" if settings.button_policy is ButtonPolicy.ANYONE else "the job's owner (and admins) only"
+            settings = await self.services.storage.guilds.update(
+                interaction.guild_id, button_policy=ButtonPolicy(who)
+            )
+            shown = (
+                "anyone"
+                if settings.button_policy is ButtonPolicy.ANYONE
+                else "the job's owner (and admins) only"
+            )
             await ack.send(f"Job buttons may now be pressed by {shown}.")
 
     @blocklist.command(name="add", description="Refuse prompts containing a word or phrase")
-    @app_commands.check(require_admin)
-    async def blocklist_add(self, interaction: discord.Interaction[KaikaBot], term: str) -> None:
+    async def blocklist_add(self, interaction: discord.Interaction, term: str) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            guilds = self.bot.services.storage.guilds
+            guilds = self.services.storage.guilds
             current = (await guilds.settings(interaction.guild_id)).blocklist
             settings = await guilds.update(interaction.guild_id, blocklist=[*current, term])
             await ack.send(f"Blocked terms: {', '.join(settings.blocklist)}")
 
     @blocklist.command(name="remove", description="Allow a blocked word or phrase again")
-    @app_commands.check(require_admin)
-    async def blocklist_remove(self, interaction: discord.Interaction[KaikaBot], term: str) -> None:
+    async def blocklist_remove(self, interaction: discord.Interaction, term: str) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            guilds = self.bot.services.storage.guilds
+            guilds = self.services.storage.guilds
             current = (await guilds.settings(interaction.guild_id)).blocklist
             wanted = term.strip().lower()
             if wanted not in current:
-                raise InvalidValue(f"'{term}' is not on the blocklist; it holds: {', '.join(current) or 'nothing'}.")
-            settings = await guilds.update(interaction.guild_id, blocklist=[t for t in current if t != wanted])
+                raise InvalidValue(
+                    f"'{term}' is not on the blocklist; it holds: {', '.join(current) or 'nothing'}."
+                )
+            settings = await guilds.update(
+                interaction.guild_id, blocklist=[t for t in current if t != wanted]
+            )
             await ack.send(f"Blocked terms: {', '.join(settings.blocklist) or 'none'}")
 
     @blocklist.command(name="list", description="Show the blocked words and phrases")
-    @app_commands.check(require_admin)
-    async def blocklist_list(self, interaction: discord.Interaction[KaikaBot]) -> None:
+    async def blocklist_list(self, interaction: discord.Interaction) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            current = (await self.bot.services.storage.guilds.settings(interaction.guild_id)).blocklist
+            current = (await self.services.storage.guilds.settings(interaction.guild_id)).blocklist
             await ack.send(f"Blocked terms: {', '.join(current) or 'none'}")
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(AdminCog(bot.services, bot.settings))  # type: ignore[attr-defined]

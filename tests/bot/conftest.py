@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from bot.app import KaikaBot, point_discord_at
-from bot.config import Settings
-from bot.services import Services
+from service.settings import Settings
+from service.wiring import Services
 from tests.fixtures.fake_discord import (
     FakeDiscord,
     FakeInteraction,

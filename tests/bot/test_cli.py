@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bot.cli import main
+from cli.main import main
 
 
 def test_kaika_bot_without_a_token_says_what_to_set(monkeypatch, tmp_path, capsys):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.jobs import request_params
 from pipeline.request import GenerationRequest, variation_request
+from service.jobs import request_params
 from storage.records import JobKind, JobRecord
 from tests.bot.conftest import FAST_STEPS
 from tests.bot.test_imagine import GRID_LABELS

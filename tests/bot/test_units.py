@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bot.buttons import CUSTOM_ID, custom_id
-from bot.cogs.imagine import with_defaults
-from bot.jobs import ButtonAction, JobService, blocked_term
 from bot.progress import EditThrottle, progress_text, waiting_text
+from bot.views import CUSTOM_ID, custom_id
 from pipeline.errors import RequestError
+from service.admission import blocked_term
+from service.defaults import with_defaults
+from service.jobs import ButtonAction, JobService
 
 
 def test_custom_ids_round_trip_through_the_one_regex():

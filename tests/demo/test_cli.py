@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bot.cli import main
+from cli.main import main
 
 
 def test_eval_demo_on_the_scenes_own_drawings_scores_everything_and_writes_a_contact_sheet(tmp_path, capsys):

@@ -7,10 +7,10 @@ case fails only if the weights or the sampling path change (held-out figures are
 
 import pytest
 
-from bot.config import Settings
 from pipeline.demo.checker import read
 from pipeline.engine import DEMO_MODEL_DIR, DEMO_MODEL_ID, Engine
 from pipeline.request import GenerationRequest
+from service.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot.config import Settings
 from pipeline.executor.celery import CeleryExecutor
 from pipeline.executor.celery_jobs import FleetConfig
+from service.settings import Settings
 from tests.fleet.workers import WorkerProcess, own_fleet
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.config import Settings
-from bot.jobs import Outcome, Place, Requester
-from bot.services import Services
 from pipeline.executor.celery import CeleryExecutor
 from pipeline.request import GenerationRequest
+from service.admission import Place, Requester
+from service.jobs import Outcome
+from service.settings import Settings
+from service.wiring import Services
 from storage.records import JobStatus
 
 

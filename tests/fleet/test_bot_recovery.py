@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.config import Settings
-from bot.jobs import Place, Requester
-from bot.services import Services
 from pipeline.request import GenerationRequest
+from service.admission import Place, Requester
+from service.recovery import recover_unfinished
+from service.settings import Settings
+from service.wiring import Services
 from storage.records import JobRecord, JobStatus
 from tests.fleet.test_bot_on_fleet import RecordingReporter
 
@@ -51,7 +52,7 @@ async def test_a_bot_restarted_mid_job_reattaches_and_reports_the_workers_result
         async def notify_lost(job: JobRecord) -> None:
             lost.append(job)
 
-        assert await second.jobs.recover_unfinished(reporter_for, notify_lost) == []
+        assert await recover_unfinished(second.jobs, reporter_for, notify_lost) == []
         async with asyncio.timeout(120):
             await second.jobs.wait_idle()
 

@@ -69,7 +69,7 @@ async def test_a_worker_told_to_stop_finishes_its_running_job_first(worker, make
 def run_worker_command(tmp_path, **settings: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DEVICE="cpu", **settings)
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", "worker"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "cli.main", "worker"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
 
 

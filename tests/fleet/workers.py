@@ -42,7 +42,7 @@ class WorkerProcess:
         self._log = log_path.open("wb")
         # cwd outside the repository, so a developer's .env cannot change what is tested.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "worker"],
+            [sys.executable, "-m", "cli.main", "worker"],
             cwd=log_path.parent,
             env=env,
             stdout=self._log,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from bot.cli import main
+from cli.main import main
 from pipeline.images import read_png_metadata
 
 

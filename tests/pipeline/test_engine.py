@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-from bot.config import Settings
 from pipeline import engine as engine_module
 from pipeline.engine import Engine, parse_lora
 from pipeline.errors import JobCancelled, JobFailed, ModelLoadError
 from pipeline.images import encode_png
 from pipeline.request import Mode, upscale_request, variation_request
+from service.settings import Settings
 from tests.pipeline.conftest import tiny_request
 
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from storage import sqlite_url
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """The one logging set-up of every Kaika process."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
 
 
 def _split_csv(value: object) -> object:
@@ -21,8 +31,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # --- models and devices ---
-    model: str = Field(default="", description="Hub id, local diffusers folder or .safetensors/.ckpt file; empty = embedded demo model")
-    models: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Extra models users may pick with --model")
+    model: str = Field(
+        default="",
+        description="Hub id, local diffusers folder or .safetensors/.ckpt file; empty = embedded demo model",
+    )
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Extra models users may pick with --model"
+    )
     device: str = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     loras: Annotated[list[str], NoDecode] = Field(default_factory=list, description="path[:weight] entries")
@@ -35,11 +50,23 @@ class Settings(BaseSettings):
     max_queue: int = Field(default=100, ge=1)
     preview_every: int = Field(default=5, ge=0)
     redis_url: str = "redis://127.0.0.1:6379/0"
-    celery_in_flight: int = Field(default=8, ge=1, description="Jobs handed to the workers at once; the rest wait in the bot's fair queue")
-    celery_visibility_timeout: int = Field(default=3600, ge=1, description="Seconds before a job whose worker vanished goes to another worker")
-    celery_result_ttl: int = Field(default=86400, ge=60, description="Seconds images and progress of fleet jobs stay in Redis")
-    celery_max_retries: int = Field(default=2, ge=0, description="Extra deliveries of a job after a lost worker before it fails")
-    celery_key_prefix: str = Field(default="kaika", min_length=1, description="Prefix of every Redis key and queue of the fleet")
+    celery_in_flight: int = Field(
+        default=8,
+        ge=1,
+        description="Jobs handed to the workers at once; the rest wait in the bot's fair queue",
+    )
+    celery_visibility_timeout: int = Field(
+        default=3600, ge=1, description="Seconds before a job whose worker vanished goes to another worker"
+    )
+    celery_result_ttl: int = Field(
+        default=86400, ge=60, description="Seconds images and progress of fleet jobs stay in Redis"
+    )
+    celery_max_retries: int = Field(
+        default=2, ge=0, description="Extra deliveries of a job after a lost worker before it fails"
+    )
+    celery_key_prefix: str = Field(
+        default="kaika", min_length=1, description="Prefix of every Redis key and queue of the fleet"
+    )
 
     # --- storage ---
     data_dir: Path = Path("./data")
@@ -56,7 +83,9 @@ class Settings(BaseSettings):
 
     _split = field_validator("models", "loras", "admin_user_ids", mode="before")(_split_csv)
 
-    def fleet_config(self):  # -> pipeline.executor.celery_jobs.FleetConfig (imported late: it pulls in Celery)
+    def fleet_config(
+        self,
+    ):  # -> pipeline.executor.celery_jobs.FleetConfig (imported late: it pulls in Celery)
         """What `kaika worker` processes and a bot with `EXECUTOR=celery` must agree on."""
         from pipeline.executor.celery_jobs import FleetConfig
 
@@ -71,6 +100,4 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         """`DATABASE_URL`, or a SQLite file inside `DATA_DIR`."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'kaika.db').resolve()}"
+        return self.database_url or sqlite_url(self.data_dir)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from bot.config import Settings
-    from bot.jobs import Outcome
+    from service.jobs import Outcome
+    from service.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +32,9 @@ def _add_imagine_command(commands: argparse._SubParsersAction) -> None:
             'kaika imagine "a lighthouse at dusk --ar 16:9 --seed 7 --no boats".'
         ),
     )
-    imagine.add_argument("prompt", help="the description, optionally followed by --ar, --seed, --no, --steps, …")
+    imagine.add_argument(
+        "prompt", help="the description, optionally followed by --ar, --seed, --no, --steps, …"
+    )
     imagine.add_argument("--out", default="out", help="folder for the PNGs (default: ./out)")
     imagine.add_argument(
         "--owner", default="", help="the local user's name recorded with the job (default: the login name)"
@@ -40,28 +42,20 @@ def _add_imagine_command(commands: argparse._SubParsersAction) -> None:
     imagine.set_defaults(handler=_run_imagine)
 
 
-# `kaika imagine` runs as the local OS user, recorded in storage as this user id (Discord ids are never
-# 0) under the login name, so the command line's jobs are kept and counted like the bot's.
-LOCAL_USER_ID = 0
-
-
 def _run_imagine(args: argparse.Namespace) -> int:
     import asyncio
     import getpass
-    import logging
     from pathlib import Path
 
-    from bot.config import Settings
-    from bot.jobs import UserError
-    from pipeline.errors import PipelineError
-    from storage.errors import StorageError
+    from service.errors import USER_ERRORS
+    from service.settings import Settings, configure_logging
 
     settings = Settings()
-    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    configure_logging("WARNING")
     owner = args.owner or getpass.getuser()
     try:
         paths = asyncio.run(imagine(settings, args.prompt, owner=owner, out_dir=Path(args.out)))
-    except (PipelineError, UserError, StorageError) as error:
+    except USER_ERRORS as error:
         print(f"kaika imagine: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -80,11 +74,12 @@ async def imagine(settings: Settings, text: str, *, owner: str, out_dir: Path) -
     """
     import asyncio
 
-    from bot.jobs import Place, Requester
-    from bot.services import Services
     from pipeline.errors import JobCancelled, JobFailed
     from pipeline.images import write_result_pngs
     from pipeline.prompt import parse_prompt
+    from service.jobs import Place, Requester
+    from service.wiring import Services
+    from storage import LOCAL_USER_ID
 
     # Check the flags before spending seconds loading the model; the size is settled after loading.
     seed = parse_prompt(text, native_size=512).seed
@@ -113,7 +108,7 @@ async def imagine(settings: Settings, text: str, *, owner: str, out_dir: Path) -
 
 
 class TerminalReporter:
-    """A `bot.jobs.Reporter` for the command line: a progress bar on stderr; keeps the outcome."""
+    """A `service.jobs.Reporter` for the command line: a progress bar on stderr; keeps the outcome."""
 
     def __init__(self) -> None:
         from tqdm import tqdm
@@ -153,14 +148,12 @@ def _add_worker_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    import logging
-
-    from bot.config import Settings
     from pipeline.errors import ModelLoadError
     from pipeline.executor.celery_worker import EngineOptions, WorkerStartError, run_worker
+    from service.settings import Settings, configure_logging
 
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     engine = EngineOptions(
         source=settings.model,
         device=settings.device,
@@ -186,26 +179,9 @@ def _add_bot_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_bot(args: argparse.Namespace) -> int:
-    import asyncio
-    import logging
+    from bot.app import main as run_bot
 
-    from bot.app import run_bot
-    from bot.config import Settings
-    from pipeline.errors import ModelLoadError
-
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not settings.discord_token:
-        print("kaika bot: DISCORD_TOKEN is not set; put the bot token in the environment or .env.", file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(run_bot(settings))
-    except ModelLoadError as error:
-        print(f"kaika bot: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
-    return 0
+    return run_bot()
 
 
 def _add_demo_commands(commands: argparse._SubParsersAction) -> None:

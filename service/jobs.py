@@ -1,7 +1,9 @@
-"""The job service: record → run → store → report, for /imagine, the buttons and the command line.
+"""The job service: admit → record → run → store → report, for every front end.
 
 It knows nothing of discord.py: where a job's progress and result go is a `Reporter`, which the
-bot implements with an interaction's message and a test or the CLI with anything else.
+bot implements with an interaction's message, the command line with a progress bar, and a test
+with anything else. What may start is decided by `service.admission`; jobs a previous process left
+unfinished are resumed by `service.recovery`.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pipeline.errors import PipelineError, QueueFull
+from pipeline.errors import PipelineError
 from pipeline.executor.base import Cancelled, Executor, Failed, Finished, JobHandle, Queued, Started, Step
 from pipeline.images import display_grid, encode_png, image_metadata
 from pipeline.prompt import PromptDefaults, parse_prompt
@@ -26,36 +28,18 @@ from pipeline.request import (
     upscale_request,
     variation_request,
 )
+from service.admission import Capacity, Place, Requester, Slot, check_may_press, check_prompt, daily_quota
+from service.defaults import DEFAULT_FLAGS, with_defaults
+from service.errors import JobGone
 from storage import Storage
 from storage.errors import IllegalTransition
 from storage.errors import JobNotFound as StorageJobNotFound
-from storage.records import ButtonPolicy, GeneratedImage, GuildSettings, JobKind, JobRecord, JobStatus
+from storage.records import GeneratedImage, GuildSettings, JobKind, JobRecord, JobStatus
 
 log = logging.getLogger(__name__)
 
 # The request fields a job's `params` keep, so a button can rebuild the request later.
 REQUEST_PARAMS = ("width", "height", "steps", "guidance", "num_images", "mode", "strength", "chaos")
-
-
-class UserError(Exception):
-    """Base of the bot's own errors a user can cause; `str(error)` is shown to them."""
-
-
-class BlockedPrompt(UserError):
-    """The prompt contains a term on the guild's blocklist."""
-
-    def __init__(self, term: str) -> None:
-        super().__init__(f"Your prompt contains the blocked term '{term}'; remove it and try again.")
-        self.term = term
-
-
-class NotAllowed(UserError):
-    """The user may not do this (press another owner's buttons where only owners may, admin commands)."""
-
-
-class JobGone(UserError):
-    def __init__(self) -> None:
-        super().__init__("This job no longer exists.")
 
 
 class ButtonAction(StrEnum):
@@ -68,21 +52,6 @@ class ButtonAction(StrEnum):
     VARY_STRONG = "vx"
     UPSCALE_SUBTLE = "us"
     UPSCALE_CREATIVE = "uc"
-
-
-@dataclass(frozen=True)
-class Requester:
-    user_id: int
-    name: str
-    is_admin: bool = False
-
-
-@dataclass(frozen=True)
-class Place:
-    """Where a job was asked for; its result and any restart notice go there."""
-
-    guild_id: int | None
-    channel_id: int | None
 
 
 @dataclass(frozen=True)
@@ -127,16 +96,6 @@ def request_of(job: JobRecord) -> GenerationRequest:
     )
 
 
-def blocked_term(prompt: str, blocklist: Collection[str]) -> str | None:
-    """The first blocklist entry the prompt contains as whole words (case-insensitive), if any."""
-    words = " " + " ".join("".join(c if c.isalnum() else " " for c in prompt.lower()).split()) + " "
-    for term in blocklist:
-        normalised = " ".join("".join(c if c.isalnum() else " " for c in term.lower()).split())
-        if normalised and f" {normalised} " in words:
-            return term
-    return None
-
-
 class JobService:
     def __init__(
         self,
@@ -155,10 +114,8 @@ class JobService:
         self.limits = limits or Limits()
         self.defaults = defaults or PromptDefaults()
         self.models = models  # the names --model accepts; None: the executor's `model_names`
-        self.max_queue = max_queue
-        self.max_jobs_per_user = max_jobs_per_user
+        self.capacity = Capacity(max_queue=max_queue, max_jobs_per_user=max_jobs_per_user)
         self.seeds = seed_source or random.Random()
-        self._in_flight: dict[int, int] = {}  # user id → jobs queued or running
         self._tasks: set[asyncio.Task[None]] = set()
         self._handles: set[JobHandle] = set()  # submitted and not yet ended
         self._closed = False
@@ -178,17 +135,29 @@ class JobService:
             models=self.models if self.models is not None else (self.executor.model_names or None),
         )
 
-    def check_capacity(self, requester: Requester) -> None:
-        if self.executor.queue_depth() >= self.max_queue:
-            raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a few minutes.")
-        if self._in_flight.get(requester.user_id, 0) >= self.max_jobs_per_user:
-            raise QueueFull(
-                f"You already have {self.max_jobs_per_user} jobs queued or running; wait for one to finish."
-            )
+    async def parse_for(self, user_id: int, prompt: str, model: str | None = None) -> GenerationRequest:
+        """`prompt` with `--model model` and the user's saved defaults (/settings) for flags it lacks."""
+        saved = await self.storage.users.defaults(user_id)
+        return self.parse(with_defaults(prompt, model, saved))
+
+    async def save_defaults(
+        self, user_id: int, given: dict[str, object], *, reset: bool = False
+    ) -> dict[str, object]:
+        """Forget the user's defaults (`reset`), then save `given` flags; returns the defaults now saved.
+
+        The prompt parser judges what a flag may be: a bad value raises its RequestError, saving nothing.
+        """
+        if given:
+            self.parse("settings check " + " ".join(f"--{k} {v}" for k, v in given.items()))
+        if reset:
+            await self.storage.users.set_defaults(user_id, **dict.fromkeys(DEFAULT_FLAGS))
+        if given:
+            await self.storage.users.set_defaults(user_id, **given)
+        return await self.storage.users.defaults(user_id)
 
     def in_flight(self, user_id: int) -> int:
         """Jobs of `user_id` this service has queued or running now."""
-        return self._in_flight.get(user_id, 0)
+        return self.capacity.in_flight(user_id)
 
     async def guild_settings(self, guild_id: int | None) -> GuildSettings:
         return await self.storage.guilds.settings(guild_id or 0)
@@ -198,25 +167,28 @@ class JobService:
     async def imagine(self, requester: Requester, place: Place, request: GenerationRequest) -> PendingJob:
         """Check and record an /imagine; raises the user's error (nothing recorded) or returns the job to run."""
         settings = await self.guild_settings(place.guild_id)
-        term = blocked_term(f"{request.prompt} {request.negative_prompt}", settings.blocklist)
-        if term is not None:
-            raise BlockedPrompt(term)
-        self.check_capacity(requester)
-        job = await self.storage.jobs.create(
-            JobKind.IMAGINE,
-            requester.user_id,
-            requester_name=requester.name,
-            daily_quota=None if requester.is_admin else settings.daily_quota,
-            guild_id=place.guild_id,
-            channel_id=place.channel_id,
-            **self._job_fields(request),
-        )
-        return PendingJob(self, job, request, requester, await self._submit(job, request, requester))
+        check_prompt(request.prompt, request.negative_prompt, settings)
+        slot = self.capacity.admit(requester)
+        try:
+            job = await self.storage.jobs.create(
+                JobKind.IMAGINE,
+                requester.user_id,
+                requester_name=requester.name,
+                daily_quota=daily_quota(requester, settings),
+                guild_id=place.guild_id,
+                channel_id=place.channel_id,
+                **self._job_fields(request),
+            )
+            handle = await self._submit(job, request, requester.user_id)
+        except BaseException:
+            slot.release()
+            raise
+        return PendingJob(self, job, request, slot, handle)
 
-    async def _submit(self, job: JobRecord, request: GenerationRequest, requester: Requester) -> JobHandle:
+    async def _submit(self, job: JobRecord, request: GenerationRequest, owner: int) -> JobHandle:
         """Queue a recorded job; if the executor refuses it, the record is marked failed and the error raised."""
         try:
-            handle = await self.executor.submit(request, owner=str(requester.user_id), job_id=job.id)
+            handle = await self.executor.submit(request, owner=str(owner), job_id=job.id)
         except PipelineError as error:
             # Failed, not cancelled: a refused job must not count against the user's quota.
             await self.storage.jobs.fail(job.id, f"not queued: {error}")
@@ -239,32 +211,29 @@ class JobService:
             raise JobGone()
         settings = await self.guild_settings(place.guild_id)
         # Terms blocked since the parent ran are refused on its buttons too.
-        term = blocked_term(f"{parent.prompt} {parent.negative_prompt}", settings.blocklist)
-        if term is not None:
-            raise BlockedPrompt(term)
-        if (
-            settings.button_policy is ButtonPolicy.OWNER
-            and requester.user_id != parent.owner_id
-            and not requester.is_admin
-        ):
-            raise NotAllowed(f"Only the owner of this image, <@{parent.owner_id}>, can use its buttons in this server.")
-        self.check_capacity(requester)
-        parent_request = request_of(parent)
-        kind, request = await self._derive(action, parent, parent_request, index)
-        job = await self.storage.jobs.create(
-            kind,
-            requester.user_id,
-            requester_name=requester.name,
-            daily_quota=None if requester.is_admin else settings.daily_quota,
-            guild_id=place.guild_id,
-            channel_id=place.channel_id,
-            parent_job_id=parent.id,
-            parent_image_index=None if kind is JobKind.REROLL else index,
-            **self._job_fields(request),
-        )
-        if action is ButtonAction.UPSCALE:
-            return PendingJob(self, job, request, requester, copy_of=(parent, index))
-        return PendingJob(self, job, request, requester, await self._submit(job, request, requester))
+        check_prompt(parent.prompt, parent.negative_prompt, settings)
+        check_may_press(requester, parent, settings)
+        slot = self.capacity.admit(requester)
+        try:
+            kind, request = await self._derive(action, parent, request_of(parent), index)
+            job = await self.storage.jobs.create(
+                kind,
+                requester.user_id,
+                requester_name=requester.name,
+                daily_quota=daily_quota(requester, settings),
+                guild_id=place.guild_id,
+                channel_id=place.channel_id,
+                parent_job_id=parent.id,
+                parent_image_index=None if kind is JobKind.REROLL else index,
+                **self._job_fields(request),
+            )
+            if action is ButtonAction.UPSCALE:
+                return PendingJob(self, job, request, slot, copy_of=(parent, index))
+            handle = await self._submit(job, request, requester.user_id)
+        except BaseException:
+            slot.release()
+            raise
+        return PendingJob(self, job, request, slot, handle)
 
     async def _derive(
         self, action: ButtonAction, parent: JobRecord, parent_request: GenerationRequest, index: int
@@ -285,7 +254,9 @@ class JobService:
                 single, source, seed=self.seeds.randrange(2**32), strong=strong
             )
         single = parent_request.replace(width=image.width, height=image.height, seed=image.seed)
-        return JobKind.UPSCALE, upscale_request(single, source, creative=action is ButtonAction.UPSCALE_CREATIVE)
+        return JobKind.UPSCALE, upscale_request(
+            single, source, creative=action is ButtonAction.UPSCALE_CREATIVE
+        )
 
     def _job_fields(self, request: GenerationRequest) -> dict[str, Any]:
         return {
@@ -318,7 +289,7 @@ class JobService:
         """Stop following jobs; stop the executor working on them unless it keeps them (`attach`).
 
         Their records stay queued or running, so the next start resumes them and reports to their
-        channels (see `recover_unfinished`) rather than this process editing messages on its way out.
+        channels (see `service.recovery`) rather than this process editing messages on its way out.
         """
         self._closed = True
         tasks = list(self._tasks)
@@ -332,7 +303,6 @@ class JobService:
 
     async def _run(self, pending: PendingJob, reporter: Reporter) -> None:
         job = pending.job
-        user = pending.requester.user_id
         try:
             if pending.handle is None:
                 await self._copy(pending, reporter)
@@ -348,13 +318,13 @@ class JobService:
                 self._handles.discard(pending.handle)
             await _report_quietly(reporter.failed("This job was deleted."))
         except Exception as error:
-            log.exception("Job %s failed in the bot", job.id)
+            log.exception("Job %s failed in the service", job.id)
             await self._fail_quietly(job.id, f"{type(error).__name__}: {error}")
-            await _report_quietly(reporter.failed("Kaika could not finish this job; the error has been logged."))
+            await _report_quietly(
+                reporter.failed("Kaika could not finish this job; the error has been logged.")
+            )
         finally:
-            self._in_flight[user] = self._in_flight.get(user, 1) - 1
-            if self._in_flight[user] <= 0:
-                self._in_flight.pop(user, None)
+            pending.slot.release()
 
     async def _follow(self, job: JobRecord, handle: JobHandle, reporter: Reporter) -> None:
         # A job resumed after a restart may be recorded as running already.
@@ -382,10 +352,14 @@ class JobService:
     async def delete(self, job_id: str, requester: Requester) -> JobRecord:
         """Delete a job for its owner or an admin (storage's rule), stopping it if it is still running."""
         deleted = await self.storage.jobs.delete(job_id, requester.user_id, is_admin=requester.is_admin)
-        for handle in list(self._handles):
-            if handle.job_id == deleted.id:
-                await handle.cancel()
+        await self._cancel_work(deleted.id)
         return deleted
+
+    async def _cancel_work(self, job_id: str) -> None:
+        for handle in list(self._handles):
+            if handle.job_id == job_id:
+                await handle.cancel()
+                self._handles.discard(handle)
 
     async def _start(self, job: JobRecord, started: bool) -> bool:
         if not started:
@@ -409,7 +383,9 @@ class JobService:
         data = await self.storage.images.get(image.storage_key)
         await self._start(pending.job, pending.job.status is JobStatus.RUNNING)
         done = await self.storage.jobs.finish(
-            pending.job.id, [GeneratedImage(data=data, seed=image.seed, width=image.width, height=image.height)], 0.0
+            pending.job.id,
+            [GeneratedImage(data=data, seed=image.seed, width=image.width, height=image.height)],
+            0.0,
         )
         await reporter.finished(Outcome(done, [data], data))
 
@@ -419,103 +395,36 @@ class JobService:
         except Exception:
             log.warning("Could not mark job %s failed", job_id, exc_info=True)
 
-    # ---- start-up ----------------------------------------------------------------------------------
-
-    async def recover_unfinished(
-        self,
-        reporter_for: Callable[[JobRecord], Reporter],
-        notify_lost: Callable[[JobRecord], Awaitable[None]],
-    ) -> list[JobRecord]:
-        """Resume the jobs a previous process left queued or running; returns those that could not be.
-
-        An executor that keeps jobs across restarts (the worker fleet's `attach`) is asked for each
-        job first; otherwise, or when it does not know the job, the request is rebuilt from the record
-        (a variation's or upscale's source image from its parent's stored image) and submitted again
-        under the same id. Interactions expire after 15 minutes, so `reporter_for(job)` reports to the
-        job's channel. A job that cannot be rebuilt (its parent or image is gone) is failed and
-        announced through `notify_lost`. Jobs without a channel are the command line's, which may
-        still be running them in its own process: they are left alone.
-        """
-        lost = []
-        for job in await self.storage.jobs.unfinished():
-            if job.channel_id is None:
-                continue
-            try:
-                pending = await self._resume(job)
-            except Exception as error:
-                log.warning("Job %s left by a previous process cannot be resumed: %s", job.id, error)
-                failed = await self._fail_lost(job, f"Kaika restarted and could not resume the job: {error}")
-                if failed is None:
-                    continue
-                lost.append(failed)
-                try:
-                    await notify_lost(failed)
-                except Exception:
-                    log.warning("Could not tell channel %s about lost job %s", job.channel_id, job.id, exc_info=True)
-                continue
-            pending.start(reporter_for(job))
-        return lost
-
-    async def _resume(self, job: JobRecord) -> PendingJob:
-        requester = Requester(job.requester_id, "")
-        if self.executor_keeps_jobs:
-            try:
-                handle = await self.executor.attach(job.id)  # type: ignore[attr-defined]
-            except LookupError:  # the fleet's UnknownJob: never submitted, or expired; run it again
-                pass
-            else:
-                self._handles.add(handle)
-                return PendingJob(self, job, handle.request, requester, handle)
-        request, copy_of = await self._rebuild(job)
-        if copy_of is not None:
-            return PendingJob(self, job, request, requester, copy_of=copy_of)
-        handle = await self.executor.submit(request, owner=str(job.requester_id), job_id=job.id)
-        self._handles.add(handle)
-        return PendingJob(self, job, request, requester, handle)
-
-    async def _rebuild(self, job: JobRecord) -> tuple[GenerationRequest, tuple[JobRecord, int] | None]:
-        """The request of a recorded job with its source image, or the parent image a U press copies."""
-        request = request_of(job)
-        if job.kind is JobKind.IMAGINE or job.kind is JobKind.REROLL:
-            return request, None
-        parent = await self.storage.jobs.get(job.parent_job_id) if job.parent_job_id else None
-        index = job.parent_image_index
-        if parent is None or index is None or not 0 <= index < len(parent.images):
-            raise JobGone()
-        if request.mode is Mode.TXT2IMG:  # a U press: the parent's image itself
-            return request, (parent, index)
-        source = await self.storage.images.get(parent.images[index].storage_key)
-        return request.replace(source_image=source), None
-
-    async def _fail_lost(self, job: JobRecord, message: str) -> JobRecord | None:
-        try:
-            return await self.storage.jobs.fail(job.id, message)
-        except (IllegalTransition, StorageJobNotFound):  # ended or deleted meanwhile
-            return None
-
 
 @dataclass
 class PendingJob:
-    """A recorded job not yet running: `start(reporter)` hands it to the executor."""
+    """A recorded, admitted job not yet followed: `start(reporter)` follows it; `abandon` gives it up.
+
+    It holds its place among the jobs in flight (`slot`) until it has been reported or abandoned.
+    """
 
     service: JobService
     job: JobRecord
     request: GenerationRequest
-    requester: Requester
+    slot: Slot
     handle: JobHandle | None = None  # None for a U press: the image is copied, not generated
     copy_of: tuple[JobRecord, int] | None = None
-
-    def __post_init__(self) -> None:
-        user = self.requester.user_id
-        self.service._in_flight[user] = self.service._in_flight.get(user, 0) + 1
 
     def start(self, reporter: Reporter) -> asyncio.Task[None] | None:
         """Follow the job, reporting to `reporter`; None when the service is closing (the job stays recorded)."""
         if self.service._closed:
+            self.slot.release()
             if self.handle is not None:
                 self.service._spawn(self.handle.cancel())
             return None
         return self.service._spawn(self.service._run(self, reporter))
+
+    async def abandon(self, reason: str) -> None:
+        """Give the job up before it is followed (its front end could not show it): stop the work,
+        record it failed with `reason` (a failure does not count against the quota), free its place."""
+        self.slot.release()
+        await self.service._cancel_work(self.job.id)
+        await self.service._fail_quietly(self.job.id, reason)
 
 
 @dataclass(frozen=True)

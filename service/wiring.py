@@ -1,16 +1,13 @@
-"""Everything the bot wires together, built from Settings: storage, the executor and the job service."""
+"""What every front end opens from Settings: storage, the executor and the job service over them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from bot.jobs import JobService
 from pipeline.executor.base import Executor
+from service.jobs import JobService
+from service.settings import Settings
 from storage import Storage
-
-if TYPE_CHECKING:
-    from bot.config import Settings
 
 
 async def open_executor(settings: Settings) -> Executor:

@@ -1,0 +1,121 @@
+"""Whether a job may start: who asks, where, and what every front end refuses — one place, one wording.
+
+Bans and the daily quota are enforced by storage when the job is recorded (one transaction, so two
+requests at once cannot both take the last slot); which quota applies is decided here. The blocklist,
+who may press another owner's buttons, and how many jobs may be in flight are checked here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from pipeline.errors import QueueFull
+from service.errors import BlockedPrompt
+from storage.errors import NotAllowed
+from storage.records import ButtonPolicy, GuildSettings, JobRecord
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks for a job (the front end decides who is an admin)."""
+
+    user_id: int
+    name: str
+    is_admin: bool = False
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a job was asked for; its result and any restart notice go there."""
+
+    guild_id: int | None
+    channel_id: int | None
+
+
+def blocked_term(text: str, blocklist: Collection[str]) -> str | None:
+    """The first blocklist entry `text` contains as whole words (case-insensitive), if any."""
+    words = f" {_words(text)} "
+    for term in blocklist:
+        normalised = _words(term)
+        if normalised and f" {normalised} " in words:
+            return term
+    return None
+
+
+def _words(text: str) -> str:
+    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def check_prompt(prompt: str, negative_prompt: str, settings: GuildSettings) -> None:
+    """Raise BlockedPrompt when the prompt or its --no text uses a blocked term."""
+    term = blocked_term(f"{prompt} {negative_prompt}", settings.blocklist)
+    if term is not None:
+        raise BlockedPrompt(term)
+
+
+def daily_quota(requester: Requester, settings: GuildSettings) -> int | None:
+    """The jobs per 24 hours `requester` may start here; None is unlimited (admins always are)."""
+    return None if requester.is_admin else settings.daily_quota
+
+
+def check_may_press(requester: Requester, parent: JobRecord, settings: GuildSettings) -> None:
+    """Where only owners may press a job's buttons, anyone else (but an admin) is refused."""
+    if (
+        settings.button_policy is ButtonPolicy.OWNER
+        and requester.user_id != parent.owner_id
+        and not requester.is_admin
+    ):
+        raise NotAllowed(
+            f"Only the owner of this image, <@{parent.owner_id}>, can use its buttons in this server."
+        )
+
+
+class Slot:
+    """The place one job holds among the jobs in flight, from admission until it has been reported."""
+
+    def __init__(self, counts: Counter[int], user_id: int) -> None:
+        self._counts = counts
+        self.user_id = user_id
+        self._held = True
+        counts[user_id] += 1
+
+    def release(self) -> None:
+        """Give the place back; later calls do nothing, so every path that ends a job may call it."""
+        if self._held:
+            self._held = False
+            self._counts[self.user_id] -= 1
+            if self._counts[self.user_id] <= 0:
+                del self._counts[self.user_id]
+
+
+class Capacity:
+    """How many jobs may be queued or running: at most `max_queue` in all, `max_jobs_per_user` each.
+
+    A place is taken by `admit` in the same synchronous step as the check, so two requests of one
+    user arriving together cannot both pass it.
+    """
+
+    def __init__(self, *, max_queue: int, max_jobs_per_user: int) -> None:
+        self.max_queue = max_queue
+        self.max_jobs_per_user = max_jobs_per_user
+        self._counts: Counter[int] = Counter()
+
+    def in_flight(self, user_id: int | None = None) -> int:
+        """Jobs queued or running now: `user_id`'s, or everyone's."""
+        return self._counts.total() if user_id is None else self._counts[user_id]
+
+    def admit(self, requester: Requester) -> Slot:
+        """A place for one more job of `requester`, or QueueFull saying which limit was reached."""
+        if self.in_flight() >= self.max_queue:
+            raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a few minutes.")
+        if self.in_flight(requester.user_id) >= self.max_jobs_per_user:
+            raise QueueFull(
+                f"You already have {self.max_jobs_per_user} jobs queued or running; wait for one to finish."
+            )
+        return Slot(self._counts, requester.user_id)
+
+    def resume(self, user_id: int) -> Slot:
+        """A place for a job a previous process had already admitted (no limit applies again)."""
+        return Slot(self._counts, user_id)

@@ -1,0 +1,46 @@
+"""Errors a person can cause, and which errors are theirs to see.
+
+Every error a caller can act on is a class whose `str()` is the message for the person who caused
+it. The cores have their own (`pipeline.errors.PipelineError`, `storage.errors.StorageError`); the
+service adds the ones that only make sense across both. A front end shows `user_message(error)` and
+treats anything else as a bug of ours.
+"""
+
+from __future__ import annotations
+
+from pipeline.errors import PipelineError
+from storage.errors import StorageError
+from storage.records import JobRecord
+
+
+class UserError(Exception):
+    """Base of the service's own errors a user can cause; `str(error)` is shown to them."""
+
+
+class BlockedPrompt(UserError):
+    """The prompt contains a term on the guild's blocklist."""
+
+    def __init__(self, term: str) -> None:
+        super().__init__(f"Your prompt contains the blocked term '{term}'; remove it and try again.")
+        self.term = term
+
+
+class JobGone(UserError):
+    """A job (or the image of a job) someone refers to does not exist: deleted, forged, or never made."""
+
+    def __init__(self) -> None:
+        super().__init__("This job no longer exists.")
+
+
+class JobNotDone(UserError):
+    def __init__(self, job: JobRecord) -> None:
+        super().__init__(f"Job `{job.id}` is {job.status}; only finished jobs can be shown.")
+
+
+# Every error class whose message is meant for the person who caused it.
+USER_ERRORS: tuple[type[Exception], ...] = (UserError, PipelineError, StorageError)
+
+
+def user_message(error: BaseException) -> str | None:
+    """The message to show for an error the user can act on; None for a bug of ours."""
+    return str(error) if isinstance(error, USER_ERRORS) else None

@@ -1,0 +1,94 @@
+"""Restart recovery: jobs a previous process left queued or running are resumed, or failed with a notice."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from pipeline.request import GenerationRequest, Mode
+from service.errors import JobGone
+from service.jobs import JobService, PendingJob, Reporter, request_of
+from storage.errors import IllegalTransition
+from storage.errors import JobNotFound as StorageJobNotFound
+from storage.records import JobKind, JobRecord
+
+log = logging.getLogger(__name__)
+
+
+async def recover_unfinished(
+    service: JobService,
+    reporter_for: Callable[[JobRecord], Reporter],
+    notify_lost: Callable[[JobRecord], Awaitable[None]],
+) -> list[JobRecord]:
+    """Resume the jobs a previous process left queued or running; returns those that could not be.
+
+    An executor that keeps jobs across restarts (the worker fleet) is asked for each job first;
+    otherwise, or when it does not know the job, the request is rebuilt from the record (a
+    variation's or upscale's source image from its parent's stored image) and submitted again under
+    the same id. Interactions expire after 15 minutes, so `reporter_for(job)` reports to the job's
+    channel. A job that cannot be rebuilt (its parent or image is gone) is failed and announced
+    through `notify_lost`. Jobs without a channel are the command line's, which may still be running
+    them in its own process: they are left alone.
+    """
+    lost = []
+    for job in await service.storage.jobs.unfinished():
+        if job.channel_id is None:
+            continue
+        try:
+            pending = await _resume(service, job)
+        except Exception as error:
+            log.warning("Job %s left by a previous process cannot be resumed: %s", job.id, error)
+            failed = await _fail_lost(service, job, f"Kaika restarted and could not resume the job: {error}")
+            if failed is None:
+                continue
+            lost.append(failed)
+            try:
+                await notify_lost(failed)
+            except Exception:
+                log.warning(
+                    "Could not tell channel %s about lost job %s", job.channel_id, job.id, exc_info=True
+                )
+            continue
+        pending.start(reporter_for(job))
+    return lost
+
+
+async def _resume(service: JobService, job: JobRecord) -> PendingJob:
+    if service.executor_keeps_jobs:
+        try:
+            handle = await service.executor.attach(job.id)  # type: ignore[attr-defined]
+        except LookupError:  # never submitted, or expired: run it again
+            pass
+        else:
+            service._handles.add(handle)
+            return PendingJob(service, job, handle.request, service.capacity.resume(job.requester_id), handle)
+    request, copy_of = await _rebuild(service, job)
+    if copy_of is not None:
+        return PendingJob(service, job, request, service.capacity.resume(job.requester_id), copy_of=copy_of)
+    handle = await service.executor.submit(request, owner=str(job.requester_id), job_id=job.id)
+    service._handles.add(handle)
+    return PendingJob(service, job, request, service.capacity.resume(job.requester_id), handle)
+
+
+async def _rebuild(
+    service: JobService, job: JobRecord
+) -> tuple[GenerationRequest, tuple[JobRecord, int] | None]:
+    """The request of a recorded job with its source image, or the parent image a U press copies."""
+    request = request_of(job)
+    if job.kind is JobKind.IMAGINE or job.kind is JobKind.REROLL:
+        return request, None
+    parent = await service.storage.jobs.get(job.parent_job_id) if job.parent_job_id else None
+    index = job.parent_image_index
+    if parent is None or index is None or not 0 <= index < len(parent.images):
+        raise JobGone()
+    if request.mode is Mode.TXT2IMG:  # a U press: the parent's image itself
+        return request, (parent, index)
+    source = await service.storage.images.get(parent.images[index].storage_key)
+    return request.replace(source_image=source), None
+
+
+async def _fail_lost(service: JobService, job: JobRecord, message: str) -> JobRecord | None:
+    try:
+        return await service.storage.jobs.fail(job.id, message)
+    except (IllegalTransition, StorageJobNotFound):  # ended or deleted meanwhile
+        return None
