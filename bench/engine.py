@@ -167,11 +167,21 @@ def main() -> None:
         rss_all = peak_rss_mib(wide, "all")
 
     threads = torch.get_num_threads()
-    print(f"tiny pipeline, {SIZE}x{SIZE}, {STEPS} steps, CPU x{threads} threads, median of {args.runs} alternating runs")
-    print(f"1. executor / raw pipe() (4 images):         {overhead:.3f}  ({executor:.2f}s vs {raw:.2f}s; target <= 1.05)")
-    print(f"2. 8 single images, one at a time / batched: {speedup:.2f}x throughput ({one_at_a_time:.2f}s vs {batched:.2f}s)")
-    print(f"3. preview cost every 5 steps:               {100 * (cost_5 - 1):+.1f}%  (every step {100 * (cost_1 - 1):+.1f}%; target <= 5%)")
-    print(f"4. peak RSS all three / txt2img alone:       {rss_all / rss_txt2img:.3f}  ({rss_all:.0f} vs {rss_txt2img:.0f} MiB; target <= 1.1)")
+    print(
+        f"tiny pipeline, {SIZE}x{SIZE}, {STEPS} steps, CPU x{threads} threads, median of {args.runs} alternating runs"
+    )
+    print(
+        f"1. executor / raw pipe() (4 images):         {overhead:.3f}  ({executor:.2f}s vs {raw:.2f}s; target <= 1.05)"
+    )
+    print(
+        f"2. 8 single images, one at a time / batched: {speedup:.2f}x throughput ({one_at_a_time:.2f}s vs {batched:.2f}s)"
+    )
+    print(
+        f"3. preview cost every 5 steps:               {100 * (cost_5 - 1):+.1f}%  (every step {100 * (cost_1 - 1):+.1f}%; target <= 5%)"
+    )
+    print(
+        f"4. peak RSS all three / txt2img alone:       {rss_all / rss_txt2img:.3f}  ({rss_all:.0f} vs {rss_txt2img:.0f} MiB; target <= 1.1)"
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ from pipeline.request import GenerationRequest  # noqa: E402
 from tests.fixtures.tiny_pipeline import save_tiny_model  # noqa: E402
 from tests.fleet.workers import WorkerProcess, delete_prefix  # noqa: E402
 
-REQUEST = GenerationRequest(prompt="a lighthouse at dusk", seed=7, width=128, height=128, steps=10, num_images=2)
+REQUEST = GenerationRequest(
+    prompt="a lighthouse at dusk", seed=7, width=128, height=128, steps=10, num_images=2
+)
 
 
 async def burst(executor, jobs: int) -> float:
@@ -74,7 +76,9 @@ async def main() -> None:
         config = FleetConfig(redis_url=args.redis_url, key_prefix=f"kaika-bench-{uuid.uuid4().hex[:8]}")
         limits = {"max_jobs_per_user": args.jobs, "max_queue": 10 * args.jobs}
         workers = [WorkerProcess(config, model, Path(folder) / "worker1.log")]
-        local = await LocalExecutor.load({None: str(model)}, device="cpu", dtype="float32", max_batch=1, **limits)
+        local = await LocalExecutor.load(
+            {None: str(model)}, device="cpu", dtype="float32", max_batch=1, **limits
+        )
         fleet = CeleryExecutor(config, default_model=str(model), in_flight=4, **limits)
         try:
             workers[0].wait_ready()
@@ -83,14 +87,18 @@ async def main() -> None:
             await one_job(fleet)  # warm both paths
             await one_job(local)
 
-            print(f"request: {REQUEST.width}x{REQUEST.height}, {REQUEST.steps} steps, {REQUEST.num_images} images; "
-                  f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
+            print(
+                f"request: {REQUEST.width}x{REQUEST.height}, {REQUEST.steps} steps, {REQUEST.num_images} images; "
+                f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start"
+            )
             one = await burst(fleet, args.jobs)
             workers.append(WorkerProcess(config, model, Path(folder) / "worker2.log"))
             workers[1].wait_ready()
             two = await burst(fleet, args.jobs)
-            print(f"1. throughput ({args.jobs} jobs, 4 users): 1 worker {one:.1f} jobs/min, "
-                  f"2 workers {two:.1f} jobs/min, ratio {two / one:.2f}")
+            print(
+                f"1. throughput ({args.jobs} jobs, 4 users): 1 worker {one:.1f} jobs/min, "
+                f"2 workers {two:.1f} jobs/min, ratio {two / one:.2f}"
+            )
 
             workers.pop().stop()  # one idle worker, so the fleet job never waits for a busy one
             pairs = [(await one_job(fleet), await one_job(local)) for _ in range(args.runs)]
@@ -99,10 +107,12 @@ async def main() -> None:
             ratio = statistics.median(f / loc for (f, _), (loc, _) in pairs)
             fleet_extra = statistics.median(extra for (_, extra), _ in pairs)
             local_extra = statistics.median(extra for _, (_, extra) in pairs)
-            print(f"2. latency of one job ({args.runs} paired runs, medians): local {local_s * 1000:.0f} ms, "
-                  f"fleet {fleet_s * 1000:.0f} ms (ratio {ratio:.2f}); beyond the pipeline call itself the local "
-                  f"executor adds {local_extra * 1000:.0f} ms, the fleet {fleet_extra * 1000:.0f} ms "
-                  f"(so the fleet adds {(fleet_extra - local_extra) * 1000:.0f} ms per job)")
+            print(
+                f"2. latency of one job ({args.runs} paired runs, medians): local {local_s * 1000:.0f} ms, "
+                f"fleet {fleet_s * 1000:.0f} ms (ratio {ratio:.2f}); beyond the pipeline call itself the local "
+                f"executor adds {local_extra * 1000:.0f} ms, the fleet {fleet_extra * 1000:.0f} ms "
+                f"(so the fleet adds {(fleet_extra - local_extra) * 1000:.0f} ms per job)"
+            )
         finally:
             await fleet.close()
             await local.close()

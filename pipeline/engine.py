@@ -190,7 +190,11 @@ class Engine:
         At most `max_batch` images go through one pipeline call (None: all of them).
         """
         outcomes = self.run_outcomes(
-            requests, on_step=on_step, should_stop=should_stop, preview_every=preview_every, max_batch=max_batch
+            requests,
+            on_step=on_step,
+            should_stop=should_stop,
+            preview_every=preview_every,
+            max_batch=max_batch,
         )
         for outcome in outcomes:
             if isinstance(outcome, PipelineError):

@@ -48,7 +48,9 @@ def build_unet() -> UNet2DConditionModel:
     )
 
 
-def build_text_encoder(vocab_size: int, bos_token_id: int, eos_token_id: int, pad_token_id: int) -> CLIPTextModel:
+def build_text_encoder(
+    vocab_size: int, bos_token_id: int, eos_token_id: int, pad_token_id: int
+) -> CLIPTextModel:
     return CLIPTextModel(
         CLIPTextConfig(
             vocab_size=vocab_size,

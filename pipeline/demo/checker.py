@@ -95,7 +95,9 @@ def classify_shape(region: np.ndarray) -> str:
     crop = region[top:bottom, left:right]
     best, best_iou = SHAPES[0], -1.0
     for kind in SHAPES:
-        template = np.asarray(_template(kind).resize((right - left, bottom - top), Image.Resampling.BILINEAR)) >= 128
+        template = (
+            np.asarray(_template(kind).resize((right - left, bottom - top), Image.Resampling.BILINEAR)) >= 128
+        )
         iou = (template & crop).sum() / max((template | crop).sum(), 1)
         if iou > best_iou:
             best, best_iou = kind, iou
@@ -104,14 +106,18 @@ def classify_shape(region: np.ndarray) -> str:
 
 def _nearest_anchor(x: float, y: float, size: int) -> str:
     scale = size / 64
-    return min(ANCHORS, key=lambda name: (ANCHORS[name][0] * scale - x) ** 2 + (ANCHORS[name][1] * scale - y) ** 2)
+    return min(
+        ANCHORS, key=lambda name: (ANCHORS[name][0] * scale - x) ** 2 + (ANCHORS[name][1] * scale - y) ** 2
+    )
 
 
 def read(image: Image.Image, within: np.ndarray | None = None) -> Reading:
     """What the image shows; `within` limits the objects to a boolean area of the image."""
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
     labels = _labels(pixels)
-    border = np.concatenate([labels[:2].ravel(), labels[-2:].ravel(), labels[:, :2].ravel(), labels[:, -2:].ravel()])
+    border = np.concatenate(
+        [labels[:2].ravel(), labels[-2:].ravel(), labels[:, :2].ravel(), labels[:, -2:].ravel()]
+    )
     background = Counter(border.tolist()).most_common(1)[0][0]
     mask = np.sqrt(((pixels - _PALETTE[background]) ** 2).sum(-1)) > _OBJECT_DISTANCE
     if within is not None:
@@ -129,7 +135,9 @@ def read(image: Image.Image, within: np.ndarray | None = None) -> Reading:
         ys, xs = np.nonzero(region)
         # The middle of the bounding box, which is where scenes place a shape (a triangle's mass sits lower).
         x, y = float(xs.min() + xs.max() + 1) / 2, float(ys.min() + ys.max() + 1) / 2
-        regions.append(Region(color, classify_shape(region), _nearest_anchor(x, y, pixels.shape[1]), area, x, y))
+        regions.append(
+            Region(color, classify_shape(region), _nearest_anchor(x, y, pixels.shape[1]), area, x, y)
+        )
     return Reading(COLORS[background], tuple(regions))
 
 
@@ -140,7 +148,12 @@ def judge(scene: Scene, image: Image.Image) -> Verdict:
     if scene.is_pair:
         height, width = image.size[1], image.size[0]
         ys, xs = np.mgrid[0:height, 0:width]
-        halves = {"left": xs < width / 2, "right": xs >= width / 2, "top": ys < height / 2, "bottom": ys >= height / 2}
+        halves = {
+            "left": xs < width / 2,
+            "right": xs >= width / 2,
+            "top": ys < height / 2,
+            "bottom": ys >= height / 2,
+        }
         both = True
         for shape in scene.shapes:
             found = read(image, halves[shape.position]).regions
@@ -148,8 +161,9 @@ def judge(scene: Scene, image: Image.Image) -> Verdict:
         return Verdict(background=background_ok, both_colors=both)
     (wanted,) = scene.shapes
     if not whole.regions:
-        return Verdict(background=background_ok, color=False, shape=False,
-                       position=False if wanted.position else None)
+        return Verdict(
+            background=background_ok, color=False, shape=False, position=False if wanted.position else None
+        )
     found = whole.regions[0]
     return Verdict(
         background=background_ok,

@@ -84,8 +84,9 @@ def _generator(model: Path, steps: int, guidance: float, threads: int):
 
     def generate(prompt: str, seeds: list[int]) -> list[Image.Image]:
         generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-        return pipe([prompt] * len(seeds), num_inference_steps=steps, guidance_scale=guidance,
-                    generator=generators).images
+        return pipe(
+            [prompt] * len(seeds), num_inference_steps=steps, guidance_scale=guidance, generator=generators
+        ).images
 
     return generate
 
@@ -99,7 +100,9 @@ def _reconstructor(model: Path, threads: int):
     vae = AutoencoderKL.from_pretrained(model, subfolder="vae").eval()
 
     def reconstruct(scene: Scene) -> Image.Image:
-        pixels = torch.from_numpy(np.asarray(render(scene), dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+        pixels = torch.from_numpy(np.asarray(render(scene), dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[
+            None
+        ]
         with torch.inference_mode():
             out = vae.decode(vae.encode(pixels).latent_dist.mode()).sample[0]
         return Image.fromarray(((out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
@@ -107,8 +110,16 @@ def _reconstructor(model: Path, threads: int):
     return reconstruct
 
 
-def evaluate(model: Path, out: Path, prompts: int = 60, seeds: int = 4, steps: int = 25, guidance: float = 7.0,
-             source: str = "model", threads: int = 2) -> dict:
+def evaluate(
+    model: Path,
+    out: Path,
+    prompts: int = 60,
+    seeds: int = 4,
+    steps: int = 25,
+    guidance: float = 7.0,
+    source: str = "model",
+    threads: int = 2,
+) -> dict:
     cases = held_out_cases(prompts)
     seed_list = list(range(seeds))
     if source == "model":
@@ -127,20 +138,35 @@ def evaluate(model: Path, out: Path, prompts: int = 60, seeds: int = 4, steps: i
     summary = summarize(verdicts)
     out.mkdir(parents=True, exist_ok=True)
     contact_sheet(rows).save(out / f"demo-eval-{source}.png")
-    report = {"source": source, "prompts": len(cases), "seeds": seeds, "steps": steps, "guidance": guidance,
-              "summary": summary, "cases": [{"prompt": c.prompt, "synonyms": c.synonyms,
-                                             "verdicts": [v.__dict__ for v in row]} for c, _, row in rows]}
+    report = {
+        "source": source,
+        "prompts": len(cases),
+        "seeds": seeds,
+        "steps": steps,
+        "guidance": guidance,
+        "summary": summary,
+        "cases": [
+            {"prompt": c.prompt, "synonyms": c.synonyms, "verdicts": [v.__dict__ for v in row]}
+            for c, _, row in rows
+        ],
+    }
     (out / f"demo-eval-{source}.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
 
 
 def format_summary(report: dict) -> str:
-    lines = [f"{report['prompts']} held-out prompts x {report['seeds']} seeds, source={report['source']}, "
-             f"steps={report['steps']}, guidance={report['guidance']}",
-             f"{'metric':<24}{'rate':>7}{'target':>8}{'n':>6}"]
+    lines = [
+        f"{report['prompts']} held-out prompts x {report['seeds']} seeds, source={report['source']}, "
+        f"steps={report['steps']}, guidance={report['guidance']}",
+        f"{'metric':<24}{'rate':>7}{'target':>8}{'n':>6}",
+    ]
     for key, value in report["summary"].items():
         metric = key.split("/")[1]
-        target = TARGETS["color"] if key.startswith("synonyms") and metric in ("color", "background") else TARGETS[metric]
+        target = (
+            TARGETS["color"]
+            if key.startswith("synonyms") and metric in ("color", "background")
+            else TARGETS[metric]
+        )
         if key.startswith("synonyms") and metric not in ("color", "background", "both_colors"):
             target = None
         mark = "" if target is None else ("  ok" if value["rate"] >= target else "  below")
@@ -153,9 +179,12 @@ def run(args: argparse.Namespace) -> int:
     if args.prompts < 1 or args.seeds < 1:
         raise SystemExit("--prompts and --seeds must be at least 1")
     if args.source != "renders" and not (args.model / "model_index.json").is_file():
-        raise SystemExit(f"no diffusers model in {args.model} (model_index.json missing); run `kaika train-demo`")
-    report = evaluate(args.model, args.out, args.prompts, args.seeds, args.steps, args.guidance, args.source,
-                      args.threads)
+        raise SystemExit(
+            f"no diffusers model in {args.model} (model_index.json missing); run `kaika train-demo`"
+        )
+    report = evaluate(
+        args.model, args.out, args.prompts, args.seeds, args.steps, args.guidance, args.source, args.threads
+    )
     print(format_summary(report))
     print(f"contact sheet: {args.out / ('demo-eval-' + args.source + '.png')}")
     return 0

@@ -33,14 +33,18 @@ class TrainConfig:
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     parser.add_argument("--out", type=Path, default=defaults.out, help="model folder to write")
-    parser.add_argument("--work-dir", type=Path, default=defaults.work_dir, help="checkpoints and latent cache")
+    parser.add_argument(
+        "--work-dir", type=Path, default=defaults.work_dir, help="checkpoints and latent cache"
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=defaults.threads, help="torch CPU threads")
     for name in ("vae_steps", "vae_batch", "latent_pool", "unet_steps", "unet_batch"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in ("vae_lr", "vae_minutes", "unet_lr", "unet_minutes", "caption_dropout", "checkpoint_seconds"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    parser.add_argument("--restart", action="store_true", help="ignore checkpoints in --work-dir and start over")
+    parser.add_argument(
+        "--restart", action="store_true", help="ignore checkpoints in --work-dir and start over"
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
@@ -56,7 +60,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=7.0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--source", choices=("model", "reconstructions", "renders"), default="model",
-                        help="score generated images, autoencoder round trips, or the scenes' own drawings")
-
-
+    parser.add_argument(
+        "--source",
+        choices=("model", "reconstructions", "renders"),
+        default="model",
+        help="score generated images, autoencoder round trips, or the scenes' own drawings",
+    )

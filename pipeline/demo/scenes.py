@@ -175,8 +175,10 @@ def shape_polygon(kind: str, x: float, y: float, radius: float) -> list[tuple[fl
     elif kind == "star":
         outer, inner = radius * 1.2, radius * 1.2 * 0.45
         points = [
-            (math.cos(math.radians(-90 + 36 * i)) * (outer if i % 2 == 0 else inner),
-             math.sin(math.radians(-90 + 36 * i)) * (outer if i % 2 == 0 else inner))
+            (
+                math.cos(math.radians(-90 + 36 * i)) * (outer if i % 2 == 0 else inner),
+                math.sin(math.radians(-90 + 36 * i)) * (outer if i % 2 == 0 else inner),
+            )
             for i in range(10)
         ]
     else:
@@ -187,7 +189,9 @@ def shape_polygon(kind: str, x: float, y: float, radius: float) -> list[tuple[fl
     return [(x + px, y + py + shift) for px, py in points]
 
 
-def draw_shape(draw: ImageDraw.ImageDraw, kind: str, x: float, y: float, radius: float, fill, hole_fill) -> None:
+def draw_shape(
+    draw: ImageDraw.ImageDraw, kind: str, x: float, y: float, radius: float, fill, hole_fill
+) -> None:
     polygon = shape_polygon(kind, x, y, radius)
     if polygon is not None:
         draw.polygon(polygon, fill=fill)
@@ -208,8 +212,13 @@ def render(scene: Scene, size: int = IMAGE_SIZE) -> Image.Image:
     draw = ImageDraw.Draw(big)
     for shape in scene.shapes:
         draw_shape(
-            draw, shape.kind, shape.x * scale, shape.y * scale, shape.radius * scale,
-            PALETTE[shape.color], PALETTE[scene.background],
+            draw,
+            shape.kind,
+            shape.x * scale,
+            shape.y * scale,
+            shape.radius * scale,
+            PALETTE[shape.color],
+            PALETTE[scene.background],
         )
     return big.resize((size, size), Image.Resampling.BOX)
 
@@ -232,11 +241,14 @@ def caption(scene: Scene, rng: random.Random, synonym_rate: float = 0.35) -> str
         if rng.random() < 0.5:
             first, second = second, first
         return rng.choice(PAIR_TEMPLATES).format(
-            c1=word(COLOR_WORDS[first.color]), s1=word(SHAPE_WORDS[first.kind]),
+            c1=word(COLOR_WORDS[first.color]),
+            s1=word(SHAPE_WORDS[first.kind]),
             p1=rng.choice(POSITION_PHRASES[first.position]),
-            c2=word(COLOR_WORDS[second.color]), s2=word(SHAPE_WORDS[second.kind]),
+            c2=word(COLOR_WORDS[second.color]),
+            s2=word(SHAPE_WORDS[second.kind]),
             p2=rng.choice(POSITION_PHRASES[second.position]),
-            bg=word(COLOR_WORDS[scene.background]), backdrop=backdrop,
+            bg=word(COLOR_WORDS[scene.background]),
+            backdrop=backdrop,
         )
     (shape,) = scene.shapes
     return rng.choice(SINGLE_TEMPLATES).format(

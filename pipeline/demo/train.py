@@ -61,8 +61,14 @@ class _Stage:
 
     def run(self, train_step: Callable[[int, float], float]) -> None:
         """Step until the step count or the clock budget is used up (a finished stage resumes as done)."""
-        bar = tqdm(total=self.steps, initial=self.step, desc=self.name, disable=not self.cfg.progress,
-                   mininterval=5, dynamic_ncols=True)
+        bar = tqdm(
+            total=self.steps,
+            initial=self.step,
+            desc=self.name,
+            disable=not self.cfg.progress,
+            mininterval=5,
+            dynamic_ncols=True,
+        )
         last_save = started = time.monotonic()
         base_elapsed = self.elapsed
         while self.progress < 1.0:
@@ -97,10 +103,16 @@ def train_vae(cfg: TrainConfig):
         vae.quant_conv.weight[log_variance] *= 0.1
         vae.quant_conv.bias[log_variance] = -8.0
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
-    stage = _Stage("vae", cfg, cfg.vae_steps, cfg.vae_minutes, {
-        "get": lambda: {"vae": vae.state_dict(), "optimizer": optimizer.state_dict()},
-        "set": lambda s: (vae.load_state_dict(s["vae"]), optimizer.load_state_dict(s["optimizer"])),
-    })
+    stage = _Stage(
+        "vae",
+        cfg,
+        cfg.vae_steps,
+        cfg.vae_minutes,
+        {
+            "get": lambda: {"vae": vae.state_dict(), "optimizer": optimizer.state_dict()},
+            "set": lambda s: (vae.load_state_dict(s["vae"]), optimizer.load_state_dict(s["optimizer"])),
+        },
+    )
 
     def step(index: int, lr_factor: float) -> float:
         rng = random.Random(cfg.seed * 1_000_003 + index)
@@ -116,7 +128,11 @@ def train_vae(cfg: TrainConfig):
         # long before the plain average would (the corner pixel is always background).
         on_object = (images - images[:, :, :1, :1]).abs().amax(1, keepdim=True) > 0.1
         weight = 1.0 + 7.0 * on_object.float()
-        loss = (weight * (decoded - images).abs()).mean() + _edge_l1(decoded, images) + 1e-6 * posterior.kl().mean()
+        loss = (
+            (weight * (decoded - images).abs()).mean()
+            + _edge_l1(decoded, images)
+            + 1e-6 * posterior.kl().mean()
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -140,7 +156,9 @@ def cache_latents(cfg: TrainConfig, vae) -> tuple[torch.Tensor, list, float]:
             return saved["latents"], scenes, saved["scaling_factor"]
     chunks = []
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        for start in tqdm(range(0, len(scenes), 256), desc="latents", disable=not cfg.progress, mininterval=5):
+        for start in tqdm(
+            range(0, len(scenes), 256), desc="latents", disable=not cfg.progress, mininterval=5
+        ):
             images = torch.from_numpy(render_array(scenes[start : start + 256]))
             chunks.append(vae.encode(images).latent_dist.mean.float())
     latents = torch.cat(chunks)
@@ -170,11 +188,21 @@ def train_unet(cfg: TrainConfig, latents: torch.Tensor, scenes: list, scaling_fa
         optimizer.load_state_dict(state["optimizer"])
         ema.load_state_dict(state["ema"])
 
-    stage = _Stage("unet", cfg, cfg.unet_steps, cfg.unet_minutes, {
-        "get": lambda: {"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(),
-                        "optimizer": optimizer.state_dict(), "ema": ema.state_dict()},
-        "set": set_state,
-    })
+    stage = _Stage(
+        "unet",
+        cfg,
+        cfg.unet_steps,
+        cfg.unet_minutes,
+        {
+            "get": lambda: {
+                "unet": unet.state_dict(),
+                "text_encoder": text_encoder.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "ema": ema.state_dict(),
+            },
+            "set": set_state,
+        },
+    )
     alphas = noise_scheduler.alphas_cumprod
 
     def step(index: int, lr_factor: float) -> float:
@@ -182,8 +210,13 @@ def train_unet(cfg: TrainConfig, latents: torch.Tensor, scenes: list, scaling_fa
         generator = torch.Generator().manual_seed(cfg.seed * 2_000_003 + index)
         picks = [rng.randrange(len(scenes)) for _ in range(cfg.unet_batch)]
         texts = ["" if rng.random() < cfg.caption_dropout else caption(scenes[i], rng) for i in picks]
-        ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length,
-                        truncation=True, return_tensors="pt").input_ids
+        ids = tokenizer(
+            texts,
+            padding="max_length",
+            max_length=tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
         clean = latents[picks] * scaling_factor
         noise = torch.randn(clean.shape, generator=generator)
         timesteps = torch.randint(0, len(alphas), (len(picks),), generator=generator)
@@ -215,8 +248,13 @@ def export(cfg: TrainConfig, vae, unet, text_encoder, tokenizer, scaling_factor:
 
     vae.register_to_config(scaling_factor=scaling_factor)
     pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-        scheduler=arch.build_sampling_scheduler(), safety_checker=None, feature_extractor=None,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=arch.build_sampling_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
         requires_safety_checker=False,
     )
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -234,10 +272,21 @@ def train(cfg: TrainConfig) -> Path:
     unet, text_encoder, tokenizer, unet_stage = train_unet(cfg, latents, scenes, scaling_factor)
     count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
     stats = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()
-                   if k not in ("out", "work_dir", "restart", "progress")},
-        "vae": {"steps": vae_stage.step, "minutes": round(vae_stage.elapsed / 60, 1), "parameters": count(vae)},
-        "unet": {"steps": unet_stage.step, "minutes": round(unet_stage.elapsed / 60, 1), "parameters": count(unet)},
+        "config": {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in asdict(cfg).items()
+            if k not in ("out", "work_dir", "restart", "progress")
+        },
+        "vae": {
+            "steps": vae_stage.step,
+            "minutes": round(vae_stage.elapsed / 60, 1),
+            "parameters": count(vae),
+        },
+        "unet": {
+            "steps": unet_stage.step,
+            "minutes": round(unet_stage.elapsed / 60, 1),
+            "parameters": count(unet),
+        },
         "text_encoder": {"parameters": count(text_encoder), "vocabulary": len(tokenizer)},
         "latent_scaling_factor": scaling_factor,
         "this_session_minutes": round((time.monotonic() - started) / 60, 1),

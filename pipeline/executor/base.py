@@ -81,7 +81,11 @@ class EventLog:
         if isinstance(event, Finished):
             self._outcome.set_result(event.result)
         elif isinstance(event, Failed | Cancelled):
-            error = JobFailed(event.message) if isinstance(event, Failed) else JobCancelled("The job was cancelled.")
+            error = (
+                JobFailed(event.message)
+                if isinstance(event, Failed)
+                else JobCancelled("The job was cancelled.")
+            )
             self._outcome.set_exception(error)
             self._outcome.exception()  # marks it retrieved: a caller reading only events() is not an error
         self._grew.set_result(None)

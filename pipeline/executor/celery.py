@@ -153,7 +153,9 @@ class _FairQueue:
         rehearsal._served = dict(self._served)
         rehearsal._releases = self._releases
         order: list[CeleryJobHandle] = []
-        while (handle := rehearsal.pop(lambda owner: counts.setdefault(owner, on_workers(owner)))) is not None:
+        while (
+            handle := rehearsal.pop(lambda owner: counts.setdefault(owner, on_workers(owner)))
+        ) is not None:
             counts[handle.owner] += 1
             order.append(handle)
         return order
@@ -200,7 +202,9 @@ class CeleryExecutor:
     async def start(self) -> None:
         self._closing = False
         # Named, so an operator can tell the bot's connections from the workers' (CLIENT LIST).
-        self._redis = aioredis.Redis.from_url(self.config.redis_url, client_name=f"{self.config.key_prefix}-bot")
+        self._redis = aioredis.Redis.from_url(
+            self.config.redis_url, client_name=f"{self.config.key_prefix}-bot"
+        )
         self._create = self._redis.register_script(CREATE_SCRIPT)
         self._release_script = self._redis.register_script(RELEASE_SCRIPT)
         self._end = self._redis.register_script(END_SCRIPT)
@@ -275,7 +279,9 @@ class CeleryExecutor:
             del self._handles[job_id]
             if isinstance(error, RedisConnectionError | RedisTimeoutError):
                 log.error("Redis unreachable; job %s not queued: %s", job_id, error)
-                raise FleetUnavailable("The image workers cannot be reached right now; try again in a minute.") from error
+                raise FleetUnavailable(
+                    "The image workers cannot be reached right now; try again in a minute."
+                ) from error
             raise
         if not created:
             del self._handles[job_id]
@@ -392,13 +398,16 @@ class CeleryExecutor:
                 queue=self._queue(handle.request.model),
                 priority=celery_priority(handle.tier),
             )
-            await self._release_script(keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN])
+            await self._release_script(
+                keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN]
+            )
         except Exception:  # the broker is unreachable: the job cannot run
             log.exception("Could not queue job %s", handle.job_id)
             message = "The job could not be sent to the workers; try again in a minute."
             with contextlib.suppress(Exception):  # recorded as failed too, so no restart runs it later
                 await self._end(
-                    keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN, "failed", message, "1"]
+                    keys=[keys.job, keys.events],
+                    args=[self.config.result_ttl, PROGRESS_MAXLEN, "failed", message, "1"],
                 )
                 await self.redis.hdel(open_jobs_key(self.config.key_prefix), handle.job_id)
             handle._push(Failed(message))
@@ -409,7 +418,9 @@ class CeleryExecutor:
         keys = JobKeys(self.config.key_prefix, handle.job_id)
         while not handle.done and not self._closing:
             try:
-                reply = await self.redis.xread({keys.events: handle.last_event_id}, count=50, block=_READ_BLOCK_MS)
+                reply = await self.redis.xread(
+                    {keys.events: handle.last_event_id}, count=50, block=_READ_BLOCK_MS
+                )
                 if not reply and not await self.redis.exists(keys.job):
                     handle._push(Failed("The job's record expired before it finished."))
                     return
@@ -440,7 +451,11 @@ class CeleryExecutor:
             if kind == "finished":
                 summary = json.loads(fields["result"])
                 result = await self._load_result(summary)
-                outcome = Finished(result) if result is not None else Failed("The job's images expired before they were read.")
+                outcome = (
+                    Finished(result)
+                    if result is not None
+                    else Failed("The job's images expired before they were read.")
+                )
                 # The bot keeps the images now; a short grace covers a crash before it has stored them.
                 for key in summary["images"]:
                     pipe.expire(key, READ_IMAGES_TTL, lt=True)
@@ -469,7 +484,10 @@ class CeleryExecutor:
     async def _cancel(self, handle: CeleryJobHandle) -> bool:
         if self._waiting.remove(handle):
             keys = JobKeys(self.config.key_prefix, handle.job_id)
-            await self._end(keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN, "cancelled", "", "1"])
+            await self._end(
+                keys=[keys.job, keys.events],
+                args=[self.config.result_ttl, PROGRESS_MAXLEN, "cancelled", "", "1"],
+            )
             await self.redis.hdel(open_jobs_key(self.config.key_prefix), handle.job_id)
             handle._push(Cancelled())
             return True
@@ -481,7 +499,9 @@ class CeleryExecutor:
         # ending it here covers a job no worker has taken yet (its stream then says cancelled).
         await self.redis.hset(keys.job, "cancel", "1")
         await asyncio.to_thread(self._app.control.revoke, handle.job_id)
-        await self._end(keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN, "cancelled", "", "1"])
+        await self._end(
+            keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN, "cancelled", "", "1"]
+        )
         return True
 
     # --- models the workers serve ------------------------------------------------------------------

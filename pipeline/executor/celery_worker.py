@@ -121,7 +121,9 @@ class WorkerRuntime:
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._engine = None
-            client = redis.Redis.from_url(self.config.redis_url, client_name=f"{self.config.key_prefix}-worker")
+            client = redis.Redis.from_url(
+                self.config.redis_url, client_name=f"{self.config.key_prefix}-worker"
+            )
             self._jobs = WorkerJobs(client, self.config)
 
     @property
@@ -151,10 +153,16 @@ class WorkerRuntime:
         """Tell the bots which model this queue serves and its native size (for --ar)."""
         engine = self.engine()
         queue = queue_for_model(self.config.key_prefix, self.engine_options.source)
-        info = {"model": self.engine_options.source, "model_id": engine.model_id, "native_size": engine.native_size}
+        info = {
+            "model": self.engine_options.source,
+            "model_id": engine.model_id,
+            "native_size": engine.native_size,
+        }
         self.jobs.redis.hset(models_key(self.config.key_prefix), queue, dumps(info))
 
-    def generate(self, job_id: str, payload: dict[str, Any], preview_every: int, worker: str) -> dict[str, Any]:
+    def generate(
+        self, job_id: str, payload: dict[str, Any], preview_every: int, worker: str
+    ) -> dict[str, Any]:
         jobs = self.jobs
         decision, attempt, queued_seconds = jobs.begin(job_id, worker)
         if decision == FINISHED:
@@ -218,7 +226,9 @@ def create_worker_app(config: FleetConfig, engine_options: EngineOptions) -> tup
     app = make_celery_app(config)
     runtime = WorkerRuntime(config, engine_options)
 
-    @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=config.max_retries)
+    @app.task(
+        name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=config.max_retries
+    )
     def generate(task, job_id: str, payload: dict[str, Any], preview_every: int) -> dict[str, Any]:
         try:
             return runtime.generate(job_id, payload, preview_every, worker=task.request.hostname or "")
@@ -227,7 +237,9 @@ def create_worker_app(config: FleetConfig, engine_options: EngineOptions) -> tup
             if task.request.retries < config.max_retries:
                 raise task.retry(exc=error, countdown=2**task.request.retries) from error
             with contextlib.suppress(redis.RedisError):
-                runtime.jobs.end(job_id, "failed", "A worker kept losing its connection to Redis; the job was given up.")
+                runtime.jobs.end(
+                    job_id, "failed", "A worker kept losing its connection to Redis; the job was given up."
+                )
             raise
 
     return app, runtime

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 class _State(enum.Enum):
     QUEUED = "queued"
     RUNNING = "running"

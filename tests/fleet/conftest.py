@@ -34,7 +34,9 @@ def fleet_config(fleet_redis_url: str) -> Iterator[FleetConfig]:
 
 
 @pytest.fixture(scope="session")
-def start_worker(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., WorkerProcess]]:
+def start_worker(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., WorkerProcess]]:
     workers: list[WorkerProcess] = []
 
     def start(config: FleetConfig, *, wait: bool = True) -> WorkerProcess:

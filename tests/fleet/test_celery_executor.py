@@ -59,7 +59,9 @@ def job_record(config, job_id: str) -> dict[str, str]:
 def stream_types(config, job_id: str) -> list[str]:
     client = redis.Redis.from_url(config.redis_url)  # previews are bytes
     try:
-        return [fields[b"type"].decode() for _, fields in client.xrange(JobKeys(config.key_prefix, job_id).events)]
+        return [
+            fields[b"type"].decode() for _, fields in client.xrange(JobKeys(config.key_prefix, job_id).events)
+        ]
     finally:
         client.close()
 
@@ -74,7 +76,15 @@ async def test_a_job_runs_on_a_worker_with_progress_previews_and_the_models_imag
     handle = await executor.submit(REQUEST, owner="alice")
     events = await collect(handle)
 
-    assert [type(e).__name__ for e in events] == ["Queued", "Started", "Step", "Step", "Step", "Step", "Finished"]
+    assert [type(e).__name__ for e in events] == [
+        "Queued",
+        "Started",
+        "Step",
+        "Step",
+        "Step",
+        "Step",
+        "Finished",
+    ]
     assert events[0] == Queued(1)
     steps = [e for e in events if isinstance(e, Step)]
     assert [(s.step, s.total) for s in steps] == [(1, 4), (2, 4), (3, 4), (4, 4)]
@@ -90,7 +100,9 @@ async def test_a_job_runs_on_a_worker_with_progress_previews_and_the_models_imag
     local = Engine.load(str(tiny_model_dir), device="cpu", dtype="float32").run([REQUEST])[0]
     for fleet_image, local_image in zip(result.images, local.images, strict=True):
         assert fleet_image.size == (64, 64)
-        difference = np.abs(np.asarray(fleet_image, dtype=int) - np.asarray(local_image.convert("RGB"), dtype=int))
+        difference = np.abs(
+            np.asarray(fleet_image, dtype=int) - np.asarray(local_image.convert("RGB"), dtype=int)
+        )
         assert difference.max() <= 2
     assert not np.array_equal(np.asarray(result.images[0]), np.asarray(result.images[1]))
 
@@ -216,7 +228,11 @@ async def test_cancelling_queued_jobs_means_no_worker_ever_runs_them(worker, mak
     running = await executor.submit(LONG, owner="alice")
     at_workers = await executor.submit(SMALL, owner="bob")  # sent to the workers' queue
     in_bot = await executor.submit(SMALL, owner="carol")  # beyond in_flight: waits in the bot
-    assert [await collect_first(h) for h in (running, at_workers, in_bot)] == [Queued(1), Queued(2), Queued(3)]
+    assert [await collect_first(h) for h in (running, at_workers, in_bot)] == [
+        Queued(1),
+        Queued(2),
+        Queued(3),
+    ]
     await first_step(running)
 
     assert await in_bot.cancel() is True
@@ -340,7 +356,9 @@ def drop_connections(config, name: str) -> None:
 
 
 @pytest.mark.parametrize("side", ["bot", "worker"])
-async def test_dropped_redis_connections_lose_no_progress_and_no_result(worker, make_executor, fleet_config, side):
+async def test_dropped_redis_connections_lose_no_progress_and_no_result(
+    worker, make_executor, fleet_config, side
+):
     executor = await make_executor()
     handle = await executor.submit(LONG, owner="alice")
     await first_step(handle)
@@ -378,7 +396,9 @@ def private_redis(tmp_path):
     server.wait(timeout=10)
 
 
-async def test_an_unreachable_redis_is_named_at_start_and_refuses_jobs_with_a_message(private_redis, tiny_model_dir):
+async def test_an_unreachable_redis_is_named_at_start_and_refuses_jobs_with_a_message(
+    private_redis, tiny_model_dir
+):
     server, url = private_redis
     executor = CeleryExecutor(FleetConfig(redis_url=url), default_model=str(tiny_model_dir))
     await executor.start()

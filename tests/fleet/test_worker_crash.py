@@ -69,13 +69,20 @@ async def test_a_worker_told_to_stop_finishes_its_running_job_first(worker, make
 def run_worker_command(tmp_path, **settings: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, DEVICE="cpu", **settings)
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", "worker"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "cli.main", "worker"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_the_worker_command_names_a_model_it_cannot_load(tmp_path, fleet_config):
     done = run_worker_command(
-        tmp_path, MODEL=str(tmp_path / "missing-model"), REDIS_URL=fleet_config.redis_url,
+        tmp_path,
+        MODEL=str(tmp_path / "missing-model"),
+        REDIS_URL=fleet_config.redis_url,
         CELERY_KEY_PREFIX=fleet_config.key_prefix,
     )
     assert done.returncode == 2
@@ -83,7 +90,9 @@ def test_the_worker_command_names_a_model_it_cannot_load(tmp_path, fleet_config)
 
 
 def test_the_worker_command_says_when_redis_is_unreachable_before_loading_a_model(tmp_path):
-    done = run_worker_command(tmp_path, MODEL=str(tmp_path / "missing-model"), REDIS_URL="redis://:hush@127.0.0.1:1/0")
+    done = run_worker_command(
+        tmp_path, MODEL=str(tmp_path / "missing-model"), REDIS_URL="redis://:hush@127.0.0.1:1/0"
+    )
     assert done.returncode == 2
     assert "kaika worker: cannot reach Redis at 127.0.0.1:1 (REDIS_URL)" in done.stderr
     assert "hush" not in done.stderr  # the password stays out of the message

@@ -58,7 +58,9 @@ class WorkerProcess:
             if " ready." in self.log():
                 return
             if self.process.poll() is not None:
-                raise AssertionError(f"kaika worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+                raise AssertionError(
+                    f"kaika worker exited with {self.process.returncode}:\n{self.log()[-3000:]}"
+                )
             time.sleep(0.2)
         raise AssertionError(f"kaika worker was not ready after {timeout} s:\n{self.log()[-3000:]}")
 

@@ -154,7 +154,13 @@ def test_inpaint_changes_only_what_the_mask_allows(tiny_engine):
 
     def inpaint(prompt, mask):
         request = tiny_request(
-            prompt, seed=8, mode=Mode.INPAINT, source_image=source, mask_image=mask, strength=1.0, num_images=1
+            prompt,
+            seed=8,
+            mode=Mode.INPAINT,
+            source_image=source,
+            mask_image=mask,
+            strength=1.0,
+            num_images=1,
         )
         return digest(tiny_engine.run([request])[0].images)
 
@@ -364,5 +370,7 @@ def test_a_model_too_big_for_the_device_names_model(tiny_model_dir, monkeypatch)
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
     monkeypatch.setattr(DiffusionPipeline, "to", out_of_memory)
-    with pytest.raises(ModelLoadError, match=r"MODEL='.*tiny-sd' does not fit in the memory of cpu; try DTYPE=float16"):
+    with pytest.raises(
+        ModelLoadError, match=r"MODEL='.*tiny-sd' does not fit in the memory of cpu; try DTYPE=float16"
+    ):
         Engine.load(str(tiny_model_dir), device="cpu")

@@ -123,6 +123,10 @@ def test_display_grid_enlarges_small_cells_and_keeps_large_ones():
     small = [Image.new("RGB", (64, 48), colour) for colour in ("red", "green", "blue", "white")]
     grid = display_grid(small)
     assert grid.size == (2 * 64 * 6, 2 * 48 * 6)  # each cell enlarged a whole factor to at least 256 a side
-    assert grid.getpixel((10, 10)) == (255, 0, 0) and grid.getpixel((grid.width - 10, grid.height - 10)) == (255, 255, 255)
+    assert grid.getpixel((10, 10)) == (255, 0, 0) and grid.getpixel((grid.width - 10, grid.height - 10)) == (
+        255,
+        255,
+        255,
+    )
     large = [Image.new("RGB", (512, 512), "black")] * 4
     assert display_grid(large).size == (1024, 1024)
