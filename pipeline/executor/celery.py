@@ -1,7 +1,7 @@
 """The bot's side of the Celery fleet: the same async `Executor` interface as the local executor,
 with the work done by `kaika worker` processes on other GPUs or machines.
 
-Fairness stays here: jobs wait in a round-robin-by-owner queue in this process and only
+Fairness stays here: jobs wait in the shared fair queue (`fair.FairQueue`) in this process and only
 `in_flight` of them at a time are handed to Celery, so one user's burst never fills the workers'
 queue. Every job is recorded in Redis before it is queued, so a restarted bot picks its jobs up
 again with `attach` (or `unfinished_jobs`) and reads their progress stream from the start or from
@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import uuid
-from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -44,6 +43,7 @@ from pipeline.executor.celery_jobs import (
     request_from_payload,
     request_to_payload,
 )
+from pipeline.executor.fair import FairQueue
 from pipeline.images import decode_image
 from pipeline.request import GenerationRequest, GenerationResult, Limits, Timings
 
@@ -108,65 +108,12 @@ class CeleryJobHandle:
         return await self._executor._cancel(self)
 
 
-class _FairQueue:
-    """Waiting jobs, each owner's in order. The next job goes to the owner with the fewest jobs on
-    the workers, then to the one served least recently, so owners take turns."""
-
-    def __init__(self) -> None:
-        self._by_owner: OrderedDict[str, deque[CeleryJobHandle]] = OrderedDict()
-        self._served: dict[str, int] = {}  # owner → number of the release that last served them
-        self._releases = 0
-
-    def __len__(self) -> int:
-        return sum(len(jobs) for jobs in self._by_owner.values())
-
-    def push(self, handle: CeleryJobHandle) -> None:
-        self._by_owner.setdefault(handle.owner, deque()).append(handle)
-
-    def pop(self, on_workers: Callable[[str], int]) -> CeleryJobHandle | None:
-        if not self._by_owner:
-            return None
-        # min() keeps the first of equals: the owner who has been waiting longest.
-        owner = min(self._by_owner, key=lambda o: (on_workers(o), self._served.get(o, -1)))
-        jobs = self._by_owner[owner]
-        handle = jobs.popleft()
-        if not jobs:
-            del self._by_owner[owner]
-        self._releases += 1
-        self._served[owner] = self._releases
-        return handle
-
-    def remove(self, handle: CeleryJobHandle) -> bool:
-        jobs = self._by_owner.get(handle.owner)
-        if jobs is None or handle not in jobs:
-            return False
-        jobs.remove(handle)
-        if not jobs:
-            del self._by_owner[handle.owner]
-        return True
-
-    def in_release_order(self, on_workers: Callable[[str], int]) -> list[CeleryJobHandle]:
-        """The order `pop` would release every waiting job in, were none to finish meanwhile."""
-        counts: dict[str, int] = {}
-        rehearsal = _FairQueue()
-        rehearsal._by_owner = OrderedDict((owner, deque(jobs)) for owner, jobs in self._by_owner.items())
-        rehearsal._served = dict(self._served)
-        rehearsal._releases = self._releases
-        order: list[CeleryJobHandle] = []
-        while (
-            handle := rehearsal.pop(lambda owner: counts.setdefault(owner, on_workers(owner)))
-        ) is not None:
-            counts[handle.owner] += 1
-            order.append(handle)
-        return order
-
-
 class CeleryExecutor:
     """Submits jobs to `kaika worker` processes through Celery on Redis.
 
     `in_flight` is how many jobs are handed to the workers at once (a little more than the number
     of workers keeps them busy); the rest wait here, fairly ordered. `submit(..., priority=tier)`
-    lets a favoured tier (1-9) overtake tier 0 in the workers' queue.
+    lets a favoured tier (1-9) overtake tier 0, both here and in the workers' queue.
     """
 
     def __init__(
@@ -190,7 +137,7 @@ class CeleryExecutor:
         self.limits = limits or Limits()
         self._new_id = id_factory
         self._handles: dict[str, CeleryJobHandle] = {}
-        self._waiting = _FairQueue()
+        self._waiting: FairQueue[CeleryJobHandle] = FairQueue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._models: dict[str, dict[str, Any]] = {}
         self._redis: aioredis.Redis | None = None
@@ -350,7 +297,7 @@ class CeleryExecutor:
         return handle
 
     def _wait(self, handle: CeleryJobHandle) -> None:
-        self._waiting.push(handle)
+        self._waiting.push(handle, priority=handle.tier)
         self._dispatch()
 
     def _queue(self, model: str | None) -> str:
@@ -366,14 +313,14 @@ class CeleryExecutor:
         """Hand waiting jobs to the workers while fewer than `in_flight` are there, then renumber."""
         released = sum(1 for h in self._handles.values() if h.released and not h.done)
         while released < self.in_flight:
-            handle = self._waiting.pop(self._on_workers)
+            handle = self._waiting.take_next(self._on_workers)
             if handle is None:
                 break
             handle.released = True
             released += 1
             self._spawn(self._release(handle))
         ahead = [h for h in self._handles.values() if h.released and not h.started and not h.done]
-        waiting = self._waiting.in_release_order(self._on_workers)
+        waiting = self._waiting.order(self._on_workers)
         for position, handle in enumerate([*ahead, *waiting], start=1):
             handle._push(Queued(position))
 

@@ -1,7 +1,7 @@
 """The in-process executor: one worker thread per device runs the engines on that device.
 
-Jobs wait in one queue per owner and start in round-robin order across owners (not first come,
-first served), so one user's burst does not hold everyone else back. A worker takes the next
+Jobs wait in the shared fair queue (`fair.FairQueue`): owners take turns instead of first come,
+first served, so one user's burst does not hold everyone else back. A worker takes the next
 job in that order, then adds compatible queued jobs to the same pipeline call up to `max_batch`
 images. Workers sleep on a condition variable until there is work; events reach the submitting
 event loop through `call_soon_threadsafe`.
@@ -16,12 +16,12 @@ import logging
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
 from pipeline.executor.base import Cancelled, Event, EventLog, Failed, Finished, Queued, Started, Step
+from pipeline.executor.fair import FairQueue
 from pipeline.request import GenerationRequest, GenerationResult, Limits, Timings
 
 if TYPE_CHECKING:
@@ -97,8 +97,7 @@ class LocalExecutor:
         self._new_job_id = new_job_id
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
-        self._queued: dict[str, deque[LocalJobHandle]] = {}  # owner → waiting jobs, oldest first
-        self._owner_turns: deque[str] = deque()  # owners with waiting jobs, next to be served first
+        self._waiting: FairQueue[LocalJobHandle] = FairQueue()
         self._running: set[LocalJobHandle] = set()
         self._threads: list[threading.Thread] = []
         self._closing = False
@@ -152,9 +151,7 @@ class LocalExecutor:
         """Stop the workers after their current batch; jobs still waiting are cancelled."""
         with self._lock:
             self._closing = True
-            waiting = [job for jobs in self._queued.values() for job in jobs]
-            self._queued.clear()
-            self._owner_turns.clear()
+            waiting = self._waiting.drain()
             for job in waiting:
                 job.state = _State.DONE
             self._work.notify_all()
@@ -173,7 +170,7 @@ class LocalExecutor:
         with self._lock:
             if self._closing:
                 raise QueueFull("The generator is shutting down; try again in a minute.")
-            in_flight = len(self._queued.get(owner, ())) + sum(job.owner == owner for job in self._running)
+            in_flight = sum(job.owner == owner for job in self._waiting) + self._in_service(owner)
             if in_flight >= self.max_jobs_per_user:
                 raise QueueFull(
                     f"You already have {in_flight} jobs queued or running (the limit is {self.max_jobs_per_user}); "
@@ -182,10 +179,7 @@ class LocalExecutor:
             if self._depth() >= self.max_queue:
                 raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a minute.")
             handle.submitted_at = self._clock()
-            if owner not in self._queued:
-                self._queued[owner] = deque()
-                self._owner_turns.append(owner)
-            self._queued[owner].append(handle)
+            self._waiting.push(handle)
             moved = self._renumber()
             self._work.notify_all()
         for job, position in moved:
@@ -202,7 +196,10 @@ class LocalExecutor:
     # ------------------------------------------------------------------ scheduling (lock held)
 
     def _depth(self) -> int:
-        return sum(len(jobs) for jobs in self._queued.values()) + len(self._running)
+        return len(self._waiting) + len(self._running)
+
+    def _in_service(self, owner: str) -> int:
+        return sum(job.owner == owner for job in self._running)
 
     def _engine_for(self, model: str | None) -> Engine:
         default = self._engines[None]
@@ -214,18 +211,10 @@ class LocalExecutor:
             )
         return self._engines[model]
 
-    def _fair_order(self) -> list[LocalJobHandle]:
-        """Waiting jobs in the order they will start: each owner's first job in turn, then each one's second…"""
-        queues = [self._queued[owner] for owner in self._owner_turns]
-        order: list[LocalJobHandle] = []
-        for depth in range(max((len(jobs) for jobs in queues), default=0)):
-            order.extend(jobs[depth] for jobs in queues if depth < len(jobs))
-        return order
-
     def _renumber(self) -> list[tuple[LocalJobHandle, int]]:
         """Give each waiting job its position; return those whose position changed."""
         moved = []
-        for position, job in enumerate(self._fair_order(), start=1):
+        for position, job in enumerate(self._waiting.order(self._in_service), start=1):
             if job.position != position:
                 job.position = position
                 moved.append((job, position))
@@ -233,7 +222,7 @@ class LocalExecutor:
 
     def _take_batch(self, engines: list[Engine]) -> tuple[Engine, list[LocalJobHandle]] | None:
         """The next job for one of `engines` in fair order, plus compatible waiting jobs up to `max_batch` images."""
-        order = self._fair_order()
+        order = self._waiting.order(self._in_service)
         lead = next((job for job in order if self._engine_for(job.request.model) in engines), None)
         if lead is None:
             return None
@@ -246,15 +235,9 @@ class LocalExecutor:
                 batch.append(job)
                 images += job.request.num_images
         for job in batch:
-            self._queued[job.owner].remove(job)
+            self._waiting.take(job)
             job.state = _State.RUNNING
             self._running.add(job)
-            # The owner served goes to the back of the line.
-            self._owner_turns.remove(job.owner)
-            if self._queued[job.owner]:
-                self._owner_turns.append(job.owner)
-            else:
-                del self._queued[job.owner]
         return engine, batch
 
     # ------------------------------------------------------------------ the worker thread
@@ -323,11 +306,7 @@ class LocalExecutor:
             if job.state is _State.DONE:
                 return False
             if job.state is _State.QUEUED:
-                jobs = self._queued[job.owner]
-                jobs.remove(job)
-                if not jobs:
-                    del self._queued[job.owner]
-                    self._owner_turns.remove(job.owner)
+                self._waiting.remove(job)
             else:
                 self._running.discard(job)
             job.state = _State.DONE
