@@ -1,0 +1,77 @@
+"""Admission rules alone: capacity places, button policy, which daily quota applies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.errors import QueueFull
+from service.admission import Capacity, Requester, check_may_press, check_prompt, daily_quota
+from service.errors import BlockedPrompt
+from storage.errors import NotAllowed
+from storage.records import ButtonPolicy, GuildSettings, JobKind, JobRecord, JobStatus
+
+ADA, BO = Requester(1, "ada"), Requester(2, "bo")
+
+
+def guild(**changes: object) -> GuildSettings:
+    return GuildSettings(**{"guild_id": 5, "daily_quota": 3, **changes})  # type: ignore[arg-type]
+
+
+def job_owned_by(owner_id: int) -> JobRecord:
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    return JobRecord(
+        id="j1", kind=JobKind.IMAGINE, status=JobStatus.DONE, prompt="a cat", negative_prompt="", params={},
+        seed=1, model=None, requester_id=owner_id, owner_id=owner_id, parent_job_id=None,
+        parent_image_index=None, guild_id=5, channel_id=6, message_id=None, queued_at=now, started_at=now,
+        finished_at=now, compute_seconds=1.0, error=None,
+    )  # fmt: skip
+
+
+def test_a_user_holds_at_most_so_many_places_and_gets_them_back_once():
+    capacity = Capacity(max_queue=10, max_jobs_per_user=2)
+    first, second = capacity.admit(ADA), capacity.admit(ADA)
+    with pytest.raises(QueueFull, match=r"You already have 2 jobs queued or running; wait for one to finish\."):
+        capacity.admit(ADA)
+    assert capacity.in_flight(ADA.user_id) == 2 and capacity.in_flight(BO.user_id) == 0
+    capacity.admit(BO)  # another user is not held back
+    first.release()
+    first.release()  # a second release of the same place gives nothing back
+    assert capacity.in_flight(ADA.user_id) == 1 and capacity.in_flight() == 2
+    capacity.admit(ADA)
+    second.release()
+    assert capacity.in_flight(ADA.user_id) == 1
+
+
+def test_the_queue_limit_counts_everyone_and_resumed_jobs():
+    capacity = Capacity(max_queue=2, max_jobs_per_user=5)
+    capacity.resume(BO.user_id)  # a job a previous process admitted is counted, never refused
+    capacity.admit(ADA)
+    with pytest.raises(QueueFull, match=r"The queue is full \(2 jobs\); try again in a few minutes\."):
+        capacity.admit(Requester(3, "cy"))
+    capacity.resume(ADA.user_id)
+    assert capacity.in_flight() == 3
+
+
+def test_blocked_terms_in_the_prompt_or_its_no_text_are_refused():
+    settings = guild(blocklist=("gore",))
+    check_prompt("a quiet lake", "boats", settings)
+    with pytest.raises(BlockedPrompt, match="blocked term 'gore'"):
+        check_prompt("a quiet lake", "Gore, boats", settings)
+
+
+def test_only_owners_and_admins_may_press_where_the_guild_says_so():
+    parent = job_owned_by(ADA.user_id)
+    check_may_press(BO, parent, guild())  # anyone may, by default
+    owners_only = guild(button_policy=ButtonPolicy.OWNER)
+    check_may_press(ADA, parent, owners_only)
+    check_may_press(Requester(9, "admin", is_admin=True), parent, owners_only)
+    with pytest.raises(NotAllowed, match=f"Only the owner of this image, <@{ADA.user_id}>"):
+        check_may_press(BO, parent, owners_only)
+
+
+def test_admins_have_no_daily_quota():
+    assert daily_quota(ADA, guild(daily_quota=3)) == 3
+    assert daily_quota(Requester(9, "admin", is_admin=True), guild(daily_quota=3)) is None
+    assert daily_quota(ADA, guild(daily_quota=None)) is None
