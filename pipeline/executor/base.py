@@ -8,6 +8,7 @@ A caller does `handle = await executor.submit(request, owner=...)`, then reads
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -124,6 +125,33 @@ class JobHandle(Protocol):
     async def cancel(self) -> bool:
         """Cancel a queued or running job; False when it had already ended."""
         ...
+
+
+class JobHandleBase(ABC):
+    """What the executors' job handles share: who and what the job is, and its `EventLog`.
+
+    Create it on the job's event loop; the executor appends the job's events to `_event_log`.
+    """
+
+    def __init__(self, job_id: str, owner: str, request: GenerationRequest) -> None:
+        self.job_id = job_id
+        self.owner = owner
+        self.request = request
+        self._event_log = EventLog()
+
+    @property
+    def done(self) -> bool:
+        """Whether the job has ended: its terminal event is in the log."""
+        return self._event_log.done
+
+    def events(self) -> AsyncIterator[Event]:
+        return self._event_log.events()
+
+    async def result(self) -> GenerationResult:
+        return await self._event_log.result()
+
+    @abstractmethod
+    async def cancel(self) -> bool: ...
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline.errors import PipelineError, QueueFull
-from pipeline.executor.base import Cancelled, Event, EventLog, Failed, Finished, Queued, Started, Step
+from pipeline.executor.base import Cancelled, Event, Failed, Finished, JobHandleBase, Queued, Started, Step
 from pipeline.executor.celery_jobs import (
     CREATE_SCRIPT,
     END_SCRIPT,
@@ -63,26 +63,19 @@ class UnknownJob(LookupError):
     """`attach` was given a job id that Redis has no record of (never submitted, or expired)."""
 
 
-class CeleryJobHandle:
+class CeleryJobHandle(JobHandleBase):
     """A job on the fleet. Events are kept, so every `events()` reader sees them all from the start."""
 
     def __init__(self, job_id: str, owner: str, request: GenerationRequest, tier: int) -> None:
-        self.job_id = job_id
-        self.owner = owner
-        self.request = request
+        super().__init__(job_id, owner, request)
         self.tier = tier
         # The last stream entry read (events up to it are in `events()`); `attach(job_id, after=...)`
         # in a restarted bot resumes there.
         self.last_event_id = "0-0"
-        self._log = EventLog()
         self._last_queued: Queued | None = None
         self._executor: CeleryExecutor | None = None
         self.released = False
         self.started = False
-
-    @property
-    def done(self) -> bool:
-        return self._log.done
 
     def _push(self, event: Event) -> None:
         if isinstance(event, Queued):
@@ -93,14 +86,8 @@ class CeleryJobHandle:
             if self.started:
                 return  # a redelivered job starts again; the caller has already been told
             self.started = True
-        if self._log.append(event) and self._log.done and self._executor is not None:
+        if self._event_log.append(event) and self.done and self._executor is not None:
             asyncio.get_running_loop().call_soon(self._executor._ended, self)
-
-    def events(self) -> AsyncIterator[Event]:
-        return self._log.events()
-
-    async def result(self) -> GenerationResult:
-        return await self._log.result()
 
     async def cancel(self) -> bool:
         if self.done or self._executor is None:

@@ -16,11 +16,11 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
-from pipeline.executor.base import Cancelled, Event, EventLog, Failed, Finished, Queued, Started, Step
+from pipeline.executor.base import Cancelled, Event, Failed, Finished, JobHandleBase, Queued, Started, Step
 from pipeline.executor.fair import FairQueue
 from pipeline.request import GenerationRequest, GenerationResult, Limits, Timings
 
@@ -36,16 +36,13 @@ class _State(enum.Enum):
     DONE = "done"
 
 
-class LocalJobHandle:
+class LocalJobHandle(JobHandleBase):
     """A submitted job: its events, its result, and a way to cancel it. Lives on the submitting loop."""
 
     def __init__(self, executor: LocalExecutor, job_id: str, owner: str, request: GenerationRequest) -> None:
-        self.job_id = job_id
-        self.owner = owner
-        self.request = request
+        super().__init__(job_id, owner, request)
         self._executor = executor
         self._loop = asyncio.get_running_loop()
-        self._log = EventLog()
         # Worker-side state, guarded by the executor's lock.
         self.state = _State.QUEUED
         self.position = 0
@@ -54,17 +51,9 @@ class LocalJobHandle:
     def _emit(self, event: Event) -> None:
         """Deliver `event` from any thread, in order, on the submitting loop."""
         try:
-            self._loop.call_soon_threadsafe(self._log.append, event)
+            self._loop.call_soon_threadsafe(self._event_log.append, event)
         except RuntimeError:
             log.debug("event for job %s dropped: its event loop is closed", self.job_id)
-
-    # ---- the JobHandle interface
-
-    def events(self) -> AsyncIterator[Event]:
-        return self._log.events()
-
-    async def result(self) -> GenerationResult:
-        return await self._log.result()
 
     async def cancel(self) -> bool:
         return self._executor._cancel(self)
