@@ -8,8 +8,22 @@ from pipeline.executor.base import (
     Finished,
     JobHandle,
     Queued,
+    ResumableExecutor,
     Started,
     Step,
+    UnknownJob,
 )
 
-__all__ = ["Cancelled", "Event", "Executor", "Failed", "Finished", "JobHandle", "Queued", "Started", "Step"]
+__all__ = [
+    "Cancelled",
+    "Event",
+    "Executor",
+    "Failed",
+    "Finished",
+    "JobHandle",
+    "Queued",
+    "ResumableExecutor",
+    "Started",
+    "Step",
+    "UnknownJob",
+]

@@ -127,6 +127,10 @@ class JobHandle(Protocol):
         ...
 
 
+class UnknownJob(LookupError):
+    """`attach` was given a job id the executor has no record of (never submitted, or expired)."""
+
+
 class JobHandleBase(ABC):
     """What the executors' job handles share: who and what the job is, and its `EventLog`.
 
@@ -175,4 +179,14 @@ class Executor(Protocol):
     @property
     def model_names(self) -> list[str]:
         """The names `--model` accepts (for `parse_prompt(models=...)`)."""
+        ...
+
+
+@runtime_checkable
+class ResumableExecutor(Executor, Protocol):
+    """An executor whose jobs outlive the process that submitted them (the Celery fleet's do), so a
+    restarted front end picks them up again by id. Ask `isinstance(executor, ResumableExecutor)`."""
+
+    async def attach(self, job_id: str) -> JobHandle:
+        """The handle of a job submitted earlier, perhaps by another process; raises `UnknownJob`."""
         ...

@@ -23,7 +23,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline.errors import PipelineError, QueueFull
-from pipeline.executor.base import Cancelled, Event, Failed, Finished, JobHandleBase, Queued, Started, Step
+from pipeline.executor.base import (
+    Cancelled,
+    Event,
+    Failed,
+    Finished,
+    JobHandleBase,
+    Queued,
+    Started,
+    Step,
+    UnknownJob,
+)
 from pipeline.executor.celery_jobs import (
     CREATE_SCRIPT,
     END_SCRIPT,
@@ -57,10 +67,6 @@ READ_IMAGES_TTL = 600  # seconds a job's images stay in Redis once a bot has rea
 
 class FleetUnavailable(PipelineError):
     """Redis, through which jobs reach the workers, cannot be reached; the message is for the user."""
-
-
-class UnknownJob(LookupError):
-    """`attach` was given a job id that Redis has no record of (never submitted, or expired)."""
 
 
 class CeleryJobHandle(JobHandleBase):

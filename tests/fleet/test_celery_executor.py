@@ -13,8 +13,19 @@ import pytest
 import redis
 
 from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
-from pipeline.executor.base import Cancelled, Executor, Failed, Finished, JobHandle, Queued, Started, Step
-from pipeline.executor.celery import READ_IMAGES_TTL, CeleryExecutor, FleetUnavailable, UnknownJob
+from pipeline.executor.base import (
+    Cancelled,
+    Executor,
+    Failed,
+    Finished,
+    JobHandle,
+    Queued,
+    ResumableExecutor,
+    Started,
+    Step,
+    UnknownJob,
+)
+from pipeline.executor.celery import READ_IMAGES_TTL, CeleryExecutor, FleetUnavailable
 from pipeline.executor.celery_jobs import (
     TASK_NAME,
     FleetConfig,
@@ -309,6 +320,7 @@ async def test_full_queues_and_invalid_requests_are_refused_before_anything_is_r
 
 async def test_attaching_an_unknown_job_says_so(fleet_redis_url, make_executor):
     executor = await make_executor()
+    assert isinstance(executor, ResumableExecutor)
     with pytest.raises(UnknownJob, match="No job nope is recorded"):
         await executor.attach("nope")
 

@@ -8,7 +8,17 @@ import itertools
 import pytest
 
 from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
-from pipeline.executor.base import Cancelled, Executor, Failed, Finished, JobHandle, Queued, Started, Step
+from pipeline.executor.base import (
+    Cancelled,
+    Executor,
+    Failed,
+    Finished,
+    JobHandle,
+    Queued,
+    ResumableExecutor,
+    Started,
+    Step,
+)
 from pipeline.executor.local import LocalExecutor
 from tests.pipeline.conftest import tiny_request
 
@@ -62,6 +72,10 @@ async def test_implements_the_executor_interface(make_executor):
     assert isinstance(handle, JobHandle)
     assert executor.native_size() == 64
     await asyncio.wait_for(handle.result(), TIMEOUT)
+
+
+def test_jobs_do_not_outlive_the_process_so_there_is_nothing_to_attach_to(make_executor):
+    assert not isinstance(make_executor(), ResumableExecutor)
 
 
 async def test_job_events_run_from_queued_to_finished_with_previews(make_executor):
