@@ -36,24 +36,6 @@ def compose_grid(images: Sequence[Image.Image], columns: int = GRID_COLUMNS) -> 
     return grid
 
 
-def split_grid(grid: Image.Image, count: int = 4, columns: int = GRID_COLUMNS) -> list[Image.Image]:
-    """The `count` cells of a grid made by `compose_grid`, in reading order."""
-    used_columns = min(columns, count)
-    rows = math.ceil(count / columns)
-    cell_w, cell_h = grid.width // used_columns, grid.height // rows
-    return [
-        grid.crop(
-            (
-                (i % columns) * cell_w,
-                (i // columns) * cell_h,
-                (i % columns + 1) * cell_w,
-                (i // columns + 1) * cell_h,
-            )
-        )
-        for i in range(count)
-    ]
-
-
 def request_metadata(request: GenerationRequest, *, model_id: str) -> dict[str, str]:
     """What every image of a request shares: prompt, negative prompt, steps, guidance, size, model, mode."""
     metadata = {

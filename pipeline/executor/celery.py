@@ -4,7 +4,7 @@ with the work done by `kaika worker` processes on other GPUs or machines.
 Fairness stays here: jobs wait in the shared fair queue (`fair.FairQueue`) in this process and only
 `in_flight` of them at a time are handed to Celery, so one user's burst never fills the workers'
 queue. Every job is recorded in Redis before it is queued, so a restarted bot picks its jobs up
-again with `attach` (or `unfinished_jobs`) and reads their progress stream from the start or from
+again with `attach` and reads their progress stream from the start or from
 the last event it saw.
 """
 
@@ -48,7 +48,6 @@ from pipeline.executor.celery_jobs import (
     dumps,
     make_celery_app,
     models_key,
-    open_jobs_key,
     queue_for_model,
     request_from_payload,
     request_to_payload,
@@ -205,14 +204,13 @@ class CeleryExecutor:
         keys = JobKeys(self.config.key_prefix, job_id)
         try:
             created = await self._create(
-                keys=[keys.job, keys.events, open_jobs_key(self.config.key_prefix)],
+                keys=[keys.job, keys.events],
                 args=[
                     self.config.result_ttl,
                     PROGRESS_MAXLEN,
                     owner,
                     dumps(request_to_payload(request)),
                     priority,
-                    job_id,
                 ],
             )
         except BaseException as error:
@@ -252,19 +250,6 @@ class CeleryExecutor:
             handle.last_event_id = after
             self._spawn(self._read(handle))
         return handle
-
-    async def unfinished_jobs(self) -> dict[str, str]:
-        """Job id → owner of every job whose outcome no bot has read yet (for `attach` after a restart)."""
-        open_key = open_jobs_key(self.config.key_prefix)
-        entries = await self.redis.hgetall(open_key)
-        jobs: dict[str, str] = {}
-        for raw_id, raw_owner in entries.items():
-            job_id = raw_id.decode()
-            if await self.redis.exists(JobKeys(self.config.key_prefix, job_id).job):
-                jobs[job_id] = raw_owner.decode()
-            else:
-                await self.redis.hdel(open_key, job_id)  # expired unseen; nothing left to attach to
-        return jobs
 
     def queue_depth(self) -> int:
         return sum(1 for handle in self._handles.values() if not handle.done)
@@ -349,7 +334,6 @@ class CeleryExecutor:
                     keys=[keys.job, keys.events],
                     args=[self.config.result_ttl, PROGRESS_MAXLEN, "failed", message, "1"],
                 )
-                await self.redis.hdel(open_jobs_key(self.config.key_prefix), handle.job_id)
             handle._push(Failed(message))
 
     # --- reading progress ------------------------------------------------------------------------------
@@ -385,25 +369,23 @@ class CeleryExecutor:
             handle._push(Step(int(fields["step"]), int(fields["total"]), fields.get("preview")))
             return
         outcome: Event
-        async with self.redis.pipeline(transaction=False) as pipe:
-            # Recorded as read before anyone hears of the outcome, so a restarted bot does not re-attach it.
-            pipe.hdel(open_jobs_key(self.config.key_prefix), handle.job_id)
-            if kind == "finished":
-                summary = json.loads(fields["result"])
-                result = await self._load_result(summary)
-                outcome = (
-                    Finished(result)
-                    if result is not None
-                    else Failed("The job's images expired before they were read.")
-                )
-                # The bot keeps the images now; a short grace covers a crash before it has stored them.
+        if kind == "finished":
+            summary = json.loads(fields["result"])
+            result = await self._load_result(summary)
+            outcome = (
+                Finished(result)
+                if result is not None
+                else Failed("The job's images expired before they were read.")
+            )
+            # The bot keeps the images now; a short grace covers a crash before it has stored them.
+            async with self.redis.pipeline(transaction=False) as pipe:
                 for key in summary["images"]:
                     pipe.expire(key, READ_IMAGES_TTL, lt=True)
-            elif kind == "failed":
-                outcome = Failed(fields["message"].decode())
-            else:
-                outcome = Cancelled()
-            await pipe.execute()
+                await pipe.execute()
+        elif kind == "failed":
+            outcome = Failed(fields["message"].decode())
+        else:
+            outcome = Cancelled()
         handle._push(outcome)
 
     async def _load_result(self, summary: dict[str, Any]) -> GenerationResult | None:
@@ -428,7 +410,6 @@ class CeleryExecutor:
                 keys=[keys.job, keys.events],
                 args=[self.config.result_ttl, PROGRESS_MAXLEN, "cancelled", "", "1"],
             )
-            await self.redis.hdel(open_jobs_key(self.config.key_prefix), handle.job_id)
             handle._push(Cancelled())
             return True
         keys = JobKeys(self.config.key_prefix, handle.job_id)

@@ -118,11 +118,6 @@ class JobKeys:
         return f"{self.job}:image:{index}"
 
 
-def open_jobs_key(prefix: str) -> str:
-    """A hash job id → owner of jobs not yet delivered to the bot, for picking them up after a restart."""
-    return f"{prefix}:open"
-
-
 def models_key(prefix: str) -> str:
     """A hash queue → JSON of the model a worker serves there (model id, native size)."""
     return f"{prefix}:models"
@@ -162,8 +157,8 @@ _NOW = "local t = redis.call('TIME'); local now = tostring(t[1] + t[2] / 1000000
 _TERMINAL = "local function terminal(s) return s == 'finished' or s == 'failed' or s == 'cancelled' end\n"
 _TOUCH = "redis.call('EXPIRE', KEYS[1], ARGV[1]); redis.call('EXPIRE', KEYS[2], ARGV[1])\n"
 
-# Record a job before it is queued. KEYS[3] open-jobs hash; ARGV[3] owner, ARGV[4] request JSON,
-# ARGV[5] priority tier, ARGV[6] job id. Returns 0 when the id is already taken (the caller attaches).
+# Record a job before it is queued. ARGV[3] owner, ARGV[4] request JSON, ARGV[5] priority tier.
+# Returns 0 when the id is already taken (the caller attaches).
 CREATE_SCRIPT = (
     _NOW
     + """
@@ -171,7 +166,6 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'request', ARGV[4], 'priority', ARGV[5],
            'state', 'pending', 'attempts', 0, 'submitted_at', now)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[6], ARGV[3])
 return 1
 """
 )

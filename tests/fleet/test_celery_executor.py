@@ -31,7 +31,6 @@ from pipeline.executor.celery_jobs import (
     FleetConfig,
     JobKeys,
     make_celery_app,
-    open_jobs_key,
     queue_for_model,
     request_to_payload,
 )
@@ -118,7 +117,6 @@ async def test_a_job_runs_on_a_worker_with_progress_previews_and_the_models_imag
     assert not np.array_equal(np.asarray(result.images[0]), np.asarray(result.images[1]))
 
     assert executor.queue_depth() == 0
-    assert handle.job_id not in await executor.unfinished_jobs()  # its outcome has been read
     client = redis.Redis.from_url(executor.config.redis_url)
     image_ttls = [client.ttl(JobKeys(executor.config.key_prefix, handle.job_id).image(i)) for i in range(2)]
     client.close()
@@ -174,7 +172,6 @@ async def test_a_restarted_bot_reattaches_a_running_job_and_resumes_its_progress
     seen = handle.last_event_id  # what a bot would have saved: the last event it had read
 
     second = await make_executor()
-    assert (await second.unfinished_jobs()).get(handle.job_id) == "alice"
     resumed = await second.attach(handle.job_id, after=seen)
     events = await collect(resumed)
 
@@ -184,7 +181,6 @@ async def test_a_restarted_bot_reattaches_a_running_job_and_resumes_its_progress
     seen_after = [e.step for e in events if isinstance(e, Step)]
     assert seen_before + seen_after == list(range(1, 101))  # every step once, none lost, none repeated
     assert (await resumed.result()).seeds == [3, 4]
-    assert handle.job_id not in await second.unfinished_jobs()
 
 
 async def history(handle: JobHandle) -> list:
@@ -206,8 +202,6 @@ async def test_jobs_still_waiting_in_a_stopped_bot_are_picked_up_by_the_next_one
     await first.close()
 
     second = await make_executor(in_flight=1)
-    unfinished = await second.unfinished_jobs()
-    assert unfinished.items() >= {running.job_id: "alice", waiting.job_id: "bob"}.items()
     for job_id in (running.job_id, waiting.job_id):
         events = await collect(await second.attach(job_id))
         assert isinstance(events[-1], Finished)
@@ -303,19 +297,17 @@ async def test_full_queues_and_invalid_requests_are_refused_before_anything_is_r
 ):
     # A model no worker serves: jobs stay queued, which is what these limits are about.
     executor = await make_executor(default_model="no-worker-serves-this", max_queue=2, max_jobs_per_user=1)
-    await executor.submit(SMALL, owner="alice")
+    accepted = [await executor.submit(SMALL, owner="alice")]
     with pytest.raises(QueueFull, match="You already have 1 jobs"):
         await executor.submit(SMALL, owner="alice")
-    await executor.submit(SMALL, owner="bob")
+    accepted.append(await executor.submit(SMALL, owner="bob"))
     with pytest.raises(QueueFull, match="queue is full"):
         await executor.submit(SMALL, owner="carol")
     with pytest.raises(RequestError, match="--steps"):
         await executor.submit(SMALL.replace(steps=0), owner="dave", job_id="invalid-job")
     assert job_record(fleet_config, "invalid-job") == {}
     assert executor.queue_depth() == 2
-    client = redis.Redis.from_url(fleet_redis_url, decode_responses=True)
-    assert set(client.hvals(open_jobs_key(fleet_config.key_prefix))) >= {"alice", "bob"}
-    client.close()
+    assert [job_record(fleet_config, handle.job_id)["owner"] for handle in accepted] == ["alice", "bob"]
 
 
 async def test_attaching_an_unknown_job_says_so(fleet_redis_url, make_executor):
