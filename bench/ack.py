@@ -4,10 +4,11 @@
     python bench/ack.py --interactions 500 --rate 50
 
 The real bot runs with the tiny random-weight model against the local fake Discord
-(tests/fixtures/fake_discord.py), which runs in a process of its own as Discord would. A few long jobs first keep the executor's worker busy; then `--interactions`
-members each run /imagine, evenly spread at `--rate` per second. The latency of one interaction is
-from the fake Discord sending INTERACTION_CREATE to it receiving the bot's callback (the defer):
-what Discord's 3-second window measures. Targets: p99 <= 250 ms, max < 3 s.
+(testkit/fake_discord.py), which runs in a process of its own as Discord would. A few long jobs
+first keep the executor's worker busy; then `--interactions` members each run /imagine, evenly
+spread at `--rate` per second. The latency of one interaction is from the fake Discord sending
+INTERACTION_CREATE to it receiving the bot's callback (the defer): what Discord's 3-second window
+measures. Targets: p99 <= 250 ms, max < 3 s.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 from bot.app import KaikaBot, point_discord_at  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.wiring import Services  # noqa: E402
-from tests.fixtures.fake_discord import DiscordErrorLog, FakeDiscord  # noqa: E402
-from tests.fixtures.tiny_pipeline import save_tiny_model  # noqa: E402
+from testkit.fake_discord import DiscordErrorLog, FakeDiscord  # noqa: E402
+from testkit.tiny_pipeline import save_tiny_model  # noqa: E402
 
 P99_TARGET = 0.250
 MAX_TARGET = 3.0
@@ -82,8 +83,9 @@ async def _serve_discord(conn: Connection, interactions: int, rate: float, steps
 # ---- the bot, in this process -----------------------------------------------------------------------
 
 
-
-async def run_bot(conn: Connection, model_dir: Path, data_dir: Path, interactions: int) -> tuple[list[float], int, int]:
+async def run_bot(
+    conn: Connection, model_dir: Path, data_dir: Path, interactions: int
+) -> tuple[list[float], int, int]:
     loop = asyncio.get_running_loop()
     api_base, gateway_url = await loop.run_in_executor(None, conn.recv)
     settings = Settings(
@@ -120,7 +122,9 @@ async def run_bot(conn: Connection, model_dir: Path, data_dir: Path, interaction
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--interactions", type=int, default=200)
     parser.add_argument("--rate", type=float, default=20.0, help="interactions per second")
     parser.add_argument("--steps", type=int, default=4, help="steps of each measured job")
@@ -136,14 +140,18 @@ def main() -> int:
         )
         discord.start()
         try:
-            latencies, deferred, depth = asyncio.run(run_bot(ours, model_dir, Path(tmp) / "data", args.interactions))
+            latencies, deferred, depth = asyncio.run(
+                run_bot(ours, model_dir, Path(tmp) / "data", args.interactions)
+            )
         finally:
             discord.join(timeout=10)
     print(f"deferred {deferred} of {len(latencies)}; jobs queued or running at the end: {depth}")
     p50, p99, worst = statistics.median(latencies), percentile(latencies, 0.99), max(latencies)
     print(f"acknowledgement latency of {len(latencies)} /imagine at {args.rate:g}/s, executor saturated:")
     print(f"  p50 {p50 * 1000:.1f} ms   p99 {p99 * 1000:.1f} ms   max {worst * 1000:.1f} ms")
-    print(f"  p99 / target ({P99_TARGET * 1000:.0f} ms): {p99 / P99_TARGET:.2f}   max / limit (3 s): {worst / MAX_TARGET:.2f}")
+    print(
+        f"  p99 / target ({P99_TARGET * 1000:.0f} ms): {p99 / P99_TARGET:.2f}   max / limit (3 s): {worst / MAX_TARGET:.2f}"
+    )
     print(f"  discord.py errors logged: {len(errors.records)}")
     return 0 if p99 <= P99_TARGET and worst < MAX_TARGET and not errors.records else 1
 

@@ -9,7 +9,16 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.tiny_pipeline"]
+# The shared helpers' asserts explain themselves as a test's own do.
+pytest.register_assert_rewrite("tests.fixtures")
+
+# Fixtures every folder may use; their helpers (imported by tests) live beside them in tests/fixtures/,
+# the doubles and builders the benchmarks share in testkit/.
+pytest_plugins = [
+    "tests.fixtures.tiny_pipeline",
+    "tests.fixtures.fake_discord",
+    "tests.fixtures.storage",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -19,7 +28,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/test",
         help="PostgreSQL the storage suite also runs against",
     )
-    group.addoption("--redis-url", default="redis://127.0.0.1:6379/15", help="Redis for the worker-fleet tests")
+    group.addoption(
+        "--redis-url", default="redis://127.0.0.1:6379/15", help="Redis for the worker-fleet tests"
+    )
     group.addoption(
         "--require-services",
         action="store_true",

@@ -1,4 +1,4 @@
-"""Fixtures of the bot suite: the fake Discord, and running Kaika bots wired to it and the tiny model."""
+"""Fixtures of the bot suite: running Kaika bots wired to the fake Discord and the session's tiny engine."""
 
 from __future__ import annotations
 
@@ -7,41 +7,17 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from bot.app import KaikaBot, point_discord_at
 from service.settings import Settings
 from service.wiring import Services
-from tests.fixtures.fake_discord import (
-    FakeDiscord,
-    FakeInteraction,
-    FakeUser,
-    discord_spec_required,
-    fake_discord,
-)
-from tests.storage.conftest import postgres_server_url, run_sql
+from testkit.fake_discord import FakeDiscord, FakeInteraction, FakeUser
 
-__all__ = ["discord_spec_required", "fake_discord", "postgres_server_url"]
-
-# Small and quick: 64x64 images, few steps, a preview every step, progress edits 5 times a second.
-FAST_STEPS = 3
-
-
-@pytest.fixture(scope="session")
-def tiny_engines(tiny_model_dir: Path) -> dict[str | None, Any]:
-    """The tiny model loaded once; each test's executor runs it (one executor at a time)."""
+if TYPE_CHECKING:
     from pipeline.engine import Engine
-
-    return {None: Engine.load(str(tiny_model_dir), device="cpu", dtype="float32")}
-
-
-@pytest.fixture
-def postgres_database_url(postgres_server_url: str) -> str:
-    """The session's PostgreSQL database, emptied (skipped with the reason when PostgreSQL is unreachable)."""
-    run_sql(postgres_server_url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
-    return postgres_server_url
 
 
 @dataclass
@@ -83,7 +59,7 @@ class RunningKaika:
 
 @pytest.fixture
 async def start_kaika(
-    fake_discord: FakeDiscord, tiny_engines: dict[str | None, Any], tiny_model_dir: Path, tmp_path: Path
+    fake_discord: FakeDiscord, tiny_engine: Engine, tiny_model_dir: Path, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Any]]:
     """`await start_kaika(**settings)` runs a Kaika bot against the fake Discord; closed at teardown.
 
@@ -108,7 +84,7 @@ async def start_kaika(
         }
         settings = Settings(_env_file=None, **values)
         executor = LocalExecutor(
-            tiny_engines,
+            {None: tiny_engine},  # the session's one tiny engine; one executor runs it at a time
             max_batch=settings.max_batch,
             max_jobs_per_user=settings.max_jobs_per_user,
             max_queue=settings.max_queue,

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from tests.bot.conftest import FAST_STEPS
-from tests.bot.test_imagine import GRID_LABELS, png_size
-from tests.fixtures.fake_discord import EPHEMERAL_FLAG
-
-SINGLE_LABELS = ["Vary (Subtle)", "Vary (Strong)", "Upscale (Subtle)", "Upscale (Creative)"]
-
-
-async def grid_of(kaika, user, prompt=f"a blue square --steps {FAST_STEPS}"):
-    interaction = await kaika.imagine(user, prompt)
-    message = await kaika.finished(interaction)
-    assert kaika.fake.labels(int(message["id"])) == GRID_LABELS
-    return int(message["id"]), job_id_of(kaika, int(message["id"]))
-
-
-def job_id_of(kaika, message_id: int) -> str:
-    return kaika.fake.custom_ids(message_id)[0].split(":")[2]
+from testkit.fake_discord import EPHEMERAL_FLAG
+from tests.fixtures.discord_helpers import (
+    FAST_STEPS,
+    GRID_LABELS,
+    SINGLE_LABELS,
+    grid_of,
+    job_id_of,
+    png_size,
+)
 
 
 def image_of(kaika, message: dict) -> bytes:
@@ -51,7 +44,10 @@ async def test_v3_posts_four_variations_linked_to_the_third_image(start_kaika):
 
     message = await kaika.finished(await kaika.fake.press(ada, grid_id, "V3"))
     assert kaika.fake.labels(int(message["id"])) == GRID_LABELS
-    assert png_size(image_of(kaika, message)) == (512, 512)  # a grid of four 64x64 variations, each shown at 256
+    assert png_size(image_of(kaika, message)) == (
+        512,
+        512,
+    )  # a grid of four 64x64 variations, each shown at 256
     variation_id = job_id_of(kaika, int(message["id"]))
     lineage = await kaika.services.storage.jobs.lineage(variation_id)
     assert [(j.kind, j.parent_image_index) for j in lineage] == [("imagine", None), ("variation", 2)]
@@ -109,7 +105,12 @@ async def test_forged_and_deleted_jobs_get_an_ephemeral_answer(start_kaika):
     ada = fake.add_member("ada")
     grid_id, grid_job = await grid_of(kaika, ada)
 
-    for custom_id in ("kaika:u:doesnotexist:0", f"kaika:zz:{grid_job}:0", f"kaika:u:{grid_job}:9", "not-kaika"):
+    for custom_id in (
+        "kaika:u:doesnotexist:0",
+        f"kaika:zz:{grid_job}:0",
+        f"kaika:u:{grid_job}:9",
+        "not-kaika",
+    ):
         forged = await fake.wait_acked(await fake.press_custom_id(ada, grid_id, custom_id, forge=True))
         assert forged.ephemeral and "This job no longer exists." in fake.reply_text(forged), custom_id
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from tests.bot.conftest import FAST_STEPS
-from tests.bot.test_buttons import grid_of
-from tests.bot.test_imagine import GRID_LABELS, png_size
+from tests.fixtures.discord_helpers import FAST_STEPS, GRID_LABELS, grid_of, png_size
 
 
 async def answer(fake, interaction):
@@ -84,7 +82,11 @@ async def test_stats_for_admins_only(start_kaika):
     refused = await fake.slash(ada, "stats")
     assert "Only Kaika's admins" in await answer(fake, refused) and refused.ephemeral
     for command in ("admin ban", "admin quota", "admin buttons"):
-        options = {"admin ban": {"user": str(ada.id)}, "admin quota": {"jobs": 1}, "admin buttons": {"who": "owner"}}
+        options = {
+            "admin ban": {"user": str(ada.id)},
+            "admin quota": {"jobs": 1},
+            "admin buttons": {"who": "owner"},
+        }
         denied = await fake.subcommand(ada, command, **options[command])
         assert "Only Kaika's admins" in await answer(fake, denied), command
     assert not await kaika.services.storage.users.is_banned(ada.id)
@@ -103,7 +105,9 @@ async def test_model_autocomplete_offers_the_configured_models(start_kaika):
     kaika = await start_kaika()
     fake = kaika.fake
     ada = fake.add_member("ada")
-    interaction = await fake.wait_acked(await fake.autocomplete(ada, "imagine", "model", prompt="x", model="tin"))
+    interaction = await fake.wait_acked(
+        await fake.autocomplete(ada, "imagine", "model", prompt="x", model="tin")
+    )
     assert interaction.response_type == 8
     assert [c["name"] for c in interaction.response["data"]["choices"]] == ["tiny-sd"]
 
@@ -132,7 +136,9 @@ async def test_show_refuses_a_job_that_has_not_finished(start_kaika):
     assert running.response_type == 5
     [job] = await kaika.services.storage.jobs.recent_for_user(ada.id)
     shown = await fake.slash(ada, "show", job_id=job.id)
-    assert f"Job `{job.id}` is" in await answer(fake, shown) and "only finished jobs" in fake.reply_text(shown)
+    assert f"Job `{job.id}` is" in await answer(fake, shown) and "only finished jobs" in fake.reply_text(
+        shown
+    )
     assert shown.ephemeral
 
 

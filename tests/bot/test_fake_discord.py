@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import point_discord_at
-from tests.fixtures.fake_discord import EPHEMERAL_FLAG, FakeDiscord
+from testkit.fake_discord import EPHEMERAL_FLAG, FakeDiscord
 
 
 class Probe(commands.Bot):
@@ -25,8 +25,10 @@ class Probe(commands.Bot):
         @app_commands.describe(prompt="what to draw")
         async def imagine(interaction: discord.Interaction, prompt: str) -> None:
             await interaction.response.defer(thinking=True)
-            await interaction.edit_original_response(content=f"drawing {prompt}", attachments=[discord.File(
-                __import__("io").BytesIO(b"\x89PNG fake"), filename="grid.png")])
+            await interaction.edit_original_response(
+                content=f"drawing {prompt}",
+                attachments=[discord.File(__import__("io").BytesIO(b"\x89PNG fake"), filename="grid.png")],
+            )
             self.deferred.set()
 
     async def setup_hook(self) -> None:
@@ -74,7 +76,9 @@ async def test_a_second_acknowledgement_is_refused_like_discord(fake_discord: Fa
         await asyncio.wait_for(bot.deferred.wait(), 5)
         with contextlib.suppress(discord.HTTPException):
             await bot.http.request(
-                discord.http.Route("POST", "/interactions/{i}/{t}/callback", i=interaction.id, t=interaction.token),
+                discord.http.Route(
+                    "POST", "/interactions/{i}/{t}/callback", i=interaction.id, t=interaction.token
+                ),
                 json={"type": 5},
             )
         assert fake_discord.calls[-1].status == 400
@@ -92,13 +96,17 @@ async def test_rate_limited_edit_is_retried(fake_discord: FakeDiscord):
 
 
 def test_request_bodies_are_checked_against_discords_openapi_spec(discord_spec_required):
-    from tests.fixtures.fake_discord import spec_validator
+    from testkit.fake_discord import spec_validator
 
     validator = spec_validator()
     edit = "/webhooks/1/token/messages/@original"
-    assert validator.errors("PATCH", edit, {"content": "ok", "attachments": [{"id": 0}]}, multipart=True) == []
+    assert (
+        validator.errors("PATCH", edit, {"content": "ok", "attachments": [{"id": 0}]}, multipart=True) == []
+    )
     assert any("not of type" in e for e in validator.errors("PATCH", edit, {"content": 5}, multipart=False))
-    assert validator.errors("PATCH", "/not/a/route", {}, multipart=False) == ["PATCH /not/a/route is not an operation of Discord's API"]
+    assert validator.errors("PATCH", "/not/a/route", {}, multipart=False) == [
+        "PATCH /not/a/route is not an operation of Discord's API"
+    ]
 
 
 async def test_a_forged_button_needs_a_message_the_bot_sent(fake_discord: FakeDiscord):

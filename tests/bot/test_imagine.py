@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
-from PIL import Image
-
 from bot.progress import PREVIEW_MIN_SIDE
-from tests.fixtures.fake_discord import EPHEMERAL_FLAG
-
-GRID_LABELS = ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", "🔄"]
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as image:
-        return image.size
+from testkit.fake_discord import EPHEMERAL_FLAG
+from tests.fixtures.discord_helpers import GRID_LABELS, png_size
 
 
 async def test_imagine_defers_shows_progress_and_posts_a_grid_with_buttons(start_kaika):

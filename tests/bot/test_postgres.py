@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bot.conftest import FAST_STEPS
-from tests.bot.test_buttons import SINGLE_LABELS, grid_of, job_id_of
+from tests.fixtures.discord_helpers import FAST_STEPS, SINGLE_LABELS, grid_of, job_id_of
 
 
 @pytest.mark.postgres

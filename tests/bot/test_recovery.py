@@ -7,8 +7,7 @@ from typing import Any
 from pipeline.request import GenerationRequest, variation_request
 from service.jobs import request_params
 from storage.records import JobKind, JobRecord
-from tests.bot.conftest import FAST_STEPS
-from tests.bot.test_imagine import GRID_LABELS
+from tests.fixtures.discord_helpers import FAST_STEPS, GRID_LABELS
 
 
 async def left_queued_variation(kaika: Any, user: Any) -> tuple[JobRecord, JobRecord]:
@@ -17,7 +16,11 @@ async def left_queued_variation(kaika: Any, user: Any) -> tuple[JobRecord, JobRe
     [parent] = await kaika.services.storage.jobs.recent_for_user(user.id)
     assert parent.message_id == int(grid["id"])
     single = GenerationRequest(
-        prompt=parent.prompt, seed=0, width=parent.images[0].width, height=parent.images[0].height, steps=FAST_STEPS
+        prompt=parent.prompt,
+        seed=0,
+        width=parent.images[0].width,
+        height=parent.images[0].height,
+        steps=FAST_STEPS,
     )
     request = variation_request(single, b"png", seed=1234)
     job = await kaika.services.storage.jobs.create(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bot.conftest import FAST_STEPS
+from tests.fixtures.discord_helpers import FAST_STEPS
 
 
 async def refused(kaika, user, prompt, **options):
@@ -112,7 +112,9 @@ async def test_jobs_in_flight_limit_refuses_a_second_job(start_kaika):
     kaika = await start_kaika(max_jobs_per_user=1)
     ada = kaika.fake.add_member("ada")
     await accepted(kaika, ada, "slow --steps 60")
-    assert "You already have 1 jobs queued or running" in await refused(kaika, ada, f"fast --steps {FAST_STEPS}")
+    assert "You already have 1 jobs queued or running" in await refused(
+        kaika, ada, f"fast --steps {FAST_STEPS}"
+    )
     assert len(await kaika.services.storage.jobs.recent_for_user(ada.id)) == 1
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from tests.bot.conftest import FAST_STEPS
-from tests.bot.test_imagine import GRID_LABELS
+from tests.fixtures.discord_helpers import FAST_STEPS, GRID_LABELS
 
 
 async def test_a_rate_limited_edit_is_retried_and_the_grid_still_arrives(start_kaika):
@@ -30,7 +29,9 @@ async def test_jobs_cut_short_by_a_restart_run_again_and_post_their_result_to_th
     await first.close()  # the process goes away mid-job
 
     second = await start_kaika()
-    await fake.wait_until(lambda: [m for m in fake.channel_messages() if m["type"] == 0 and m["components"]], 120)
+    await fake.wait_until(
+        lambda: [m for m in fake.channel_messages() if m["type"] == 0 and m["components"]], 120
+    )
     await second.services.jobs.wait_idle()
     [message] = [m for m in fake.channel_messages() if m["type"] == 0]  # posted once, no failure notice
     assert fake.labels(int(message["id"])) == GRID_LABELS
@@ -44,14 +45,14 @@ async def test_jobs_cut_short_by_a_restart_run_again_and_post_their_result_to_th
 
 
 async def test_twenty_people_at_once_are_acknowledged_in_time_finished_and_served_fairly(
-    start_kaika, tiny_engines, monkeypatch
+    start_kaika, tiny_engine, monkeypatch
 ):
     kaika = await start_kaika(max_batch=16)
     fake = kaika.fake
     # The first job holds the worker at a gate until everyone has queued, so the start order
     # below is the queue's alone, however fast the machine.
     gate = threading.Event()
-    engine = tiny_engines[None]
+    engine = tiny_engine
     run = engine.run_outcomes
 
     def gated_run(*args, **kwargs):
@@ -74,7 +75,9 @@ async def test_twenty_people_at_once_are_acknowledged_in_time_finished_and_serve
         first = await fake.wait_acked(await kaika.imagine(fake.add_member("early"), "first --steps 2"))
         hog_first = await kaika.imagine(hog, "hog one --steps 2")
         hog_second = await kaika.imagine(hog, "hog two --steps 2")
-        rest = await asyncio.gather(*(kaika.imagine(u, f"picture {i} --steps 2") for i, u in enumerate(others)))
+        rest = await asyncio.gather(
+            *(kaika.imagine(u, f"picture {i} --steps 2") for i, u in enumerate(others))
+        )
         everyone = [hog_first, hog_second, *rest]
         for interaction in everyone:
             await fake.wait_acked(interaction)
@@ -89,7 +92,9 @@ async def test_twenty_people_at_once_are_acknowledged_in_time_finished_and_serve
     for user in users:
         assert all(job.status == "done" for job in await kaika.services.storage.jobs.recent_for_user(user.id))
 
-    started = {prompt: h.submitted_at + (await h.result()).timings.queued_seconds for prompt, h in handles.items()}
+    started = {
+        prompt: h.submitted_at + (await h.result()).timings.queued_seconds for prompt, h in handles.items()
+    }
     # Round robin by user: whichever of the hog's jobs reached the queue second starts no earlier
     # than everyone else's first (4 jobs a batch, so it may share the last batch with the last of them).
     hog_starts = sorted(started[p] for p in ("hog one", "hog two"))
@@ -104,7 +109,9 @@ async def test_a_result_after_the_interaction_token_expired_goes_to_the_channel(
     interaction = await kaika.started(ada, "a slow dawn --steps 8")
     interaction.expired = True  # as 15 minutes later
 
-    posted = await fake.wait_until(lambda: [m for m in fake.channel_messages() if m["type"] == 0 and m["components"]])
+    posted = await fake.wait_until(
+        lambda: [m for m in fake.channel_messages() if m["type"] == 0 and m["components"]]
+    )
     await kaika.services.jobs.wait_idle()
     [message] = posted
     assert fake.labels(int(message["id"])) == GRID_LABELS and f"<@{ada.id}>" in message["content"]
@@ -126,12 +133,16 @@ async def test_results_are_re_encoded_to_fit_the_upload_limit_the_interaction_re
     assert stored.startswith(b"\x89PNG")  # the kept originals stay lossless
 
 
-async def test_a_job_that_fails_in_the_engine_says_so_and_is_recorded_failed(start_kaika, tiny_engines, monkeypatch):
+async def test_a_job_that_fails_in_the_engine_says_so_and_is_recorded_failed(
+    start_kaika, tiny_engine, monkeypatch
+):
     from pipeline.errors import JobFailed
 
-    engine = tiny_engines[None]
+    engine = tiny_engine
     monkeypatch.setattr(
-        engine, "run_outcomes", lambda requests, **_: [JobFailed("Out of memory for a single image.")] * len(requests)
+        engine,
+        "run_outcomes",
+        lambda requests, **_: [JobFailed("Out of memory for a single image.")] * len(requests),
     )
     kaika = await start_kaika()
     ada = kaika.fake.add_member("ada")

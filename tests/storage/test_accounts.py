@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storage import ButtonPolicy, GuildSettings, InvalidValue, Storage
-from tests.storage.conftest import FakeClock
+from tests.fixtures.storage import FakeClock
 
 ADA = 101
 

@@ -26,7 +26,7 @@ from storage import (
     decide_owner,
 )
 from storage.models import Image, Job
-from tests.storage.conftest import FakeClock
+from tests.fixtures.storage import FakeClock
 
 ADA, BOB, CY = 101, 202, 303
 

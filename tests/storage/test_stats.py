@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from storage import GeneratedImage, InvalidValue, JobKind, Storage, UserUsage, Window
-from tests.storage.conftest import FakeClock
+from tests.fixtures.storage import FakeClock
 
 ADA, BOB, CY = 101, 202, 303
 REPORT_TIME = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
