@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from tests.fixtures.discord_helpers import FAST_STEPS, GRID_LABELS
 
 
@@ -44,6 +46,7 @@ async def test_jobs_cut_short_by_a_restart_run_again_and_post_their_result_to_th
     assert [j.id for j in await second.services.storage.jobs.recent_for_user(ada.id)] == [job.id]
 
 
+@pytest.mark.slow
 async def test_twenty_people_at_once_are_acknowledged_in_time_finished_and_served_fairly(
     start_kaika, tiny_engine, monkeypatch
 ):

@@ -9,12 +9,23 @@ from pipeline.demo.options import TrainConfig
 
 
 def tiny_config(tmp_path, **changes) -> TrainConfig:
-    settings = dict(out=tmp_path / "model", work_dir=tmp_path / "work", threads=1, vae_steps=2, vae_batch=2,
-                    latent_pool=8, unet_steps=2, unet_batch=2, checkpoint_seconds=0.0, progress=False)
+    settings = dict(
+        out=tmp_path / "model",
+        work_dir=tmp_path / "work",
+        threads=1,
+        vae_steps=2,
+        vae_batch=2,
+        latent_pool=8,
+        unet_steps=2,
+        unet_batch=2,
+        checkpoint_seconds=0.0,
+        progress=False,
+    )
     settings.update(changes)
     return TrainConfig(**settings)
 
 
+@pytest.mark.slow
 def test_a_few_steps_write_a_folder_that_loads_like_any_diffusers_model(tmp_path):
     folder = trainer.train(tiny_config(tmp_path))
     pipe = DiffusionPipeline.from_pretrained(folder)
@@ -33,6 +44,7 @@ def test_a_few_steps_write_a_folder_that_loads_like_any_diffusers_model(tmp_path
     assert (folder / "tokenizer" / "vocab.json").is_file()
 
 
+@pytest.mark.slow
 def test_a_stopped_stage_resumes_to_the_same_weights(tmp_path, monkeypatch):
     straight, _ = trainer.train_vae(tiny_config(tmp_path / "straight", vae_steps=4))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from storage import GeneratedImage, JobStatus, Storage, create_engine, sqlite_url
@@ -36,6 +37,7 @@ async def test_postgresql_url_is_used_unchanged() -> None:
         await engine.dispose()
 
 
+@pytest.mark.slow
 async def test_200_concurrent_jobs_all_land(database_url: str, tmp_path: Path) -> None:
     """Two Storage objects (as two processes would) hammer one database: every write lands.
 
