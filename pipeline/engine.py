@@ -1,7 +1,8 @@
 """One loaded diffusers model on one device, turning batches of requests into images.
 
-`Engine.load(MODEL)` loads the text-to-image pipeline once and derives image-to-image and
-inpainting pipelines from it with `AutoPipelineFor*.from_pipe`, so the weights are shared.
+`Engine.load(MODEL)` loads the text-to-image pipeline once (`pipeline.loading`) and derives
+image-to-image and inpainting pipelines from it with `AutoPipelineFor*.from_pipe`, so the weights
+are shared.
 `Engine.run(requests)` runs compatible requests in one pipeline call; every image has its own
 CPU `torch.Generator` seeded with its seed, so an image's pixels do not depend on what else was
 in the batch. An engine is used by one thread at a time (the executor's worker).
@@ -15,21 +16,19 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
-from pipeline.errors import JobCancelled, JobFailed, ModelLoadError, PipelineError
+from pipeline.errors import JobCancelled, JobFailed, PipelineError
 from pipeline.images import compose_grid, decode_image, encode_png, request_metadata
+from pipeline.loading import DEMO_MODEL_DIR, DEMO_MODEL_ID, load_model
 from pipeline.request import GenerationRequest, GenerationResult, Mode, Timings
 
-log = logging.getLogger(__name__)
+__all__ = ["DEMO_MODEL_DIR", "DEMO_MODEL_ID", "Engine"]  # the demo model's names, for existing importers
 
-DEMO_MODEL_DIR = Path(__file__).parent / "demo" / "model"
-DEMO_MODEL_ID = "kaika-demo"
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+log = logging.getLogger(__name__)
 
 # --chaos 100 adds noise of this many standard deviations of the prompt embedding.
 CHAOS_STRENGTH = 0.6
@@ -46,54 +45,6 @@ SD_LATENT_RGB_FACTORS = (
 
 OnStep = Callable[[int, int, list[bytes | None]], None]
 ShouldStop = Callable[[], bool]
-
-
-def resolve_device(device: str) -> torch.device:
-    """`auto` → CUDA, then MPS, then CPU; otherwise the named device, checked to exist."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ModelLoadError(
-            f"DEVICE={device!r} is not a device name; use auto, cpu, cuda, cuda:1 or mps."
-        ) from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError(
-            f"DEVICE={device!r} but this machine has no usable CUDA GPU; use DEVICE=auto or cpu."
-        )
-    if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ModelLoadError(f"DEVICE={device!r} but MPS is not available here; use DEVICE=auto or cpu.")
-    return resolved
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """`auto` → bfloat16 on CUDA GPUs that support it, float16 on other GPUs, float32 on CPU."""
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "mps":
-            return torch.float16
-        return torch.float32
-    named = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if dtype not in named:
-        raise ModelLoadError(f"DTYPE={dtype!r} is not supported; use auto, float32, float16 or bfloat16.")
-    return named[dtype]
-
-
-def parse_lora(entry: str) -> tuple[str, float]:
-    """`path[:weight]` → (path, weight); the weight defaults to 1.0."""
-    path, _, weight = entry.rpartition(":")
-    if path and weight:
-        try:
-            return path, float(weight)
-        except ValueError:
-            pass  # a colon inside the path (C:\\...), not a weight
-    return entry, 1.0
 
 
 @dataclass
@@ -142,24 +93,10 @@ class Engine:
     ) -> Engine:
         """Load `source` (the MODEL setting): hub id, diffusers folder, single file, or "" for the demo model.
 
-        Raises `ModelLoadError` with a message naming the setting at fault.
+        Raises `ModelLoadError` with a message naming the setting at fault; see `pipeline.loading`.
         """
-        torch_device = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype, torch_device)
-        pipe, model_id = _load_pipeline(source, torch_dtype)
-        for index, entry in enumerate(loras):
-            _load_lora(pipe, entry, index)
-        if loras:
-            pipe.set_adapters([f"lora{i}" for i in range(len(loras))], [parse_lora(e)[1] for e in loras])
-        try:
-            pipe.to(torch_device)
-        except torch.OutOfMemoryError:
-            raise ModelLoadError(
-                f"MODEL={source!r} does not fit in the memory of {torch_device}; try DTYPE=float16 or a smaller model."
-            ) from None
-        gan = load_gan_upscaler(upscaler, torch_device) if upscaler else None
-        log.info("loaded %s on %s (%s)", model_id, torch_device, torch_dtype)
-        return cls(pipe, model_id=model_id, device=torch_device, upscaler=gan)
+        model = load_model(source, device=device, dtype=dtype, loras=loras, upscaler=upscaler)
+        return cls(model.pipe, model_id=model.model_id, device=model.device, upscaler=model.upscaler)
 
     # ------------------------------------------------------------------ running
 
@@ -293,10 +230,37 @@ class Engine:
         should_stop: ShouldStop | None,
         preview_every: int,
     ) -> list[Image.Image]:
-        """One pipeline call making the images of `slots`."""
+        """One pipeline call making the images of `slots` (compatible requests, so one mode).
+
+        What every mode passes is built once (`_common_arguments`); each mode adds its own inputs in
+        one small function. A model family's differences (SDXL, SD3, FLUX, ...: prompt embeddings,
+        sizes, extra inputs) will plug in here, chosen from the loaded pipeline.
+        """
         first = requests[slots[0].request_index]
         if first.mode is Mode.UPSCALE and self.upscaler is not None:
             return [self._gan_upscale(requests[slot.request_index]) for slot in slots]
+        pipe, mode_arguments = {
+            Mode.TXT2IMG: (self.txt2img, self._txt2img_arguments),
+            Mode.IMG2IMG: (self.img2img, self._img2img_arguments),  # variations
+            Mode.UPSCALE: (self.img2img, self._img2img_arguments),  # img2img refines a Lanczos enlargement
+            Mode.INPAINT: (self.inpaint, self._inpaint_arguments),
+        }[first.mode]
+        arguments = self._common_arguments(pipe, requests, slots, on_step, should_stop, preview_every)
+        arguments.update(mode_arguments(requests, slots))
+        with torch.inference_mode():
+            return list(pipe(**arguments).images)
+
+    def _common_arguments(
+        self,
+        pipe: Any,
+        requests: Sequence[GenerationRequest],
+        slots: list[_Slot],
+        on_step: OnStep | None,
+        should_stop: ShouldStop | None,
+        preview_every: int,
+    ) -> dict[str, Any]:
+        """Steps, guidance, one seeded generator per image, the step callback and the prompt embeddings."""
+        first = requests[slots[0].request_index]
 
         def callback(pipe: Any, step_index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             if should_stop is not None and should_stop():
@@ -309,32 +273,37 @@ class Engine:
                 on_step(step, total, previews)
             return {}
 
-        steps = first.steps
-        if first.mode is not Mode.TXT2IMG:
-            # img2img runs strength x steps; keep that at least one step for low strengths and few steps.
-            steps = max(steps, math.ceil(1 / first.strength))
-        arguments: dict[str, Any] = {
-            "num_inference_steps": steps,
+        return {
+            "num_inference_steps": _denoising_steps(first),
             "guidance_scale": first.guidance,
             "generator": [torch.Generator("cpu").manual_seed(slot.seed) for slot in slots],
             "callback_on_step_end": callback,
             "callback_on_step_end_tensor_inputs": ["latents"],
+            **self._prompt_arguments(pipe, requests, slots, first.guidance),
         }
-        pipe = {Mode.TXT2IMG: self.txt2img, Mode.INPAINT: self.inpaint}.get(first.mode, self.img2img)
-        arguments.update(self._prompt_arguments(pipe, requests, slots, first.guidance))
-        if first.mode in (Mode.TXT2IMG, Mode.INPAINT):
-            arguments.update(height=first.height, width=first.width)  # img2img takes the source's size
-        if first.mode is not Mode.TXT2IMG:
-            sources = {r: self._source_image(requests[r]) for r in {slot.request_index for slot in slots}}
-            arguments["image"] = [sources[slot.request_index] for slot in slots]
-            arguments["strength"] = first.strength
-        if first.mode is Mode.INPAINT:
-            masks = {
-                r: decode_image(requests[r].mask_image).convert("L") for r in {s.request_index for s in slots}
-            }  # type: ignore[arg-type]
-            arguments["mask_image"] = [masks[slot.request_index] for slot in slots]
-        with torch.inference_mode():
-            return list(pipe(**arguments).images)
+
+    def _txt2img_arguments(self, requests: Sequence[GenerationRequest], slots: list[_Slot]) -> dict[str, Any]:
+        first = requests[slots[0].request_index]
+        return {"height": first.height, "width": first.width}
+
+    def _img2img_arguments(self, requests: Sequence[GenerationRequest], slots: list[_Slot]) -> dict[str, Any]:
+        """Each image's source and the strength; img2img takes its size from the sources."""
+        sources = {r: self._source_image(requests[r]) for r in {slot.request_index for slot in slots}}
+        return {
+            "image": [sources[slot.request_index] for slot in slots],
+            "strength": requests[slots[0].request_index].strength,
+        }
+
+    def _inpaint_arguments(self, requests: Sequence[GenerationRequest], slots: list[_Slot]) -> dict[str, Any]:
+        masks = {
+            r: decode_image(requests[r].mask_image).convert("L")  # type: ignore[arg-type]
+            for r in {slot.request_index for slot in slots}
+        }
+        return {
+            **self._img2img_arguments(requests, slots),
+            **self._txt2img_arguments(requests, slots),
+            "mask_image": [masks[slot.request_index] for slot in slots],
+        }
 
     def _source_image(self, request: GenerationRequest) -> Image.Image:
         image = decode_image(request.source_image)  # type: ignore[arg-type]
@@ -399,6 +368,13 @@ class Engine:
         return Image.fromarray(array).resize((request.width, request.height), Image.Resampling.LANCZOS)
 
 
+def _denoising_steps(request: GenerationRequest) -> int:
+    """The steps to ask the pipeline for: img2img-like modes run strength x steps, so keep that at least one."""
+    if request.mode is Mode.TXT2IMG:
+        return request.steps
+    return max(request.steps, math.ceil(1 / request.strength))
+
+
 def _with_chaos(embedding: torch.Tensor, chaos: int, seed: int) -> torch.Tensor:
     """The prompt embedding with noise scaled by --chaos, drawn from the image's own seed."""
     if not chaos:
@@ -428,100 +404,3 @@ def _latent_rgb_factors(pipe: Any) -> torch.Tensor:
     for index in range(min(3, channels)):
         factors[index, index] = 0.5
     return factors
-
-
-def _load_pipeline(source: str, dtype: torch.dtype) -> tuple[Any, str]:
-    from diffusers import AutoPipelineForText2Image
-
-    if not source:
-        if not (DEMO_MODEL_DIR / "model_index.json").is_file():
-            raise ModelLoadError(
-                f"MODEL is empty, which means the built-in demo model, but it is not built ({DEMO_MODEL_DIR} "
-                "has no model_index.json). Build it, or set MODEL to a hub id, a diffusers folder or a "
-                ".safetensors file."
-            )
-        return _from_pretrained(
-            AutoPipelineForText2Image, str(DEMO_MODEL_DIR), "MODEL (demo model)", dtype
-        ), DEMO_MODEL_ID
-
-    path = Path(source).expanduser()
-    if path.is_dir():
-        if not (path / "model_index.json").is_file():
-            raise ModelLoadError(
-                f"MODEL={source!r} is a folder without model_index.json, so it is not a diffusers pipeline; "
-                "point MODEL at a folder saved with save_pretrained, a .safetensors/.ckpt file or a hub id."
-            )
-        return _from_pretrained(AutoPipelineForText2Image, str(path), f"MODEL={source!r}", dtype), path.name
-    if path.is_file():
-        if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
-            raise ModelLoadError(f"MODEL={source!r} is a file but not a .safetensors or .ckpt checkpoint.")
-        return _from_single_file(path, source, dtype), path.stem
-    if (
-        path.suffix.lower() in SINGLE_FILE_SUFFIXES
-        or source.startswith(("/", ".", "~"))
-        or source.count("/") != 1
-    ):
-        raise ModelLoadError(
-            f"MODEL={source!r} does not exist: no such file or folder, and it is not a hub id (owner/name)."
-        )
-    return _from_pretrained(AutoPipelineForText2Image, source, f"MODEL={source!r}", dtype), source
-
-
-def _from_pretrained(loader: Any, location: str, setting: str, dtype: torch.dtype) -> Any:
-    try:
-        return loader.from_pretrained(location, dtype=dtype)
-    except Exception as error:  # diffusers raises OSError, ValueError, EnvironmentError… for bad models
-        raise ModelLoadError(f"{setting} could not be loaded: {_first_line(error)}") from error
-
-
-def _from_single_file(path: Path, source: str, dtype: torch.dtype) -> Any:
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-    from diffusers.loaders.single_file_utils import infer_diffusers_model_type, load_single_file_checkpoint
-
-    try:
-        checkpoint = load_single_file_checkpoint(str(path))
-        model_type = infer_diffusers_model_type(checkpoint)
-        pipeline_class = StableDiffusionXLPipeline if "xl" in model_type else StableDiffusionPipeline
-        del checkpoint
-        return pipeline_class.from_single_file(str(path), dtype=dtype)
-    except Exception as error:
-        raise ModelLoadError(
-            f"MODEL={source!r} could not be loaded as a single-file checkpoint: {_first_line(error)} "
-            "(from_single_file fetches the model's configuration from the Hugging Face hub once; offline, "
-            "convert the file to a diffusers folder and point MODEL at that)."
-        ) from error
-
-
-def _load_lora(pipe: Any, entry: str, index: int) -> None:
-    path, _ = parse_lora(entry)
-    if not Path(path).expanduser().exists():
-        raise ModelLoadError(f"LORAS entry {entry!r}: {path} does not exist.")
-    try:
-        pipe.load_lora_weights(str(Path(path).expanduser()), adapter_name=f"lora{index}")
-    except Exception as error:
-        raise ModelLoadError(f"LORAS entry {entry!r} could not be loaded: {_first_line(error)}") from error
-
-
-def load_gan_upscaler(path: str, device: torch.device) -> Any:
-    """An ESRGAN-family upscaler from `path` (the UPSCALER setting), loaded with spandrel."""
-    if not Path(path).expanduser().is_file():
-        raise ModelLoadError(
-            f"UPSCALER={path!r} does not exist; leave it empty to upscale with Lanczos + img2img."
-        )
-    try:
-        import spandrel
-    except ImportError:
-        raise ModelLoadError(
-            f"UPSCALER={path!r} needs the spandrel package: pip install -e '.[gan]' (with a torchvision "
-            "matching your torch); or leave UPSCALER empty."
-        ) from None
-    try:
-        model = spandrel.ModelLoader().load_from_file(str(Path(path).expanduser()))
-    except Exception as error:
-        raise ModelLoadError(f"UPSCALER={path!r} could not be loaded: {_first_line(error)}") from error
-    return model.to(device).eval()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]

@@ -13,10 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline import engine as engine_module
-from pipeline.engine import Engine, parse_lora
+from pipeline import loading
+from pipeline.engine import Engine
 from pipeline.errors import JobCancelled, JobFailed, ModelLoadError
 from pipeline.images import encode_png
+from pipeline.loading import parse_lora
 from pipeline.request import Mode, upscale_request, variation_request
 from service.settings import Settings
 from tests.pipeline.conftest import tiny_request
@@ -295,7 +296,7 @@ def test_single_file_checkpoint_needs_its_config_from_the_hub_offline(tmp_path):
 
 
 def test_empty_model_without_the_demo_model_says_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(engine_module, "DEMO_MODEL_DIR", tmp_path / "model")
+    monkeypatch.setattr(loading, "DEMO_MODEL_DIR", tmp_path / "model")
     with pytest.raises(ModelLoadError, match=r"MODEL is empty.*demo model.*not built.*set MODEL"):
         Engine.load("", device="cpu")
 

@@ -1,0 +1,208 @@
+"""Loading a model for the engine: the MODEL, DEVICE, DTYPE, LORAS and UPSCALER settings turned
+into a diffusers pipeline on a device, with errors that name the setting at fault.
+
+`load_model` is what `Engine.load` runs; the functions below it are its steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+DEMO_MODEL_DIR = Path(__file__).parent / "demo" / "model"
+DEMO_MODEL_ID = "kaika-demo"
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A text-to-image pipeline on its device, and the GAN upscaler beside it when UPSCALER is set."""
+
+    pipe: Any
+    model_id: str
+    device: torch.device
+    upscaler: Any = None
+
+
+def load_model(
+    source: str,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    loras: Sequence[str] = (),
+    upscaler: str = "",
+) -> LoadedModel:
+    """Load `source` (the MODEL setting): hub id, diffusers folder, single file, or "" for the demo model.
+
+    Raises `ModelLoadError` with a message naming the setting at fault.
+    """
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    pipe, model_id = _load_pipeline(source, torch_dtype)
+    for index, entry in enumerate(loras):
+        _load_lora(pipe, entry, index)
+    if loras:
+        pipe.set_adapters([f"lora{i}" for i in range(len(loras))], [parse_lora(e)[1] for e in loras])
+    try:
+        pipe.to(torch_device)
+    except torch.OutOfMemoryError:
+        raise ModelLoadError(
+            f"MODEL={source!r} does not fit in the memory of {torch_device}; try DTYPE=float16 or a smaller model."
+        ) from None
+    gan = load_gan_upscaler(upscaler, torch_device) if upscaler else None
+    log.info("loaded %s on %s (%s)", model_id, torch_device, torch_dtype)
+    return LoadedModel(pipe, model_id, torch_device, gan)
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` → CUDA, then MPS, then CPU; otherwise the named device, checked to exist."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ModelLoadError(
+            f"DEVICE={device!r} is not a device name; use auto, cpu, cuda, cuda:1 or mps."
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(
+            f"DEVICE={device!r} but this machine has no usable CUDA GPU; use DEVICE=auto or cpu."
+        )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(f"DEVICE={device!r} but MPS is not available here; use DEVICE=auto or cpu.")
+    return resolved
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """`auto` → bfloat16 on CUDA GPUs that support it, float16 on other GPUs, float32 on CPU."""
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "mps":
+            return torch.float16
+        return torch.float32
+    named = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if dtype not in named:
+        raise ModelLoadError(f"DTYPE={dtype!r} is not supported; use auto, float32, float16 or bfloat16.")
+    return named[dtype]
+
+
+def parse_lora(entry: str) -> tuple[str, float]:
+    """`path[:weight]` → (path, weight); the weight defaults to 1.0."""
+    path, _, weight = entry.rpartition(":")
+    if path and weight:
+        try:
+            return path, float(weight)
+        except ValueError:
+            pass  # a colon inside the path (C:\\...), not a weight
+    return entry, 1.0
+
+
+def _load_pipeline(source: str, dtype: torch.dtype) -> tuple[Any, str]:
+    from diffusers import AutoPipelineForText2Image
+
+    if not source:
+        if not (DEMO_MODEL_DIR / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"MODEL is empty, which means the built-in demo model, but it is not built ({DEMO_MODEL_DIR} "
+                "has no model_index.json). Build it, or set MODEL to a hub id, a diffusers folder or a "
+                ".safetensors file."
+            )
+        return _from_pretrained(
+            AutoPipelineForText2Image, str(DEMO_MODEL_DIR), "MODEL (demo model)", dtype
+        ), DEMO_MODEL_ID
+
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"MODEL={source!r} is a folder without model_index.json, so it is not a diffusers pipeline; "
+                "point MODEL at a folder saved with save_pretrained, a .safetensors/.ckpt file or a hub id."
+            )
+        return _from_pretrained(AutoPipelineForText2Image, str(path), f"MODEL={source!r}", dtype), path.name
+    if path.is_file():
+        if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+            raise ModelLoadError(f"MODEL={source!r} is a file but not a .safetensors or .ckpt checkpoint.")
+        return _from_single_file(path, source, dtype), path.stem
+    if (
+        path.suffix.lower() in SINGLE_FILE_SUFFIXES
+        or source.startswith(("/", ".", "~"))
+        or source.count("/") != 1
+    ):
+        raise ModelLoadError(
+            f"MODEL={source!r} does not exist: no such file or folder, and it is not a hub id (owner/name)."
+        )
+    return _from_pretrained(AutoPipelineForText2Image, source, f"MODEL={source!r}", dtype), source
+
+
+def _from_pretrained(loader: Any, location: str, setting: str, dtype: torch.dtype) -> Any:
+    try:
+        return loader.from_pretrained(location, dtype=dtype)
+    except Exception as error:  # diffusers raises OSError, ValueError, EnvironmentError… for bad models
+        raise ModelLoadError(f"{setting} could not be loaded: {_first_line(error)}") from error
+
+
+def _from_single_file(path: Path, source: str, dtype: torch.dtype) -> Any:
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers.loaders.single_file_utils import infer_diffusers_model_type, load_single_file_checkpoint
+
+    try:
+        checkpoint = load_single_file_checkpoint(str(path))
+        model_type = infer_diffusers_model_type(checkpoint)
+        pipeline_class = StableDiffusionXLPipeline if "xl" in model_type else StableDiffusionPipeline
+        del checkpoint
+        return pipeline_class.from_single_file(str(path), dtype=dtype)
+    except Exception as error:
+        raise ModelLoadError(
+            f"MODEL={source!r} could not be loaded as a single-file checkpoint: {_first_line(error)} "
+            "(from_single_file fetches the model's configuration from the Hugging Face hub once; offline, "
+            "convert the file to a diffusers folder and point MODEL at that)."
+        ) from error
+
+
+def _load_lora(pipe: Any, entry: str, index: int) -> None:
+    path, _ = parse_lora(entry)
+    if not Path(path).expanduser().exists():
+        raise ModelLoadError(f"LORAS entry {entry!r}: {path} does not exist.")
+    try:
+        pipe.load_lora_weights(str(Path(path).expanduser()), adapter_name=f"lora{index}")
+    except Exception as error:
+        raise ModelLoadError(f"LORAS entry {entry!r} could not be loaded: {_first_line(error)}") from error
+
+
+def load_gan_upscaler(path: str, device: torch.device) -> Any:
+    """An ESRGAN-family upscaler from `path` (the UPSCALER setting), loaded with spandrel."""
+    if not Path(path).expanduser().is_file():
+        raise ModelLoadError(
+            f"UPSCALER={path!r} does not exist; leave it empty to upscale with Lanczos + img2img."
+        )
+    try:
+        import spandrel
+    except ImportError:
+        raise ModelLoadError(
+            f"UPSCALER={path!r} needs the spandrel package: pip install -e '.[gan]' (with a torchvision "
+            "matching your torch); or leave UPSCALER empty."
+        ) from None
+    try:
+        model = spandrel.ModelLoader().load_from_file(str(Path(path).expanduser()))
+    except Exception as error:
+        raise ModelLoadError(f"UPSCALER={path!r} could not be loaded: {_first_line(error)}") from error
+    return model.to(device).eval()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
