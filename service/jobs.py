@@ -17,7 +17,17 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from pipeline.errors import PipelineError
-from pipeline.executor.base import Cancelled, Executor, Failed, Finished, JobHandle, Queued, Started, Step
+from pipeline.executor.base import (
+    Cancelled,
+    Executor,
+    Failed,
+    Finished,
+    JobHandle,
+    Queued,
+    ResumableExecutor,
+    Started,
+    Step,
+)
 from pipeline.images import display_grid, encode_png, image_metadata
 from pipeline.prompt import PromptDefaults, parse_prompt
 from pipeline.request import (
@@ -280,13 +290,8 @@ class JobService:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    @property
-    def executor_keeps_jobs(self) -> bool:
-        """Whether jobs outlive this process in the executor (the worker fleet), to be re-attached later."""
-        return hasattr(self.executor, "attach")
-
     async def close(self) -> None:
-        """Stop following jobs; stop the executor working on them unless it keeps them (`attach`).
+        """Stop following jobs; stop the executor working on them unless it keeps them (`ResumableExecutor`).
 
         Their records stay queued or running, so the next start resumes them and reports to their
         channels (see `service.recovery`) rather than this process editing messages on its way out.
@@ -296,7 +301,7 @@ class JobService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if not self.executor_keeps_jobs:
+        if not isinstance(self.executor, ResumableExecutor):
             for handle in list(self._handles):
                 await handle.cancel()
         self._handles.clear()

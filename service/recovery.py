@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from pipeline.executor.base import ResumableExecutor, UnknownJob
 from pipeline.request import GenerationRequest, Mode
 from service.errors import JobGone
 from service.jobs import JobService, PendingJob, Reporter, request_of
@@ -54,10 +55,10 @@ async def recover_unfinished(
 
 
 async def _resume(service: JobService, job: JobRecord) -> PendingJob:
-    if service.executor_keeps_jobs:
+    if isinstance(service.executor, ResumableExecutor):
         try:
-            handle = await service.executor.attach(job.id)  # type: ignore[attr-defined]
-        except LookupError:  # never submitted, or expired: run it again
+            handle = await service.executor.attach(job.id)
+        except UnknownJob:  # never submitted, or expired: run it again
             pass
         else:
             service._handles.add(handle)

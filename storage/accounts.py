@@ -22,11 +22,6 @@ class UserRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def touch(self, user_id: int, display_name: str) -> None:
-        """Record that the user was seen under `display_name` (creates the user if new)."""
-        async with self._db.write() as session:
-            await self._db.ensure_user(session, user_id, display_name or None, self._db.now())
-
     async def get(self, user_id: int) -> UserRecord | None:
         async with self._db.read() as session:
             user = await session.get(User, user_id)

@@ -249,17 +249,6 @@ class JobRepository:
             job = await _load(session, job_id, with_images=True)
             return None if job is None or job.deleted_at is not None else _record(job)
 
-    async def get_by_message(self, message_id: int) -> JobRecord | None:
-        """The job whose result is Discord message `message_id`; None if none (or deleted)."""
-        async with self._db.read() as session:
-            job = await session.scalar(
-                select(Job)
-                .where(Job.message_id == message_id, Job.deleted_at.is_(None))
-                .options(selectinload(Job.images))
-                .limit(1)
-            )
-            return None if job is None else _record(job)
-
     async def recent_for_user(self, user_id: int, limit: int = 10) -> list[JobRecord]:
         """The jobs `user_id` requested, newest first, with their images."""
         async with self._db.read() as session:

@@ -32,7 +32,9 @@ def job_owned_by(owner_id: int) -> JobRecord:
 def test_a_user_holds_at_most_so_many_places_and_gets_them_back_once():
     capacity = Capacity(max_queue=10, max_jobs_per_user=2)
     first, second = capacity.admit(ADA), capacity.admit(ADA)
-    with pytest.raises(QueueFull, match=r"You already have 2 jobs queued or running; wait for one to finish\."):
+    with pytest.raises(
+        QueueFull, match=r"You already have 2 jobs queued or running; wait for one to finish\."
+    ):
         capacity.admit(ADA)
     assert capacity.in_flight(ADA.user_id) == 2 and capacity.in_flight(BO.user_id) == 0
     capacity.admit(BO)  # another user is not held back

@@ -15,9 +15,9 @@ async def test_users_are_created_when_first_seen_and_keep_their_latest_name(
 ) -> None:
     assert await storage.users.get(ADA) is None
     first_seen = clock.now
-    await storage.users.touch(ADA, "Ada")
+    await storage.jobs.create("imagine", ADA, prompt="p", requester_name="Ada")
     clock.advance(days=3)
-    await storage.users.touch(ADA, "Ada L.")
+    await storage.jobs.create("imagine", ADA, prompt="p", requester_name="Ada L.")
     await storage.jobs.create("imagine", ADA, prompt="p")  # no name given: the last one stays
     user = await storage.users.get(ADA)
     assert user is not None

@@ -342,13 +342,12 @@ async def test_every_image_row_points_at_a_file_and_the_sweep_spares_them(storag
 # --- reading ---
 
 
-async def test_message_ids_find_their_job(storage: Storage) -> None:
+async def test_a_job_keeps_the_message_that_shows_it(storage: Storage) -> None:
     job = await finished(storage, "imagine", ADA)
     await storage.jobs.set_message(job.id, 9_000_000_000_000_000_001, channel_id=77)
-    found = await storage.jobs.get_by_message(9_000_000_000_000_000_001)
+    found = await storage.jobs.get(job.id)
     assert found is not None
-    assert (found.id, found.channel_id, len(found.images)) == (job.id, 77, 4)
-    assert await storage.jobs.get_by_message(123) is None
+    assert (found.message_id, found.channel_id, len(found.images)) == (9_000_000_000_000_000_001, 77, 4)
     assert await storage.jobs.get("nope") is None
 
 
@@ -415,7 +414,6 @@ async def test_deleting_removes_images_but_keeps_lineage_quota_and_usage(
 
     assert deleted.deleted and deleted.images == ()
     assert await storage.jobs.get(parent.id) is None
-    assert await storage.jobs.get_by_message(555) is None
     assert await storage.jobs.recent_for_user(ADA) == []
     assert not any([await storage.images.exists(image.storage_key) for image in parent.images])
     assert all([await storage.images.exists(image.storage_key) for image in child.images])
