@@ -1,4 +1,4 @@
-"""Image handling around generation: 2x2 grids, PNG text metadata, upload-size fitting. Pure PIL."""
+"""Image handling around generation: 2x2 grids, PNG text metadata, size-limited encoding. Pure PIL."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from PIL import Image, PngImagePlugin
 if TYPE_CHECKING:
     from pipeline.request import GenerationRequest, GenerationResult
 
-# Discord's upload limit for a server without boosts is 10 MiB; stay a little under it.
-DISCORD_UPLOAD_LIMIT = 10_000_000
 GRID_COLUMNS = 2
 # Cells of a grid shown to a person are at least this many pixels a side (small native sizes are enlarged).
 DISPLAY_MIN_SIDE = 256
@@ -93,9 +91,9 @@ def decode_image(data: bytes) -> Image.Image:
 
 
 def fit_to_bytes(
-    image: Image.Image, limit: int = DISCORD_UPLOAD_LIMIT, metadata: Mapping[str, str] | None = None
+    image: Image.Image, limit: int, metadata: Mapping[str, str] | None = None
 ) -> tuple[bytes, str]:
-    """Encoded bytes of at most `limit` and their format ("png" or "jpeg").
+    """Encoded bytes of at most `limit` (the front end's upload limit) and their format ("png" or "jpeg").
 
     PNG (with metadata) when it fits; otherwise JPEG at falling quality, then smaller sizes.
     """
