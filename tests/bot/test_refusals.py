@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from storage.records import JobStatus
 from tests.fixtures.discord_helpers import FAST_STEPS
 
 
@@ -142,3 +145,26 @@ async def test_a_refusal_found_after_the_deadline_replaces_the_thinking_message(
     [followup] = [kaika.fake.messages[i] for i in interaction.followup_ids]
     assert followup["flags"] & 64 and "Unknown flag --zoom" in followup["content"]
     await assert_nothing_recorded(kaika, ada)
+
+
+async def test_a_job_whose_acknowledgement_discord_refuses_is_given_up_and_frees_its_place(
+    start_kaika, monkeypatch
+):
+    kaika = await start_kaika(max_jobs_per_user=1)
+    ada = kaika.fake.add_member("ada")
+    # Every interaction callback now arrives "too late": Discord answers 404 Unknown interaction.
+    monkeypatch.setattr("testkit.fake_discord.INTERACTION_WINDOW_SECONDS", -1.0)
+    lost = await kaika.imagine(ada, f"lost --steps {FAST_STEPS}")
+
+    async def given_up() -> list:
+        jobs = await kaika.services.storage.jobs.recent_for_user(ada.id)
+        return jobs if jobs and jobs[0].status is JobStatus.FAILED else []
+
+    async with asyncio.timeout(30):
+        while not (jobs := await given_up()):  # noqa: ASYNC110 - a database state, no event to wait on
+            await asyncio.sleep(0.05)
+    assert lost.acked_at is None
+    assert "acknowledgement" in jobs[0].error
+    assert kaika.services.jobs.in_flight(ada.id) == 0
+    monkeypatch.undo()
+    await accepted(kaika, ada, f"next --steps {FAST_STEPS}")  # the place was given back
