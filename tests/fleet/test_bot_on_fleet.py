@@ -7,29 +7,10 @@ import asyncio
 from pipeline.executor.celery import CeleryExecutor
 from pipeline.request import GenerationRequest
 from service.admission import Place, Requester
-from service.jobs import Outcome
 from service.settings import Settings
 from service.wiring import Services
 from storage.records import JobStatus
-
-
-class RecordingReporter:
-    def __init__(self) -> None:
-        self.steps: list[tuple[int, int]] = []
-        self.outcome: Outcome | None = None
-        self.failure: str | None = None
-
-    async def waiting(self, position: int) -> None:
-        pass
-
-    async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
-        self.steps.append((step, total))
-
-    async def finished(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-
-    async def failed(self, message: str) -> None:
-        self.failure = message
+from tests.fixtures.reporters import RecordingReporter
 
 
 async def test_an_imagine_through_the_job_service_runs_on_a_worker_and_is_stored(

@@ -10,7 +10,7 @@ from service.recovery import recover_unfinished
 from service.settings import Settings
 from service.wiring import Services
 from storage.records import JobRecord, JobStatus
-from tests.fleet.test_bot_on_fleet import RecordingReporter
+from tests.fixtures.reporters import RecordingReporter
 
 
 class StepSignallingReporter(RecordingReporter):
