@@ -12,7 +12,7 @@ import redis
 from pipeline.executor.celery import CeleryExecutor
 from pipeline.executor.celery_jobs import FleetConfig
 from service.settings import Settings
-from tests.fleet.workers import WorkerProcess, own_fleet
+from testkit.fleet import WorkerProcess, own_fleet
 
 
 @pytest.fixture(scope="session")

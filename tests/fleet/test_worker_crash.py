@@ -13,8 +13,8 @@ import pytest
 
 from pipeline.executor.base import Finished, Started, Step
 from pipeline.executor.celery_jobs import FleetConfig
-from tests.fleet.test_celery_executor import LONG, collect, first_step, job_record, stream_types
-from tests.fleet.workers import WorkerProcess, own_fleet
+from testkit.fleet import WorkerProcess, own_fleet
+from tests.fixtures.fleet import LONG, collect, first_step, job_record, stream_types
 
 pytestmark = pytest.mark.slow
 
