@@ -20,7 +20,7 @@ from pipeline.images import encode_png
 from pipeline.loading import parse_lora
 from pipeline.request import Mode, upscale_request, variation_request
 from service.settings import Settings
-from tests.pipeline.conftest import tiny_request
+from tests.fixtures.requests import tiny_request
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -230,13 +230,14 @@ DETERMINISM_SCRIPT = """
 import hashlib, sys, torch
 torch.set_num_threads(1)
 from pipeline.engine import Engine
-from tests.pipeline.conftest import tiny_request
+from tests.fixtures.requests import tiny_request
 engine = Engine.load(sys.argv[1], device="cpu", dtype="float32")
 (result,) = engine.run([tiny_request("a lighthouse", seed=11, chaos=20)])
 print(" ".join(hashlib.sha256(image.tobytes()).hexdigest() for image in result.images))
 """
 
 
+@pytest.mark.slow  # a fresh interpreter loads torch and the model: about 9 s on a 2-core CPU
 def test_same_request_gives_identical_images_in_another_process(tiny_engine, tiny_model_dir):
     (result,) = tiny_engine.run([tiny_request("a lighthouse", seed=11, chaos=20)])
     root = Path(__file__).resolve().parents[2]
