@@ -1,18 +1,10 @@
-"""Shared pieces of the pipeline tests: one tiny engine per session and a request factory."""
+"""Shared pieces of the pipeline tests: a request factory and a device out-of-memory on demand."""
 
 from __future__ import annotations
 
 import pytest
 
 from pipeline.request import GenerationRequest
-
-
-@pytest.fixture(scope="session")
-def tiny_engine(tiny_model_dir):
-    """The tiny model loaded once on the CPU in float32."""
-    from pipeline.engine import Engine
-
-    return Engine.load(str(tiny_model_dir), device="cpu", dtype="float32")
 
 
 def tiny_request(prompt: str = "a red circle", **changes: object) -> GenerationRequest:
