@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from pipeline.engine import Engine  # noqa: E402
 from pipeline.executor.local import LocalExecutor  # noqa: E402
 from pipeline.request import GenerationRequest  # noqa: E402
-from tests.fixtures.tiny_pipeline import save_tiny_model  # noqa: E402
+from testkit.tiny_pipeline import save_tiny_model  # noqa: E402
 
 SIZE, STEPS = 256, 20
 
@@ -62,9 +62,7 @@ def request(prompt: str = "a lighthouse at dusk", **changes) -> GenerationReques
 
 
 async def through_executor(engine: Engine, requests: list[GenerationRequest], max_batch: int) -> None:
-    executor = LocalExecutor(
-        {None: engine}, max_batch=max_batch, max_jobs_per_user=len(requests), preview_every=0
-    )
+    executor = LocalExecutor({None: engine}, max_batch=max_batch, preview_every=0)
     handles = [await executor.submit(r, owner=f"user{i}") for i, r in enumerate(requests)]
     await executor.start()
     await asyncio.gather(*(handle.result() for handle in handles))

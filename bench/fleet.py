@@ -34,8 +34,8 @@ from pipeline.executor.celery import CeleryExecutor  # noqa: E402
 from pipeline.executor.celery_jobs import FleetConfig  # noqa: E402
 from pipeline.executor.local import LocalExecutor  # noqa: E402
 from pipeline.request import GenerationRequest  # noqa: E402
-from tests.fixtures.tiny_pipeline import save_tiny_model  # noqa: E402
-from tests.fleet.workers import WorkerProcess, delete_prefix  # noqa: E402
+from testkit.fleet import WorkerProcess, delete_prefix  # noqa: E402
+from testkit.tiny_pipeline import save_tiny_model  # noqa: E402
 
 REQUEST = GenerationRequest(
     prompt="a lighthouse at dusk", seed=7, width=128, height=128, steps=10, num_images=2
@@ -74,12 +74,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         model = save_tiny_model(Path(folder) / "tiny-sd")
         config = FleetConfig(redis_url=args.redis_url, key_prefix=f"kaika-bench-{uuid.uuid4().hex[:8]}")
-        limits = {"max_jobs_per_user": args.jobs, "max_queue": 10 * args.jobs}
         workers = [WorkerProcess(config, model, Path(folder) / "worker1.log")]
-        local = await LocalExecutor.load(
-            {None: str(model)}, device="cpu", dtype="float32", max_batch=1, **limits
-        )
-        fleet = CeleryExecutor(config, default_model=str(model), in_flight=4, **limits)
+        local = await LocalExecutor.load({None: str(model)}, device="cpu", dtype="float32", max_batch=1)
+        fleet = CeleryExecutor(config, default_model=str(model), in_flight=4)
         try:
             workers[0].wait_ready()
             await local.start()

@@ -18,8 +18,6 @@ async def open_executor(settings: Settings) -> Executor:
         executor: Executor = CeleryExecutor(
             settings.fleet_config(),
             default_model=settings.model,
-            max_jobs_per_user=settings.max_jobs_per_user,
-            max_queue=settings.max_queue,
             in_flight=settings.celery_in_flight,
             preview_every=settings.preview_every,
         )
@@ -33,8 +31,6 @@ async def open_executor(settings: Settings) -> Executor:
             loras=settings.loras,
             upscaler=settings.upscaler,
             max_batch=settings.max_batch,
-            max_jobs_per_user=settings.max_jobs_per_user,
-            max_queue=settings.max_queue,
             preview_every=settings.preview_every,
         )
     await executor.start()

@@ -60,7 +60,9 @@ def test_imagine_records_a_done_job_with_four_images_owned_by_the_local_user(loc
 
 
 def test_the_owner_option_names_the_local_user(local_data, tmp_path):
-    assert main(["imagine", "a cat --seed 1 --steps 1", "--out", str(tmp_path / "out"), "--owner", "ada"]) == 0
+    assert (
+        main(["imagine", "a cat --seed 1 --steps 1", "--out", str(tmp_path / "out"), "--owner", "ada"]) == 0
+    )
     [job], user, _ = recorded(local_data, local_jobs_and_user)
     assert job.owner_id == LOCAL_USER_ID and user.display_name == "ada"
 

@@ -22,7 +22,9 @@ def test_every_setting_is_in_env_example():
     from pathlib import Path
 
     example = (Path(__file__).parent.parent / ".env.example").read_text()
-    names = {line.split("=", 1)[0] for line in example.splitlines() if "=" in line and not line.startswith("#")}
+    names = {
+        line.split("=", 1)[0] for line in example.splitlines() if "=" in line and not line.startswith("#")
+    }
     assert names == {name.upper() for name in Settings.model_fields}
 
 

@@ -37,7 +37,7 @@ class UserCog(KaikaCog):
                 f"Jobs in the last 24 hours: {used} (daily quota: {quota})",
                 f"Your jobs queued or running: {services.jobs.in_flight(interaction.user.id)} "
                 f"(at most {services.jobs.capacity.max_jobs_per_user} at once)",
-                f"Jobs waiting or running for everyone: {services.executor.queue_depth()} (at most {services.jobs.capacity.max_queue})",
+                f"Jobs waiting or running for everyone: {services.jobs.capacity.in_flight()} (at most {services.jobs.capacity.max_queue})",
                 f"Your defaults: {format_defaults(defaults)}",
             ]
             await ack.send("\n".join(lines))

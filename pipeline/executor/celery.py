@@ -3,7 +3,8 @@ with the work done by `kaika worker` processes on other GPUs or machines.
 
 Fairness stays here: jobs wait in the shared fair queue (`fair.FairQueue`) in this process and only
 `in_flight` of them at a time are handed to Celery, so one user's burst never fills the workers'
-queue. Every job is recorded in Redis before it is queued, so a restarted bot picks its jobs up
+queue; how many jobs may wait at all is the service's decision (`service.admission`). Every job is
+recorded in Redis before it is queued, so a restarted bot picks its jobs up
 again with `attach` and reads their progress stream from the start or from
 the last event it saw.
 """
@@ -22,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pipeline.errors import PipelineError, QueueFull
+from pipeline.errors import PipelineError
 from pipeline.executor.base import (
     Cancelled,
     Event,
@@ -113,8 +114,6 @@ class CeleryExecutor:
         config: FleetConfig,
         *,
         default_model: str = "",
-        max_jobs_per_user: int = 2,
-        max_queue: int = 100,
         in_flight: int = 8,
         preview_every: int = 5,
         limits: Limits | None = None,
@@ -122,8 +121,6 @@ class CeleryExecutor:
     ) -> None:
         self.config = config
         self.default_model = default_model
-        self.max_jobs_per_user = max_jobs_per_user
-        self.max_queue = max_queue
         self.in_flight = in_flight
         self.preview_every = preview_every
         self.limits = limits or Limits()
@@ -191,15 +188,6 @@ class CeleryExecutor:
         job_id = job_id or self._new_id()
         if job_id in self._handles:
             return self._handles[job_id]
-        active = [h for h in self._handles.values() if not h.done]
-        if len(active) >= self.max_queue:
-            raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a minute.")
-        mine = sum(1 for h in active if h.owner == owner)
-        if mine >= self.max_jobs_per_user:
-            raise QueueFull(
-                f"You already have {mine} jobs queued or running (the limit is {self.max_jobs_per_user}); "
-                "wait for one to finish."
-            )
         handle = self._adopt(job_id, owner, request, priority)  # counted from now on, before any await
         keys = JobKeys(self.config.key_prefix, job_id)
         try:

@@ -4,7 +4,8 @@ Jobs wait in the shared fair queue (`fair.FairQueue`): owners take turns instead
 first served, so one user's burst does not hold everyone else back. A worker takes the next
 job in that order, then adds compatible queued jobs to the same pipeline call up to `max_batch`
 images. Workers sleep on a condition variable until there is work; events reach the submitting
-event loop through `call_soon_threadsafe`.
+event loop through `call_soon_threadsafe`. How many jobs may wait is the service's decision
+(`service.admission`); the executor orders whatever it is given.
 """
 
 from __future__ import annotations
@@ -67,8 +68,6 @@ class LocalExecutor:
         engines: Mapping[str | None, Engine],
         *,
         max_batch: int = 4,
-        max_jobs_per_user: int = 2,
-        max_queue: int = 100,
         preview_every: int = 5,
         limits: Limits = Limits(),  # noqa: B008 - frozen dataclass
         clock: Callable[[], float] = time.monotonic,
@@ -78,8 +77,6 @@ class LocalExecutor:
             raise ValueError("engines needs a default engine under the key None")
         self._engines = dict(engines)
         self.max_batch = max_batch
-        self.max_jobs_per_user = max_jobs_per_user
-        self.max_queue = max_queue
         self.preview_every = preview_every
         self.limits = limits
         self._clock = clock
@@ -159,14 +156,6 @@ class LocalExecutor:
         with self._lock:
             if self._closing:
                 raise QueueFull("The generator is shutting down; try again in a minute.")
-            in_flight = sum(job.owner == owner for job in self._waiting) + self._in_service(owner)
-            if in_flight >= self.max_jobs_per_user:
-                raise QueueFull(
-                    f"You already have {in_flight} jobs queued or running (the limit is {self.max_jobs_per_user}); "
-                    "wait for one to finish."
-                )
-            if self._depth() >= self.max_queue:
-                raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a minute.")
             handle.submitted_at = self._clock()
             self._waiting.push(handle)
             moved = self._renumber()

@@ -86,8 +86,6 @@ async def start_kaika(
         executor = LocalExecutor(
             {None: tiny_engine},  # the session's one tiny engine; one executor runs it at a time
             max_batch=settings.max_batch,
-            max_jobs_per_user=settings.max_jobs_per_user,
-            max_queue=settings.max_queue,
             preview_every=settings.preview_every,
         )
         services = await Services.open(settings, executor)

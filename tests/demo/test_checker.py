@@ -48,8 +48,12 @@ def test_a_blob_filling_the_image_is_no_shape():
 
 
 def test_two_objects_need_each_colour_in_its_own_half():
-    asked = Scene("black", (Shape("ring", "red", 16, 32, 10, "left"), Shape("star", "white", 48, 32, 10, "right")))
-    swapped = Scene("black", (Shape("ring", "white", 16, 32, 10, "left"), Shape("star", "red", 48, 32, 10, "right")))
+    asked = Scene(
+        "black", (Shape("ring", "red", 16, 32, 10, "left"), Shape("star", "white", 48, 32, 10, "right"))
+    )
+    swapped = Scene(
+        "black", (Shape("ring", "white", 16, 32, 10, "left"), Shape("star", "red", 48, 32, 10, "right"))
+    )
     assert judge(asked, render(asked)).both_colors is True
     assert judge(asked, render(swapped)).both_colors is False
 

@@ -8,7 +8,10 @@ from cli.main import main
 
 
 def test_eval_demo_on_the_scenes_own_drawings_scores_everything_and_writes_a_contact_sheet(tmp_path, capsys):
-    assert main(["eval-demo", "--source", "renders", "--prompts", "6", "--seeds", "2", "--out", str(tmp_path)]) == 0
+    assert (
+        main(["eval-demo", "--source", "renders", "--prompts", "6", "--seeds", "2", "--out", str(tmp_path)])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "6 held-out prompts x 2 seeds" in printed
     assert "all/background" in printed and "below" not in printed

@@ -1,16 +1,8 @@
-"""Shared pieces of the pipeline tests: a request factory and a device out-of-memory on demand."""
+"""Shared pieces of the pipeline tests: a device out-of-memory on demand."""
 
 from __future__ import annotations
 
 import pytest
-
-from pipeline.request import GenerationRequest
-
-
-def tiny_request(prompt: str = "a red circle", **changes: object) -> GenerationRequest:
-    """A small, fast request for the tiny model: two 64x64 images, 4 steps."""
-    base = GenerationRequest(prompt=prompt, seed=1, width=64, height=64, steps=4, guidance=7.5, num_images=2)
-    return base.replace(**changes).validate()
 
 
 @pytest.fixture
