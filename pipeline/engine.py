@@ -2,7 +2,7 @@
 
 `Engine.load(MODEL)` loads the text-to-image pipeline once (`pipeline.loading`) and derives
 image-to-image and inpainting pipelines from it with `AutoPipelineFor*.from_pipe`, so the weights
-are shared.
+are shared; a family without one of them still loads, without that mode (`pipeline.families`).
 `Engine.run(requests)` runs compatible requests in one pipeline call; every image has its own
 CPU `torch.Generator` seeded with its seed, so an image's pixels do not depend on what else was
 in the batch. An engine is used by one thread at a time (the executor's worker).
@@ -21,9 +21,11 @@ from typing import Any
 import torch
 from PIL import Image
 
-from pipeline.errors import JobCancelled, JobFailed, PipelineError
+from pipeline.errors import JobCancelled, JobFailed, ModelLoadError, PipelineError, RequestError
+from pipeline.families import MODE_NAMES, describe, takes, unpack_latents
 from pipeline.images import compose_grid, decode_image, encode_png, request_metadata
-from pipeline.loading import DEMO_MODEL_DIR, DEMO_MODEL_ID, load_model
+from pipeline.loading import DEMO_MODEL_DIR, DEMO_MODEL_ID, first_line, load_model
+from pipeline.previews import latent_rgb_map, preview_images
 from pipeline.request import GenerationRequest, GenerationResult, Mode, Timings
 
 __all__ = ["DEMO_MODEL_DIR", "DEMO_MODEL_ID", "Engine"]  # the demo model's names, for existing importers
@@ -34,14 +36,6 @@ log = logging.getLogger(__name__)
 CHAOS_STRENGTH = 0.6
 # Chaos noise is drawn from seed + this offset, so it does not repeat the image's latent noise.
 CHAOS_SEED_OFFSET = 2**32
-
-# Approximate latent → RGB map of the Stable Diffusion 1.x/2.x VAE (rows: latent channels).
-SD_LATENT_RGB_FACTORS = (
-    (0.3512, 0.2297, 0.3227),
-    (0.3250, 0.4974, 0.2350),
-    (-0.2829, 0.1762, 0.2721),
-    (-0.2120, -0.2616, -0.7177),
-)
 
 OnStep = Callable[[int, int, list[bytes | None]], None]
 ShouldStop = Callable[[], bool]
@@ -71,13 +65,16 @@ class Engine:
         self.model_id = model_id
         self.device = device
         self.txt2img = txt2img
-        self.img2img = AutoPipelineForImage2Image.from_pipe(txt2img)
-        self.inpaint = AutoPipelineForInpainting.from_pipe(txt2img)
+        self.img2img = _derived(AutoPipelineForImage2Image, txt2img, "image-to-image")
+        self.inpaint = _derived(AutoPipelineForInpainting, txt2img, "inpainting")
         for pipe in (self.txt2img, self.img2img, self.inpaint):
-            pipe.set_progress_bar_config(disable=True)
+            if pipe is not None:
+                pipe.set_progress_bar_config(disable=True)
         self.upscaler = upscaler
-        self.native_size = _native_size(txt2img)
-        self._latent_rgb = _latent_rgb_factors(txt2img)
+        self.family = describe(txt2img, self.img2img, self.inpaint)
+        self.native_size = self.family.native_size
+        self._latent_rgb = latent_rgb_map(txt2img, self.family)
+        self._previews_broken = False  # set when a preview failed once: the rest of the job goes without
 
     # ------------------------------------------------------------------ loading
 
@@ -96,7 +93,26 @@ class Engine:
         Raises `ModelLoadError` with a message naming the setting at fault; see `pipeline.loading`.
         """
         model = load_model(source, device=device, dtype=dtype, loras=loras, upscaler=upscaler)
-        return cls(model.pipe, model_id=model.model_id, device=model.device, upscaler=model.upscaler)
+        try:
+            return cls(model.pipe, model_id=model.model_id, device=model.device, upscaler=model.upscaler)
+        except Exception as error:
+            raise ModelLoadError(
+                f"MODEL={source!r} loaded but cannot be used: {first_line(error)}"
+            ) from error
+
+    def check(self, request: GenerationRequest) -> None:
+        """Raise RequestError when this model cannot make what `request` asks for."""
+        multiple = self.family.size_multiple
+        if request.width % multiple or request.height % multiple:
+            raise RequestError(
+                f"This model ({self.model_id}) makes images whose sides are multiples of {multiple} pixels; "
+                f"{request.width}x{request.height} is not."
+            )
+        if not self.family.supports(request.mode):
+            raise RequestError(
+                f"This model ({self.model_id}, a {self.family.name} model) cannot do "
+                f"{MODE_NAMES.get(request.mode, str(request.mode))}: its family has no pipeline for it."
+            )
 
     # ------------------------------------------------------------------ running
 
@@ -237,8 +253,11 @@ class Engine:
         sizes, extra inputs) will plug in here, chosen from the loaded pipeline.
         """
         first = requests[slots[0].request_index]
+        self.check(first)
         if first.mode is Mode.UPSCALE and self.upscaler is not None:
             return [self._gan_upscale(requests[slot.request_index]) for slot in slots]
+        if first.mode is Mode.UPSCALE and self.img2img is None:  # no refining pass: the enlargement alone
+            return [self._source_image(requests[slot.request_index]) for slot in slots]
         pipe, mode_arguments = {
             Mode.TXT2IMG: (self.txt2img, self._txt2img_arguments),
             Mode.IMG2IMG: (self.img2img, self._img2img_arguments),  # variations
@@ -261,38 +280,54 @@ class Engine:
     ) -> dict[str, Any]:
         """Steps, guidance, one seeded generator per image, the step callback and the prompt embeddings."""
         first = requests[slots[0].request_index]
+        steps = _denoising_steps(first)
 
-        def callback(pipe: Any, step_index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        def report(step_index: int, total: int, latents: torch.Tensor) -> None:
             if should_stop is not None and should_stop():
                 raise JobCancelled("The job was cancelled.")
             if on_step is not None:
-                step, total = step_index + 1, pipe.num_timesteps
+                step = step_index + 1
                 previews: list[bytes | None] = [None] * len(requests)
                 if preview_every and step % preview_every == 0 and step < total:
-                    previews = self._previews(tensors["latents"], requests, slots)
+                    previews = self._previews(latents, requests, slots)
                 on_step(step, total, previews)
-            return {}
 
-        return {
-            "num_inference_steps": _denoising_steps(first),
+        arguments: dict[str, Any] = {
+            "num_inference_steps": steps,
             "guidance_scale": first.guidance,
             "generator": [torch.Generator("cpu").manual_seed(slot.seed) for slot in slots],
-            "callback_on_step_end": callback,
-            "callback_on_step_end_tensor_inputs": ["latents"],
             **self._prompt_arguments(pipe, requests, slots, first.guidance),
         }
+        if takes(pipe, "callback_on_step_end"):
+
+            def on_step_end(
+                pipe: Any, step_index: int, timestep: Any, tensors: dict[str, Any]
+            ) -> dict[str, Any]:
+                report(step_index, pipe.num_timesteps, tensors["latents"])
+                return {}
+
+            arguments.update(callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"])
+        elif takes(pipe, "callback") and takes(pipe, "callback_steps"):
+            # Older pipelines (PixArt) call callback(step, timestep, latents); the total is not passed.
+            total = round(steps * first.strength) if first.mode is not Mode.TXT2IMG else steps
+            arguments.update(callback=lambda i, t, latents: report(i, total, latents), callback_steps=1)
+        return arguments
 
     def _txt2img_arguments(self, requests: Sequence[GenerationRequest], slots: list[_Slot]) -> dict[str, Any]:
         first = requests[slots[0].request_index]
         return {"height": first.height, "width": first.width}
 
     def _img2img_arguments(self, requests: Sequence[GenerationRequest], slots: list[_Slot]) -> dict[str, Any]:
-        """Each image's source and the strength; img2img takes its size from the sources."""
+        """Each image's source (already at the request's size) and the strength; the size is also given
+        explicitly to pipelines that would otherwise make their native size (SD3, FLUX)."""
         sources = {r: self._source_image(requests[r]) for r in {slot.request_index for slot in slots}}
-        return {
+        arguments = {
             "image": [sources[slot.request_index] for slot in slots],
             "strength": requests[slots[0].request_index].strength,
         }
+        if self.img2img is not None and takes(self.img2img, "height"):
+            arguments.update(self._txt2img_arguments(requests, slots))
+        return arguments
 
     def _inpaint_arguments(self, requests: Sequence[GenerationRequest], slots: list[_Slot]) -> dict[str, Any]:
         masks = {
@@ -319,10 +354,10 @@ class Engine:
         from diffusers import StableDiffusionPipeline
 
         if not isinstance(self.txt2img, StableDiffusionPipeline):
-            return {
-                "prompt": [requests[s.request_index].prompt for s in slots],
-                "negative_prompt": [requests[s.request_index].negative_prompt for s in slots],
-            }
+            arguments = {"prompt": [requests[s.request_index].prompt for s in slots]}
+            if takes(pipe, "negative_prompt"):
+                arguments["negative_prompt"] = [requests[s.request_index].negative_prompt for s in slots]
+            return arguments
         use_guidance = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
         encoded: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
         positive, negative = [], []
@@ -346,16 +381,29 @@ class Engine:
     def _previews(
         self, latents: torch.Tensor, requests: Sequence[GenerationRequest], slots: list[_Slot]
     ) -> list[bytes | None]:
-        """One small PNG per request of this call: its images' latents mapped linearly to RGB, as a grid."""
-        factors = self._latent_rgb.to(latents.device, torch.float32)
-        rgb = torch.einsum("nchw,cr->nrhw", latents.float(), factors)
-        pixels = ((rgb + 1) * 127.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        by_request: dict[int, list[Image.Image]] = {}
-        for slot, array in zip(slots, pixels, strict=True):
-            by_request.setdefault(slot.request_index, []).append(Image.fromarray(array))
-        return [
-            encode_png(compose_grid(by_request[r])) if r in by_request else None for r in range(len(requests))
-        ]
+        """One small PNG per request of this call: its images' latents mapped linearly to RGB, as a grid.
+
+        A preview is a nicety: if making one fails, the failure is logged once and the engine goes on
+        without previews, never failing the job.
+        """
+        if self._previews_broken:
+            return [None] * len(requests)
+        first = requests[slots[0].request_index]
+        try:
+            images = preview_images(
+                unpack_latents(latents, self.family, first.height, first.width), self._latent_rgb
+            )
+            by_request: dict[int, list[Image.Image]] = {}
+            for slot, image in zip(slots, images, strict=True):
+                by_request.setdefault(slot.request_index, []).append(image)
+            return [
+                encode_png(compose_grid(by_request[r])) if r in by_request else None
+                for r in range(len(requests))
+            ]
+        except Exception:
+            log.exception("Previews of %s failed; going on without previews", self.model_id)
+            self._previews_broken = True
+            return [None] * len(requests)
 
     def _gan_upscale(self, request: GenerationRequest) -> Image.Image:
         import numpy as np
@@ -385,22 +433,15 @@ def _with_chaos(embedding: torch.Tensor, chaos: int, seed: int) -> torch.Tensor:
     return (embedding.float() + scale * noise.to(embedding.device)).to(embedding.dtype)
 
 
-def _native_size(pipe: Any) -> int:
-    scale = getattr(pipe, "vae_scale_factor", 8)
-    unet = getattr(pipe, "unet", None)
-    if unet is not None and isinstance(unet.config.sample_size, int):
-        return int(unet.config.sample_size * scale)
-    default = getattr(pipe, "default_sample_size", None)
-    return int(default * scale) if default else 512
-
-
-def _latent_rgb_factors(pipe: Any) -> torch.Tensor:
-    channels = getattr(getattr(pipe, "vae", None), "config", None)
-    channels = getattr(channels, "latent_channels", 4)
-    if channels == 4:
-        return torch.tensor(SD_LATENT_RGB_FACTORS)
-    # Unknown latent space: show the first three channels as grey-ish RGB.
-    factors = torch.zeros(channels, 3)
-    for index in range(min(3, channels)):
-        factors[index, index] = 0.5
-    return factors
+def _derived(auto_pipeline: Any, txt2img: Any, what: str) -> Any | None:
+    """The `what` pipeline sharing `txt2img`'s weights, or None for a family that has none."""
+    try:
+        return auto_pipeline.from_pipe(txt2img)
+    except Exception as error:  # diffusers raises ValueError (no mapping) or others for unusual pipelines
+        log.info(
+            "%s has no %s pipeline (%s); that mode is not offered",
+            type(txt2img).__name__,
+            what,
+            first_line(error),
+        )
+        return None

@@ -152,7 +152,7 @@ def _from_pretrained(loader: Any, location: str, setting: str, dtype: torch.dtyp
     try:
         return loader.from_pretrained(location, dtype=dtype)
     except Exception as error:  # diffusers raises OSError, ValueError, EnvironmentError… for bad models
-        raise ModelLoadError(f"{setting} could not be loaded: {_first_line(error)}") from error
+        raise ModelLoadError(f"{setting} could not be loaded: {first_line(error)}") from error
 
 
 def _from_single_file(path: Path, source: str, dtype: torch.dtype) -> Any:
@@ -167,7 +167,7 @@ def _from_single_file(path: Path, source: str, dtype: torch.dtype) -> Any:
         return pipeline_class.from_single_file(str(path), dtype=dtype)
     except Exception as error:
         raise ModelLoadError(
-            f"MODEL={source!r} could not be loaded as a single-file checkpoint: {_first_line(error)} "
+            f"MODEL={source!r} could not be loaded as a single-file checkpoint: {first_line(error)} "
             "(from_single_file fetches the model's configuration from the Hugging Face hub once; offline, "
             "convert the file to a diffusers folder and point MODEL at that)."
         ) from error
@@ -180,7 +180,7 @@ def _load_lora(pipe: Any, entry: str, index: int) -> None:
     try:
         pipe.load_lora_weights(str(Path(path).expanduser()), adapter_name=f"lora{index}")
     except Exception as error:
-        raise ModelLoadError(f"LORAS entry {entry!r} could not be loaded: {_first_line(error)}") from error
+        raise ModelLoadError(f"LORAS entry {entry!r} could not be loaded: {first_line(error)}") from error
 
 
 def load_gan_upscaler(path: str, device: torch.device) -> Any:
@@ -199,10 +199,11 @@ def load_gan_upscaler(path: str, device: torch.device) -> Any:
     try:
         model = spandrel.ModelLoader().load_from_file(str(Path(path).expanduser()))
     except Exception as error:
-        raise ModelLoadError(f"UPSCALER={path!r} could not be loaded: {_first_line(error)}") from error
+        raise ModelLoadError(f"UPSCALER={path!r} could not be loaded: {first_line(error)}") from error
     return model.to(device).eval()
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message: diffusers' errors run to many lines."""
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0]

@@ -70,6 +70,7 @@ def parse_prompt(
     text: str,
     *,
     native_size: int | Callable[[str | None], int],
+    size_multiple: int | Callable[[str | None], int] = 8,
     defaults: PromptDefaults = PromptDefaults(),
     limits: Limits = DEFAULT_LIMITS,
     seed_source: SeedSource = random,  # type: ignore[assignment]
@@ -77,8 +78,8 @@ def parse_prompt(
 ) -> GenerationRequest:
     """Turn `/imagine` text into a validated txt2img request; raise `RequestError` naming the bad flag.
 
-    `native_size` is the model's training side in pixels (or a function of the `--model` name,
-    None meaning the default model); `models` lists the names `--model` may take (None: any).
+    `native_size` is the model's training side in pixels and `size_multiple` what its sides must be
+    multiples of (each also a function of the `--model` name, None meaning the default model); `models` lists the names `--model` may take (None: any).
     Without `--seed`, the seed comes from `seed_source`.
     """
     description, flags = _split_flags(text)
@@ -104,7 +105,8 @@ def parse_prompt(
 
     width, height = side, side
     if "ar" in values:
-        width, height = size_for_aspect(*_parse_aspect(typed_names["ar"], values["ar"]), side)
+        multiple = size_multiple(model) if callable(size_multiple) else size_multiple
+        width, height = size_for_aspect(*_parse_aspect(typed_names["ar"], values["ar"]), side, multiple)
 
     seed = number("seed", 0, MAX_SEED, -1)
     if seed < 0:

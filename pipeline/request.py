@@ -78,9 +78,11 @@ class GenerationRequest:
             raise RequestError(
                 f"Width and height must be positive multiples of 8 (got {self.width}x{self.height})."
             )
-        if self.width * self.height > limits.max_pixels:
+        # An upscale doubles each side of an image that was within the budget.
+        max_pixels = limits.max_pixels * (UPSCALE_FACTOR**2 if self.mode is Mode.UPSCALE else 1)
+        if self.width * self.height > max_pixels:
             raise RequestError(
-                f"{self.width}x{self.height} is {self.width * self.height:,} pixels; the limit is {limits.max_pixels:,}."
+                f"{self.width}x{self.height} is {self.width * self.height:,} pixels; the limit is {max_pixels:,}."
             )
         if not 0 <= self.seed < 2**32:
             raise RequestError(f"--seed must be between 0 and {2**32 - 1} (got {self.seed}).")
@@ -99,16 +101,27 @@ class GenerationRequest:
 
 
 def size_for_aspect(aspect_w: int, aspect_h: int, native: int, multiple: int = 8) -> tuple[int, int]:
-    """Width and height with about `native`² pixels in the ratio aspect_w:aspect_h, rounded to `multiple`."""
+    """Width and height in the ratio aspect_w:aspect_h with at most `native`² pixels (a model's budget),
+    as multiples of `multiple`.
+
+    Each side is rounded to the nearest multiple, or down where the nearest would go over the budget;
+    of those choices, the one closest to the asked ratio (then the larger) wins.
+    """
     if aspect_w <= 0 or aspect_h <= 0:
         raise RequestError(f"--ar needs two positive whole numbers such as 16:9 (got {aspect_w}:{aspect_h}).")
     ratio = aspect_w / aspect_h
-    width = native * ratio**0.5
-    height = native / ratio**0.5
-    return (
-        max(multiple, round(width / multiple) * multiple),
-        max(multiple, round(height / multiple) * multiple),
-    )
+    exact_width, exact_height = native * ratio**0.5, native / ratio**0.5
+
+    def choices(exact: float) -> set[int]:
+        return {
+            max(multiple, int(exact // multiple) * multiple),
+            max(multiple, round(exact / multiple) * multiple),
+        }
+
+    sizes = [(w, h) for w in choices(exact_width) for h in choices(exact_height) if w * h <= native * native]
+    if not sizes:  # the smallest size a model makes is over its own budget: take the smallest
+        return min(choices(exact_width)), min(choices(exact_height))
+    return min(sizes, key=lambda size: (abs(size[0] / size[1] / ratio - 1), -size[0] * size[1]))
 
 
 @dataclass(frozen=True)

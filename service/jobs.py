@@ -137,6 +137,7 @@ class JobService:
         return parse_prompt(
             text,
             native_size=self.executor.native_size,
+            size_multiple=self.executor.size_multiple,
             defaults=self.defaults,
             limits=self.limits,
             seed_source=self.seeds,

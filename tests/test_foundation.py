@@ -29,11 +29,22 @@ def test_every_setting_is_in_env_example():
 
 
 @pytest.mark.parametrize(
-    ("aspect", "native", "expected"),
-    [((1, 1), 512, (512, 512)), ((16, 9), 512, (680, 384)), ((2, 3), 64, (56, 80))],
+    ("aspect", "native", "multiple", "expected"),
+    [
+        ((1, 1), 512, 8, (512, 512)),
+        ((16, 9), 512, 8, (680, 384)),
+        ((2, 3), 64, 8, (48, 72)),  # 56x80, the nearest, is over the 64x64 budget
+        ((16, 9), 1024, 8, (1360, 768)),  # SDXL: the nearest, 1368x768, is over 1024x1024
+        ((3, 2), 1024, 8, (1248, 832)),
+        ((5, 4), 1024, 16, (1136, 912)),  # SD3 and FLUX sizes are multiples of 16
+        ((21, 9), 1024, 16, (1552, 672)),
+    ],
 )
-def test_size_for_aspect_keeps_area_and_multiples_of_eight(aspect, native, expected):
-    assert size_for_aspect(*aspect, native) == expected
+def test_size_for_aspect_stays_within_the_budget_at_the_models_multiple(aspect, native, multiple, expected):
+    width, height = size_for_aspect(*aspect, native, multiple)
+    assert (width, height) == expected
+    assert width % multiple == 0 and height % multiple == 0 and width * height <= native * native
+    assert abs(width / height / (aspect[0] / aspect[1]) - 1) < 0.03
 
 
 @pytest.mark.parametrize(

@@ -176,6 +176,10 @@ class Executor(Protocol):
         """The side in pixels the model was trained at, used to turn --ar into a size."""
         ...
 
+    def size_multiple(self, model: str | None = None) -> int:
+        """What the model's width and height must be multiples of (its VAE scale x patch size)."""
+        ...
+
     @property
     def model_names(self) -> list[str]:
         """The names `--model` accepts (for `parse_prompt(models=...)`)."""

@@ -60,6 +60,7 @@ from pipeline.request import GenerationRequest, GenerationResult, Limits, Timing
 log = logging.getLogger(__name__)
 
 DEFAULT_NATIVE_SIZE = 512  # until a worker has announced its model
+DEFAULT_SIZE_MULTIPLE = 8
 _READ_BLOCK_MS = 2000  # also about the longest `close` waits for a reader to stop
 _MODELS_REFRESH_SECONDS = 30.0
 READ_IMAGES_TTL = 600  # seconds a job's images stay in Redis once a bot has read them
@@ -245,6 +246,10 @@ class CeleryExecutor:
     def native_size(self, model: str | None = None) -> int:
         info = self._models.get(self._queue(model))
         return int(info["native_size"]) if info else DEFAULT_NATIVE_SIZE
+
+    def size_multiple(self, model: str | None = None) -> int:
+        info = self._models.get(self._queue(model))
+        return int(info.get("size_multiple", DEFAULT_SIZE_MULTIPLE)) if info else DEFAULT_SIZE_MULTIPLE
 
     @property
     def model_names(self) -> list[str]:

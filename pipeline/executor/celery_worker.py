@@ -157,6 +157,8 @@ class WorkerRuntime:
             "model": self.engine_options.source,
             "model_id": engine.model_id,
             "native_size": engine.native_size,
+            "size_multiple": engine.family.size_multiple,
+            "family": engine.family.name,
         }
         self.jobs.redis.hset(models_key(self.config.key_prefix), queue, dumps(info))
 

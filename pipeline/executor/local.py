@@ -151,7 +151,7 @@ class LocalExecutor:
         self, request: GenerationRequest, *, owner: str, job_id: str | None = None
     ) -> LocalJobHandle:
         request.validate(self.limits)
-        self._engine_for(request.model)
+        self._engine_for(request.model).check(request)  # a mode this model's family lacks is refused now
         handle = LocalJobHandle(self, job_id or self._new_job_id(), owner, request)
         with self._lock:
             if self._closing:
@@ -170,6 +170,9 @@ class LocalExecutor:
 
     def native_size(self, model: str | None = None) -> int:
         return self._engine_for(model).native_size
+
+    def size_multiple(self, model: str | None = None) -> int:
+        return self._engine_for(model).family.size_multiple
 
     # ------------------------------------------------------------------ scheduling (lock held)
 

@@ -78,6 +78,9 @@ class AnnouncingExecutor:
     def native_size(self, model: str | None = None) -> int:
         return 512
 
+    def size_multiple(self, model: str | None = None) -> int:
+        return 8
+
 
 def test_model_names_are_read_from_the_executor_at_each_imagine():
     executor = AnnouncingExecutor()

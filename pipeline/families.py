@@ -1,0 +1,127 @@
+"""What differs between model families (SD 1.x, SDXL, SD3, FLUX, PixArt, Sana, LCM, …), in one place.
+
+The engine and the executors ask the loaded model's `ModelFamily` ("can this model inpaint?", "what
+size multiple?", "how do I turn its latents into a preview?") instead of testing pipeline classes
+in many places. A family is described from the loaded pipeline itself: its class, its VAE and its
+denoiser's config, and which arguments its `__call__` takes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from pipeline.request import Mode
+
+log = logging.getLogger(__name__)
+
+# Pipeline class name prefixes → family names; the first match wins (SDXL and SD3 before SD).
+_FAMILY_PREFIXES = (
+    ("StableDiffusionXL", "sdxl"),
+    ("StableDiffusion3", "sd3"),
+    ("StableDiffusion", "sd"),
+    ("LatentConsistencyModel", "lcm"),
+    ("Flux", "flux"),
+    ("PixArt", "pixart"),
+    ("Sana", "sana"),
+    ("Kandinsky3", "kandinsky3"),
+)
+
+# Families whose denoiser needs coarser sizes than VAE scale x patch (Kandinsky 3's UNet does not pad
+# odd latent sizes between its down and up blocks).
+_SIZE_MULTIPLES = {"kandinsky3": 64}
+
+# What a family cannot do, in the words a user is shown.
+MODE_NAMES = {
+    Mode.IMG2IMG: "variations",
+    Mode.UPSCALE: "upscales",
+    Mode.INPAINT: "inpainting (Vary Region)",
+}
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """The facts about a loaded model that the engine, the executors and the front ends need."""
+
+    name: str  # "sd", "sdxl", "sd3", "flux", "pixart", "sana", "lcm", "kandinsky3" or "other"
+    native_size: int  # the side in pixels it was trained at
+    size_multiple: int  # width and height must be multiples of this: VAE scale x patch size
+    vae_scale: int
+    latent_channels: int
+    packed_latents: bool  # FLUX packs 2x2 latent patches into a sequence: (batch, h/2 * w/2, channels * 4)
+    modes: frozenset[Mode]  # what it can make; UPSCALE is always there (plain Lanczos at worst)
+    step_callback: str | None  # "on_step_end", "legacy" (callback(i, t, latents)) or None: no progress
+    negative_prompt: bool  # whether its pipeline takes a negative prompt (--no)
+
+    def supports(self, mode: Mode) -> bool:
+        return mode in self.modes
+
+
+def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFamily:
+    """The family of a loaded text-to-image pipeline and the image-to-image / inpainting ones derived from it."""
+    class_name = type(txt2img).__name__
+    name = next((family for prefix, family in _FAMILY_PREFIXES if class_name.startswith(prefix)), "other")
+    vae_scale = int(getattr(txt2img, "vae_scale_factor", 8) or 8)
+    denoiser = getattr(txt2img, "unet", None) or getattr(txt2img, "transformer", None)
+    config = getattr(denoiser, "config", None)
+    packed = name == "flux"
+    patch = 2 if packed else int(getattr(config, "patch_size", None) or 1)
+    modes = {Mode.TXT2IMG, Mode.UPSCALE}
+    if img2img is not None:
+        modes.add(Mode.IMG2IMG)
+    if inpaint is not None:
+        modes.add(Mode.INPAINT)
+    return ModelFamily(
+        name=name,
+        native_size=_native_size(txt2img, config, vae_scale),
+        size_multiple=max(vae_scale * patch, _SIZE_MULTIPLES.get(name, 1)),
+        vae_scale=vae_scale,
+        latent_channels=_latent_channels(txt2img, config, packed),
+        packed_latents=packed,
+        modes=frozenset(modes),
+        step_callback=_step_callback(txt2img),
+        negative_prompt=takes(txt2img, "negative_prompt"),
+    )
+
+
+def takes(pipe: Any, argument: str) -> bool:
+    """Whether `pipe(...)` accepts `argument`."""
+    return argument in inspect.signature(type(pipe).__call__).parameters
+
+
+def _step_callback(pipe: Any) -> str | None:
+    if takes(pipe, "callback_on_step_end"):
+        return "on_step_end"
+    if takes(pipe, "callback") and takes(pipe, "callback_steps"):
+        return "legacy"
+    return None
+
+
+def _native_size(pipe: Any, config: Any, vae_scale: int) -> int:
+    sample = getattr(config, "sample_size", None)
+    if isinstance(sample, int):
+        return sample * vae_scale
+    default = getattr(pipe, "default_sample_size", None)
+    return int(default) * vae_scale if default else 512
+
+
+def _latent_channels(pipe: Any, config: Any, packed: bool) -> int:
+    vae_config = getattr(getattr(pipe, "vae", None), "config", None)
+    channels = getattr(vae_config, "latent_channels", None)
+    if channels is None:
+        channels = getattr(config, "in_channels", 4) // (4 if packed else 1)
+    return int(channels)
+
+
+def unpack_latents(latents: torch.Tensor, family: ModelFamily, height: int, width: int) -> torch.Tensor:
+    """The latents of one pipeline step as (batch, channels, h, w), whatever the family's layout."""
+    if not family.packed_latents:
+        return latents
+    batch = latents.shape[0]
+    h, w = height // family.vae_scale // 2, width // family.vae_scale // 2
+    grid = latents.reshape(batch, h, w, family.latent_channels, 2, 2)
+    return grid.permute(0, 3, 1, 4, 2, 5).reshape(batch, family.latent_channels, h * 2, w * 2)
