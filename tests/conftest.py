@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.tiny_pipeline",
     "tests.fixtures.fake_discord",
     "tests.fixtures.storage",
+    "tests.fixtures.families",
 ]
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,7 +12,6 @@ from testkit.families import (
     TinyFamily,
     build_gemma_tokenizer,
     build_t5_tokenizer,
-    save_tiny_family,
 )
 
 # Eight families built, saved, loaded and run twice: about 15 s on a 2-core CPU, half of it importing
@@ -22,18 +19,6 @@ from testkit.families import (
 pytestmark = pytest.mark.slow
 
 PROMPT = "a red circle on a blue square"
-
-
-@pytest.fixture(scope="session", params=FAMILIES)
-def family_dir(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[TinyFamily, Path]:
-    """Each family saved once per session (one intra-op thread, as the tiny model's fixture sets)."""
-    torch.set_num_threads(1)
-    name = request.param
-    return TINY_FAMILIES[name], save_tiny_family(
-        name, tmp_path_factory.mktemp("tiny-family") / f"tiny-{name}"
-    )
 
 
 @pytest.fixture(scope="session")

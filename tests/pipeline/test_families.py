@@ -1,0 +1,97 @@
+"""Every model family through the engine, loaded as a user's MODEL folder: sizes, modes, previews, seeds."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from pipeline.engine import Engine
+from pipeline.errors import RequestError
+from pipeline.images import encode_png
+from pipeline.request import GenerationRequest, Mode, size_for_aspect, upscale_request, variation_request
+
+# Eight families loaded and run through txt2img, a variation and an upscale each.
+pytestmark = pytest.mark.slow
+
+# The families whose diffusers pipelines have an image-to-image / an inpainting variant.
+WITH_IMG2IMG = {"sd15", "sdxl", "sd3", "flux", "lcm", "kandinsky3"}
+WITH_INPAINT = {"sd15", "sdxl", "sd3", "flux"}
+
+
+@pytest.fixture(scope="module")
+def engine(family_dir):
+    family, folder = family_dir
+    return family, Engine.load(str(folder), device="cpu", dtype="float32")
+
+
+def test_the_family_is_described_from_the_loaded_pipeline(engine):
+    tiny, loaded = engine
+    family = loaded.family
+    assert family.size_multiple == tiny.size_multiple
+    assert family.latent_channels == tiny.latent_channels
+    assert family.packed_latents is tiny.packed
+    assert family.supports(Mode.IMG2IMG) is (tiny.name in WITH_IMG2IMG)
+    assert family.supports(Mode.INPAINT) is (tiny.name in WITH_INPAINT)
+    assert family.supports(Mode.UPSCALE)  # a Lanczos enlargement at worst
+
+
+def test_an_odd_aspect_ratio_comes_out_at_that_size_with_previews_at_every_step(engine):
+    _, loaded = engine
+    multiple = loaded.family.size_multiple
+    width, height = size_for_aspect(3, 2, 6 * multiple, multiple)  # a small 3:2 at the family's multiple
+    request = GenerationRequest(
+        prompt="a red circle",
+        negative_prompt="blue",
+        seed=3,
+        width=width,
+        height=height,
+        steps=3,
+        num_images=2,
+        chaos=30,
+    ).validate()
+    steps, previews = [], []
+
+    def on_step(step: int, total: int, images: list[bytes | None]) -> None:
+        steps.append((step, total))
+        previews.extend(png for png in images if png is not None)
+
+    [result] = loaded.run([request], on_step=on_step, preview_every=1)
+    assert [image.size for image in result.images] == [(width, height)] * 2
+    assert abs(width / height / 1.5 - 1) < 0.2  # as close to 3:2 as so small a size allows
+    assert steps[-1] == (3, 3)
+    assert previews and all(Image.open(io.BytesIO(png)).mode == "RGB" for png in previews)
+    # The same request again makes the same pixels.
+    [again] = loaded.run([request])
+    assert [image.tobytes() for image in again.images] == [image.tobytes() for image in result.images]
+
+
+def test_variations_and_upscales_keep_the_sources_aspect(engine):
+    tiny, loaded = engine
+    multiple = loaded.family.size_multiple
+    request = GenerationRequest(
+        prompt="a cat", seed=1, width=3 * multiple, height=2 * multiple, steps=2, num_images=1
+    )
+    [result] = loaded.run([request])
+    source = encode_png(result.images[0])
+    upscale = upscale_request(request, source)
+    [upscaled] = loaded.run([upscale])
+    assert upscaled.images[0].size == (6 * multiple, 4 * multiple)
+    variation = variation_request(request, source, seed=9).replace(num_images=1)
+    if tiny.name in WITH_IMG2IMG:
+        [varied] = loaded.run([variation])
+        assert varied.images[0].size == (3 * multiple, 2 * multiple)
+    else:
+        with pytest.raises(RequestError, match="cannot do variations: its family has no pipeline for it"):
+            loaded.check(variation)
+
+
+def test_a_size_off_the_familys_multiple_is_refused_with_the_multiple(engine):
+    _, loaded = engine
+    multiple = loaded.family.size_multiple
+    if multiple == 8:
+        pytest.skip("every size GenerationRequest accepts is a multiple of 8")
+    odd = GenerationRequest(prompt="a cat", seed=1, width=multiple + 8, height=multiple, steps=2)
+    with pytest.raises(RequestError, match=f"multiples of {multiple} pixels"):
+        loaded.check(odd)
