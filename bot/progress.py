@@ -93,7 +93,7 @@ class JobMessage:
         single = len(outcome.images) == 1
         data, extension = await asyncio.to_thread(fit_attachment, outcome.grid, self.limit)
         name = f"kaika_{job.id}.{extension}"
-        view = result_view(job.id, len(outcome.images))
+        view = result_view(job.id, len(outcome.images), outcome.offered)
         content = f"{self.header}\n{result_line(job, single)}"
         message = await self._final_edit(
             content, attachments=[discord.File(io.BytesIO(data), filename=name)], view=view

@@ -9,6 +9,7 @@ the flow that starts jobs and renders them with these views.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 import discord
 
@@ -64,29 +65,43 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID):
         interaction.client.dispatch(PRESS_EVENT, interaction, action, self.job_id, self.index)
 
 
-def grid_view(job_id: str, num_images: int = 4) -> discord.ui.View:
-    """U1–U4 on the first row, V1–V4 and 🔄 on the second."""
+def grid_view(
+    job_id: str, num_images: int = 4, offered: Collection[Action] = frozenset(Action)
+) -> discord.ui.View:
+    """U1–U4 on the first row, V1–V4 and 🔄 on the second (of the actions `offered`)."""
+    buttons = [JobButton(Action.UPSCALE, job_id, i, label=f"U{i + 1}", row=0) for i in range(num_images)]
+    buttons += [JobButton(Action.VARY, job_id, i, label=f"V{i + 1}", row=1) for i in range(num_images)]
+    buttons.append(JobButton(Action.REROLL, job_id, 0, emoji="🔄", row=1))
+    return _view(buttons, offered)
+
+
+def single_view(
+    job_id: str, index: int = 0, offered: Collection[Action] = frozenset(Action)
+) -> discord.ui.View:
+    buttons = [
+        JobButton(Action.VARY_SUBTLE, job_id, index, label="Vary (Subtle)", row=0),
+        JobButton(Action.VARY_STRONG, job_id, index, label="Vary (Strong)", row=0),
+        JobButton(Action.UPSCALE_SUBTLE, job_id, index, label="Upscale (Subtle)", row=1),
+        JobButton(Action.UPSCALE_CREATIVE, job_id, index, label="Upscale (Creative)", row=1),
+    ]
+    return _view(buttons, offered)
+
+
+def result_view(
+    job_id: str, num_images: int, offered: Collection[Action] = frozenset(Action)
+) -> discord.ui.View:
+    """The buttons of a finished job: a single image's, or a grid's; only those its model can serve."""
+    if num_images == 1:
+        return single_view(job_id, offered=offered)
+    return grid_view(job_id, num_images, offered)
+
+
+def _view(buttons: list[JobButton], offered: Collection[Action]) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    for i in range(num_images):
-        view.add_item(JobButton(Action.UPSCALE, job_id, i, label=f"U{i + 1}", row=0))
-    for i in range(num_images):
-        view.add_item(JobButton(Action.VARY, job_id, i, label=f"V{i + 1}", row=1))
-    view.add_item(JobButton(Action.REROLL, job_id, 0, emoji="🔄", row=1))
+    for button in buttons:
+        if button.action in offered:
+            view.add_item(button)
     return view
-
-
-def single_view(job_id: str, index: int = 0) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    view.add_item(JobButton(Action.VARY_SUBTLE, job_id, index, label="Vary (Subtle)", row=0))
-    view.add_item(JobButton(Action.VARY_STRONG, job_id, index, label="Vary (Strong)", row=0))
-    view.add_item(JobButton(Action.UPSCALE_SUBTLE, job_id, index, label="Upscale (Subtle)", row=1))
-    view.add_item(JobButton(Action.UPSCALE_CREATIVE, job_id, index, label="Upscale (Creative)", row=1))
-    return view
-
-
-def result_view(job_id: str, num_images: int) -> discord.ui.View:
-    """The buttons of a finished job: a single image's, or a grid's."""
-    return single_view(job_id) if num_images == 1 else grid_view(job_id, num_images)
 
 
 def reroll_view(job_id: str) -> discord.ui.View:

@@ -32,6 +32,15 @@ class JobGone(UserError):
         super().__init__("This job no longer exists.")
 
 
+class NotOffered(UserError):
+    """A button (or its command) asks for what the job's model cannot make."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This job's model cannot make variations (it has no image-to-image pipeline); use U or 🔄 instead."
+        )
+
+
 class JobNotDone(UserError):
     def __init__(self, job: JobRecord) -> None:
         super().__init__(f"Job `{job.id}` is {job.status}; only finished jobs can be shown.")

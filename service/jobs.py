@@ -40,7 +40,7 @@ from pipeline.request import (
 )
 from service.admission import Capacity, Place, Requester, Slot, check_may_press, check_prompt, daily_quota
 from service.defaults import DEFAULT_FLAGS, with_defaults
-from service.errors import JobGone
+from service.errors import JobGone, JobNotDone, NotOffered
 from storage import Storage
 from storage.errors import IllegalTransition
 from storage.errors import JobNotFound as StorageJobNotFound
@@ -64,6 +64,16 @@ class ButtonAction(StrEnum):
     UPSCALE_CREATIVE = "uc"
 
 
+# What a button needs of the model that made the job's images.
+_VARIATIONS = frozenset({ButtonAction.VARY, ButtonAction.VARY_SUBTLE, ButtonAction.VARY_STRONG})
+
+
+def offered_actions(modes: Collection[Mode]) -> frozenset[ButtonAction]:
+    """The buttons a finished job offers, given what its model can make: variations need image-to-image;
+    upscales fall back to a plain enlargement, so they are always there."""
+    return frozenset(ButtonAction) - (frozenset() if Mode.IMG2IMG in modes else _VARIATIONS)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """A finished job as the reporter shows it: the record, its images and a grid of them (PNG bytes).
@@ -75,6 +85,7 @@ class Outcome:
     images: list[bytes]
     grid: bytes
     result: GenerationResult | None = None
+    offered: frozenset[ButtonAction] = frozenset(ButtonAction)  # the buttons its model can serve
 
 
 class Reporter(Protocol):
@@ -104,6 +115,23 @@ def request_of(job: JobRecord) -> GenerationRequest:
         model=job.model,
         **{k: v for k, v in params.items() if k in REQUEST_PARAMS},
     )
+
+
+async def pressable(storage: Storage, job_id: str, action: ButtonAction) -> JobRecord:
+    """The job a press of `action` would start from, for a front end whose buttons are not on a result.
+
+    JobGone when there is none (or it was deleted); JobNotDone while it is queued or running, and for
+    any button but a re-roll when it has no images (it failed or was cancelled). `JobService.press`
+    checks the image index and the rest. Needs storage only, so it can answer before a model loads.
+    """
+    job = await storage.jobs.get(job_id)
+    if job is None:
+        raise JobGone()
+    if not job.status.finished or (
+        action is not ButtonAction.REROLL and (job.status is not JobStatus.DONE or not job.images)
+    ):
+        raise JobNotDone(job)
+    return job
 
 
 class JobService:
@@ -166,6 +194,10 @@ class JobService:
             await self.storage.users.set_defaults(user_id, **given)
         return await self.storage.users.defaults(user_id)
 
+    def offered(self, model: str | None) -> frozenset[ButtonAction]:
+        """The buttons a finished job of `model` offers (see `offered_actions`)."""
+        return offered_actions(self.executor.modes(model))
+
     def in_flight(self, user_id: int) -> int:
         """Jobs of `user_id` this service has queued or running now."""
         return self.capacity.in_flight(user_id)
@@ -224,6 +256,8 @@ class JobService:
         # Terms blocked since the parent ran are refused on its buttons too.
         check_prompt(parent.prompt, parent.negative_prompt, settings)
         check_may_press(requester, parent, settings)
+        if action not in self.offered(parent.model):
+            raise NotOffered()
         slot = self.capacity.admit(requester)
         try:
             kind, request = await self._derive(action, parent, request_of(parent), index)
@@ -380,7 +414,7 @@ class JobService:
             for data, seed, image in zip(encoded.images, result.seeds, result.images, strict=True)
         ]
         done = await self.storage.jobs.finish(job.id, images, result.timings.compute_seconds)
-        return Outcome(done, encoded.images, encoded.grid, result)
+        return Outcome(done, encoded.images, encoded.grid, result, self.offered(job.model))
 
     async def _copy(self, pending: PendingJob, reporter: Reporter) -> None:
         assert pending.copy_of is not None
@@ -393,7 +427,7 @@ class JobService:
             [GeneratedImage(data=data, seed=image.seed, width=image.width, height=image.height)],
             0.0,
         )
-        await reporter.finished(Outcome(done, [data], data))
+        await reporter.finished(Outcome(done, [data], data, offered=self.offered(pending.job.model)))
 
     async def _fail_quietly(self, job_id: str, message: str) -> None:
         try:

@@ -69,7 +69,7 @@ class UserCog(KaikaCog):
             await ack.defer()
         images = [await storage.images.get(image.storage_key) for image in job.images]
         data, extension = await asyncio.to_thread(_showable, images, interaction.filesize_limit)
-        view = result_view(job.id, len(images))
+        view = result_view(job.id, len(images), self.services.jobs.offered(job.model))
         await interaction.edit_original_response(
             content=header(job.prompt, job.kind, f"<@{job.owner_id}>"),
             attachments=[discord.File(io.BytesIO(data), filename=f"kaika_{job.id}.{extension}")],

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from pipeline.errors import JobCancelled, JobFailed
-from pipeline.request import GenerationRequest, GenerationResult
+from pipeline.request import GenerationRequest, GenerationResult, Mode
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,10 @@ class Executor(Protocol):
 
     def size_multiple(self, model: str | None = None) -> int:
         """What the model's width and height must be multiples of (its VAE scale x patch size)."""
+        ...
+
+    def modes(self, model: str | None = None) -> frozenset[Mode]:
+        """What the model can make (a family without image-to-image has no variations)."""
         ...
 
     @property

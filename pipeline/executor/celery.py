@@ -55,7 +55,7 @@ from pipeline.executor.celery_jobs import (
 )
 from pipeline.executor.fair import FairQueue
 from pipeline.images import decode_image
-from pipeline.request import GenerationRequest, GenerationResult, Limits, Timings
+from pipeline.request import GenerationRequest, GenerationResult, Limits, Mode, Timings
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +250,13 @@ class CeleryExecutor:
     def size_multiple(self, model: str | None = None) -> int:
         info = self._models.get(self._queue(model))
         return int(info.get("size_multiple", DEFAULT_SIZE_MULTIPLE)) if info else DEFAULT_SIZE_MULTIPLE
+
+    def modes(self, model: str | None = None) -> frozenset[Mode]:
+        """What the workers' model can make; every mode until a worker has said otherwise."""
+        info = self._models.get(self._queue(model))
+        return (
+            frozenset(Mode(mode) for mode in info["modes"]) if info and "modes" in info else frozenset(Mode)
+        )
 
     @property
     def model_names(self) -> list[str]:

@@ -159,6 +159,7 @@ class WorkerRuntime:
             "native_size": engine.native_size,
             "size_multiple": engine.family.size_multiple,
             "family": engine.family.name,
+            "modes": sorted(mode.value for mode in engine.family.modes),
         }
         self.jobs.redis.hset(models_key(self.config.key_prefix), queue, dumps(info))
 

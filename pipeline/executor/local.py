@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
 from pipeline.executor.base import Cancelled, Event, Failed, Finished, JobHandleBase, Queued, Started, Step
 from pipeline.executor.fair import FairQueue
-from pipeline.request import GenerationRequest, GenerationResult, Limits, Timings
+from pipeline.request import GenerationRequest, GenerationResult, Limits, Mode, Timings
 
 if TYPE_CHECKING:
     from pipeline.engine import Engine
@@ -173,6 +173,9 @@ class LocalExecutor:
 
     def size_multiple(self, model: str | None = None) -> int:
         return self._engine_for(model).family.size_multiple
+
+    def modes(self, model: str | None = None) -> frozenset[Mode]:
+        return self._engine_for(model).family.modes
 
     # ------------------------------------------------------------------ scheduling (lock held)
 

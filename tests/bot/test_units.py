@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from bot.progress import EditThrottle, progress_text, waiting_text
-from bot.views import CUSTOM_ID, custom_id
+from bot.views import CUSTOM_ID, custom_id, result_view
 from pipeline.errors import RequestError
+from pipeline.request import Mode
 from service.admission import blocked_term
 from service.defaults import with_defaults
-from service.jobs import ButtonAction, JobService
+from service.jobs import ButtonAction, JobService, offered_actions
 
 
 def test_custom_ids_round_trip_through_the_one_regex():
@@ -90,3 +91,20 @@ def test_model_names_are_read_from_the_executor_at_each_imagine():
         jobs.parse("a cat --model nosuch")
     executor.model_names = ["sketch", "tiny-sd"]
     assert jobs.parse("a cat --model sketch").model == "sketch"
+
+
+def test_result_views_show_only_the_buttons_offered():
+    every = [item.item.label for item in result_view("job1", 4).children]
+    assert every == ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", None]  # 🔄 has an emoji, no label
+    no_variations = offered_actions({Mode.TXT2IMG, Mode.UPSCALE})
+    assert [item.item.label for item in result_view("job1", 4, no_variations).children] == [
+        "U1",
+        "U2",
+        "U3",
+        "U4",
+        None,
+    ]
+    assert [item.item.label for item in result_view("job1", 1, no_variations).children] == [
+        "Upscale (Subtle)",
+        "Upscale (Creative)",
+    ]

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from pipeline.executor.local import LocalExecutor
-from pipeline.request import GenerationRequest
+from pipeline.request import GenerationRequest, Mode
 from service.admission import Place, Requester
+from service.errors import NotOffered
+from service.jobs import ButtonAction, offered_actions
 from service.settings import Settings
 from service.wiring import Services
 from storage.errors import QuotaExceeded
@@ -69,3 +71,34 @@ async def test_a_job_storage_refuses_holds_no_place(services: Services):
     await services.storage.guilds.update(GUILD.guild_id, daily_quota=None)
     await services.jobs.imagine(ADA, GUILD, REQUEST)
     assert services.jobs.in_flight(ADA.user_id) == 1
+
+
+def test_variations_are_offered_only_by_models_that_can_make_them():
+    assert offered_actions({Mode.TXT2IMG, Mode.IMG2IMG, Mode.UPSCALE}) == frozenset(ButtonAction)
+    without = offered_actions({Mode.TXT2IMG, Mode.UPSCALE})
+    assert ButtonAction.VARY not in without and ButtonAction.VARY_SUBTLE not in without
+    assert {ButtonAction.UPSCALE, ButtonAction.UPSCALE_SUBTLE, ButtonAction.REROLL} <= without
+
+
+async def test_a_job_of_a_model_without_image_to_image_offers_no_variations(tmp_path: Path):
+    from pipeline.engine import Engine
+    from testkit.families import save_tiny_family
+
+    pixart = Engine.load(str(save_tiny_family("pixart", tmp_path / "pixart")), device="cpu", dtype="float32")
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")
+    opened = await Services.open(settings, LocalExecutor({None: pixart}, preview_every=0))
+    try:
+        request = GenerationRequest(prompt="a red circle", seed=5, width=64, height=64, steps=2, num_images=2)
+        pending = await opened.jobs.imagine(ADA, GUILD, request)
+        reporter = RecordingReporter()
+        async with asyncio.timeout(60):
+            await pending.start(reporter)
+        assert reporter.outcome is not None
+        assert ButtonAction.VARY not in reporter.outcome.offered
+        assert ButtonAction.UPSCALE in reporter.outcome.offered
+        with pytest.raises(NotOffered, match="cannot make variations"):
+            await opened.jobs.press(ADA, GUILD, ButtonAction.VARY, pending.job.id, 0)
+        assert opened.jobs.in_flight(ADA.user_id) == 0  # the refused press holds no place
+        assert [job.id for job in await opened.storage.jobs.recent_for_user(ADA.user_id)] == [pending.job.id]
+    finally:
+        await opened.close()
