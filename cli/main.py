@@ -1,137 +1,45 @@
-"""The `kaika` command: `kaika imagine`, `kaika bot`, `kaika worker`, `kaika train-demo`, `kaika eval-demo`."""
+"""The `kaika` command: the job commands (`imagine`, `vary`, `upscale`, `reroll`, in `cli.jobs`), and
+`kaika bot`, `kaika worker`, `kaika train-demo`, `kaika eval-demo`."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from typing import TYPE_CHECKING
+from typing import Any, NoReturn
 
-if TYPE_CHECKING:
-    from pathlib import Path
+from cli.jobs import add_job_commands
 
-    from service.jobs import Outcome
-    from service.settings import Settings
+# A job id is 12 URL-safe characters (`storage.new_job_id`), so one in 64 starts with a dash.
+DASHED_JOB_ID = re.compile(r"-[A-Za-z0-9_-]{11}")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a wrong argument reported as one line (`kaika vary: …`) and exit status 2, and job
+    ids that start with a dash taken as arguments (`kaika vary -x4Gq2_rT9aB 2`) rather than options."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        # argparse's one place that decides "option or argument?" (since Python 2.7); None: an argument.
+        if DASHED_JOB_ID.fullmatch(arg_string) and not any(
+            option.startswith(arg_string) for option in self._option_string_actions
+        ):
+            return None
+        return super()._parse_optional(arg_string)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kaika", description="Kaika: your own Midjourney-style image bot.")
+    parser = Parser(prog="kaika", description="Kaika: your own Midjourney-style image bot.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_imagine_command(commands)
+    add_job_commands(commands)
     _add_worker_command(commands)
     _add_bot_command(commands)
     _add_demo_commands(commands)
+    for command in commands.choices.values():
+        command.set_defaults(command_parser=command)  # so a wrong option is reported by its command
     return parser
-
-
-def _add_imagine_command(commands: argparse._SubParsersAction) -> None:
-    imagine = commands.add_parser(
-        "imagine",
-        help="generate four images from a prompt into a folder",
-        description=(
-            "Generate a 2x2 grid and its four images with MODEL, using the same prompt syntax as /imagine: "
-            'kaika imagine "a lighthouse at dusk --ar 16:9 --seed 7 --no boats".'
-        ),
-    )
-    imagine.add_argument(
-        "prompt", help="the description, optionally followed by --ar, --seed, --no, --steps, …"
-    )
-    imagine.add_argument("--out", default="out", help="folder for the PNGs (default: ./out)")
-    imagine.add_argument(
-        "--owner", default="", help="the local user's name recorded with the job (default: the login name)"
-    )
-    imagine.set_defaults(handler=_run_imagine)
-
-
-def _run_imagine(args: argparse.Namespace) -> int:
-    import asyncio
-    import getpass
-    from pathlib import Path
-
-    from service.errors import USER_ERRORS
-    from service.settings import Settings, configure_logging
-
-    settings = Settings()
-    configure_logging("WARNING")
-    owner = args.owner or getpass.getuser()
-    try:
-        paths = asyncio.run(imagine(settings, args.prompt, owner=owner, out_dir=Path(args.out)))
-    except USER_ERRORS as error:
-        print(f"kaika imagine: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("kaika imagine: cancelled", file=sys.stderr)
-        return 130
-    for path in paths:
-        print(path)
-    return 0
-
-
-async def imagine(settings: Settings, text: str, *, owner: str, out_dir: Path) -> list[Path]:
-    """Parse `text`, record and run it as the local user (with a progress bar), write the PNGs; return their paths.
-
-    The same job service as the bot: the job is recorded in storage (DATA_DIR / DATABASE_URL) before
-    it runs and its images are stored with it, owned by LOCAL_USER_ID under the name `owner`.
-    """
-    import asyncio
-
-    from pipeline.errors import JobCancelled, JobFailed
-    from pipeline.images import write_result_pngs
-    from pipeline.prompt import parse_prompt
-    from service.jobs import Place, Requester
-    from service.wiring import Services
-    from storage import LOCAL_USER_ID
-
-    # Check the flags before spending seconds loading the model; the size is settled after loading.
-    seed = parse_prompt(text, native_size=512).seed
-    services = await Services.open(settings)
-    try:
-        request = services.jobs.parse(text).replace(seed=seed)
-        # Your own machine: no daily quota (as for an admin).
-        local_user = Requester(LOCAL_USER_ID, owner, is_admin=True)
-        pending = await services.jobs.imagine(local_user, Place(None, None), request)
-        reporter = TerminalReporter()
-        running = pending.start(reporter)
-        assert running is not None  # the service closes only below
-        try:
-            await running
-        except asyncio.CancelledError:
-            await services.storage.jobs.cancel(pending.job.id)
-            raise
-        if reporter.failure is not None:
-            raise JobFailed(reporter.failure)
-        if reporter.outcome is None or reporter.outcome.result is None:
-            raise JobCancelled("The job was cancelled.")
-        result = reporter.outcome.result
-        return await asyncio.to_thread(write_result_pngs, result, request, out_dir, job_id=pending.job.id)
-    finally:
-        await services.close()
-
-
-class TerminalReporter:
-    """A `service.jobs.Reporter` for the command line: a progress bar on stderr; keeps the outcome."""
-
-    def __init__(self) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(desc="imagine", unit="step", file=sys.stderr, leave=False)
-        self.outcome: Outcome | None = None
-        self.failure: str | None = None
-
-    async def waiting(self, position: int) -> None:
-        self.bar.set_postfix_str(f"waiting (position {position})")
-
-    async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
-        self.bar.set_postfix_str("")
-        self.bar.total = total
-        self.bar.update(step - self.bar.n)
-
-    async def finished(self, outcome: Outcome) -> None:
-        self.bar.close()
-        self.outcome = outcome
-
-    async def failed(self, message: str) -> None:
-        self.bar.close()
-        self.failure = message
 
 
 def _add_worker_command(commands: argparse._SubParsersAction) -> None:
@@ -220,7 +128,9 @@ def _run_eval_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return int(args.handler(args) or 0)
 
 

@@ -47,10 +47,12 @@ async def local_jobs_and_user(storage: Storage) -> tuple[list[Any], Any, list[bo
 def test_imagine_records_a_done_job_with_four_images_owned_by_the_local_user(local_data, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["imagine", "a lighthouse at dusk --seed 7 --steps 2", "--out", str(out)]) == 0
-    paths = [Path(line) for line in capsys.readouterr().out.split()]
+    job_id, *printed = capsys.readouterr().out.split()
+    paths = [Path(line) for line in printed]
     assert len(paths) == 5 and all(path.is_file() for path in paths)
 
     [job], user, files = recorded(local_data, local_jobs_and_user)
+    assert job.id == job_id  # printed first, for the commands that act on a job
     assert job.kind is JobKind.IMAGINE and job.status is JobStatus.DONE
     assert job.owner_id == job.requester_id == LOCAL_USER_ID and user.display_name == getpass.getuser()
     assert job.prompt == "a lighthouse at dusk" and job.guild_id is None and job.channel_id is None

@@ -21,29 +21,35 @@ def test_imagine_writes_the_grid_and_four_pngs_with_metadata(tiny_settings_env, 
         main(["imagine", "a lighthouse at dusk --ar 16:9 --seed 7 --steps 3 --no boats", "--out", str(out)])
         == 0
     )
-    printed = capsys.readouterr().out.split()
-    names = [f"a-lighthouse-at-dusk-7-{suffix}.png" for suffix in ("grid", 1, 2, 3, 4)]
+    job_id, *printed = capsys.readouterr().out.split()
+    # The stem is unique per job, so several jobs can write into one folder.
+    names = [f"a-lighthouse-at-dusk-7-{job_id}-{suffix}.png" for suffix in ("grid", 1, 2, 3, 4)]
     assert printed == [str(out / name) for name in names]
     assert sorted(path.name for path in out.iterdir()) == sorted(names)
     grid = Image.open(out / names[0])
-    assert grid.size == (1056, 576)  # 2x2 of 88x48 (16:9 for a 64-pixel model), each enlarged 6x for display
+    # 2x2 of 80x48 (16:9 for a 64-pixel model whose sides are multiples of 16), each enlarged 6x for display
+    assert grid.size == (960, 576)
     for index, name in enumerate(names[1:]):
         metadata = read_png_metadata((out / name).read_bytes())
         assert metadata["seed"] == str(7 + index)
         assert metadata["prompt"] == "a lighthouse at dusk"
         assert metadata["negative_prompt"] == "boats"
         assert metadata["steps"] == "3"
-        assert metadata["size"] == "88x48"
+        assert metadata["size"] == "80x48"
         assert metadata["model"] == tiny_settings_env.name
-        assert metadata["job_id"]
+        assert metadata["job_id"] == job_id
 
 
-def test_imagine_is_repeatable(tiny_settings_env, in_empty_folder):
-    first, second = in_empty_folder / "first", in_empty_folder / "second"
-    for out in (first, second):
+def test_imagine_is_repeatable(tiny_settings_env, in_empty_folder, capsys):
+    out = in_empty_folder / "out"
+    runs = []
+    for _ in range(2):
         assert main(["imagine", "a cat --seed 3 --steps 2", "--out", str(out)]) == 0
-    for path in first.iterdir():
-        assert Image.open(path).tobytes() == Image.open(second / path.name).tobytes()
+        runs.append(capsys.readouterr().out.split()[1:])  # the paths after the job id
+    first, second = runs
+    assert len(set(first + second)) == 10  # two jobs, ten files: the second overwrote nothing
+    for one, other in zip(first, second, strict=True):
+        assert Image.open(one).tobytes() == Image.open(other).tobytes()
 
 
 def test_a_bad_flag_is_one_line_and_nothing_is_written(tiny_settings_env, in_empty_folder, capsys):

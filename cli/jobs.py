@@ -1,0 +1,290 @@
+"""The job commands: `kaika imagine`, and `kaika vary`, `upscale` and `reroll`, the result's buttons.
+
+Each turns its arguments into calls of the job service the bot uses (`service.jobs.JobService`), as the
+local user (`storage.LOCAL_USER_ID`, named after the login or `--owner`; an admin, so no daily quota), and
+the outcome into PNG files (`cli.files`) and a printout. A press acts on any job recorded in DATA_DIR /
+DATABASE_URL, by the bot or by this command, and is recorded as a press of that button would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from pipeline.request import GenerationRequest
+    from service.jobs import ButtonAction, Outcome, PendingJob, Requester
+    from service.settings import Settings
+    from service.wiring import Services
+    from storage.records import JobRecord
+
+    # What a command runs: (settings, owner's name) → the finished job's outcome and the request it ran.
+    Job = Callable[[Settings, str], Awaitable[tuple[Outcome, GenerationRequest]]]
+
+PRINTED = (
+    "Prints the job id, then the path of each PNG written, a line each: the 2x2 grid first (when the job "
+    "made several images), then the images as <stem>-1.png, <stem>-2.png, … With --json, prints one JSON "
+    "object instead, with the keys job_id, kind, seed, width, height, model, images (the paths) and grid "
+    "(a path or null). Progress goes to stderr; an error is one line on stderr with exit status 2."
+)
+
+
+def add_job_commands(commands: argparse._SubParsersAction) -> None:
+    imagine = commands.add_parser(
+        "imagine",
+        help="generate four images from a prompt into a folder",
+        description=(
+            "Generate a 2x2 grid and its four images with MODEL, using the same prompt syntax as /imagine: "
+            'kaika imagine "a lighthouse at dusk --ar 16:9 --seed 7 --no boats". ' + PRINTED
+        ),
+    )
+    imagine.add_argument(
+        "prompt", help="the description, optionally followed by --ar, --seed, --no, --steps, …"
+    )
+    _add_common_arguments(imagine)
+    imagine.set_defaults(handler=_run_imagine)
+
+    vary = _add_press_command(
+        commands,
+        "vary",
+        help="four variations of one image of a job (the Vary buttons)",
+        description="Four new images close to image INDEX of job JOB, as Vary (Subtle) does; "
+        "--strong as Vary (Strong) (V1–V4 on a grid).",
+    )
+    vary.add_argument("--strong", action="store_true", help="vary more, as Vary (Strong)")
+    upscale = _add_press_command(
+        commands,
+        "upscale",
+        help="one image of a job at twice its size (the Upscale buttons)",
+        description="Image INDEX of job JOB at twice its width and height, refined as Upscale (Subtle) "
+        "does; --creative as Upscale (Creative). The job belongs to the image's owner.",
+    )
+    upscale.add_argument("--creative", action="store_true", help="refine more freely, as Upscale (Creative)")
+    _add_press_command(
+        commands,
+        "reroll",
+        help="the prompt of a job again with a new seed (the 🔄 button)",
+        description="Four new images from the prompt and settings of job JOB, with a new seed, as 🔄 does.",
+        with_index=False,
+    )
+
+
+def _add_press_command(
+    commands: argparse._SubParsersAction, name: str, *, help: str, description: str, with_index: bool = True
+) -> argparse.ArgumentParser:
+    command = commands.add_parser(
+        name,
+        help=help,
+        description=f"{description} JOB is a job id that kaika imagine (or any of these commands) "
+        f"printed, or one from the bot's /history. {PRINTED}",
+    )
+    command.add_argument("job", metavar="JOB", help="the id of a finished job")
+    if with_index:
+        command.add_argument(
+            "index", metavar="INDEX", type=_image_number, help="which image, from 1 (as U1–U4 and V1–V4)"
+        )
+    _add_common_arguments(command)
+    command.set_defaults(handler=_run_press)
+    return command
+
+
+def _add_common_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--out", default="out", metavar="DIR", help="folder for the PNGs (default: ./out)")
+    command.add_argument(
+        "--json", action="store_true", help="print one JSON object describing the job and its files"
+    )
+    command.add_argument(
+        "--owner", default="", help="the local user's name recorded with the job (default: the login name)"
+    )
+
+
+def _image_number(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 is needed, not {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"images count from 1, as U1–U4 do, not {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class Press:
+    """A button press asked for on the command line: `number` counts the job's images from 1."""
+
+    action: ButtonAction
+    job_id: str
+    number: int
+
+
+def _press_of(args: argparse.Namespace) -> Press:
+    from service.jobs import ButtonAction
+
+    if args.command == "vary":
+        action = ButtonAction.VARY_STRONG if args.strong else ButtonAction.VARY_SUBTLE
+    elif args.command == "upscale":
+        action = ButtonAction.UPSCALE_CREATIVE if args.creative else ButtonAction.UPSCALE_SUBTLE
+    else:
+        action = ButtonAction.REROLL
+    return Press(action, args.job.strip(), getattr(args, "index", 1))
+
+
+def _run_imagine(args: argparse.Namespace) -> int:
+    return _run(args, lambda settings, owner: imagine(settings, args.prompt, owner=owner))
+
+
+def _run_press(args: argparse.Namespace) -> int:
+    asked = _press_of(args)
+    return _run(args, lambda settings, owner: press(settings, asked, owner=owner, label=args.command))
+
+
+def _run(args: argparse.Namespace, job: Job) -> int:
+    """Check --out, run `job(settings, owner)` to its outcome, write the files and print them."""
+    import asyncio
+    import getpass
+    from pathlib import Path
+
+    from cli.files import check_out_folder, write_outcome
+    from service.errors import USER_ERRORS
+    from service.settings import Settings, configure_logging
+
+    name = f"kaika {args.command}"
+    settings = Settings()
+    configure_logging("WARNING")
+    owner = args.owner or getpass.getuser()
+    out_dir = Path(args.out)
+    try:
+        check_out_folder(out_dir)  # before anything is recorded or run
+        outcome, request = asyncio.run(job(settings, owner))
+    except USER_ERRORS as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: cancelled", file=sys.stderr)
+        return 130
+    try:
+        written = write_outcome(outcome, request, out_dir)
+    except OSError as error:
+        print(f"{name}: job {outcome.job.id} is done, but writing its PNGs failed: {error}", file=sys.stderr)
+        return 1
+    print(written.as_json() if args.json else written.as_lines())
+    return 0
+
+
+async def imagine(settings: Settings, text: str, *, owner: str) -> tuple[Outcome, GenerationRequest]:
+    """Parse `text`, record and run it as the local user (with a progress bar); return its outcome and request.
+
+    The same job service as the bot: the job is recorded in storage (DATA_DIR / DATABASE_URL) before
+    it runs and its images are stored with it, owned by LOCAL_USER_ID under the name `owner`.
+    """
+    from pipeline.prompt import parse_prompt
+    from service.jobs import Place
+    from service.wiring import Services
+
+    # Check the flags before spending seconds loading the model; the size is settled after loading.
+    seed = parse_prompt(text, native_size=512).seed
+    services = await Services.open(settings)
+    try:
+        request = services.jobs.parse(text).replace(seed=seed)
+        pending = await services.jobs.imagine(_local_user(owner), Place(None, None), request)
+        return await _follow(services, pending, "imagine"), pending.request
+    finally:
+        await services.close()
+
+
+async def press(
+    settings: Settings, press: Press, *, owner: str, label: str = "press"
+) -> tuple[Outcome, GenerationRequest]:
+    """Press `press.action` on image `press.number` of a recorded job as the local user; run the new job.
+
+    Recorded as the bot records a press (parent, image index, owner by the usual rule). A job that does
+    not exist, is not finished or lacks that image is refused before anything is recorded.
+    """
+    from service.jobs import Place
+    from service.wiring import Services
+
+    parent = await _check_press(settings, press)  # before the model loads: a mistake costs no wait
+    services = await Services.open(settings)
+    try:
+        pending = await services.jobs.press(
+            _local_user(owner), Place(None, None), press.action, parent.id, press.number - 1
+        )
+        return await _follow(services, pending, label), pending.request
+    finally:
+        await services.close()
+
+
+async def _check_press(settings: Settings, press: Press) -> JobRecord:
+    """The recorded job `press` acts on, or the user's error: no such job, not finished, no such image."""
+    from cli.errors import NoSuchImage
+    from service.jobs import ButtonAction, pressable
+    from storage import Storage
+
+    storage = await Storage.open(settings.resolved_database_url, settings.data_dir / "images")
+    try:
+        parent = await pressable(storage, press.job_id, press.action)
+    finally:
+        await storage.close()
+    if press.action is not ButtonAction.REROLL and not 1 <= press.number <= len(parent.images):
+        raise NoSuchImage(parent, press.number)
+    return parent
+
+
+def _local_user(owner: str) -> Requester:
+    from service.jobs import Requester
+    from storage import LOCAL_USER_ID
+
+    # Your own machine: no daily quota (as for an admin).
+    return Requester(LOCAL_USER_ID, owner, is_admin=True)
+
+
+async def _follow(services: Services, pending: PendingJob, label: str) -> Outcome:
+    """Follow a recorded job to its end with a progress bar; its outcome, or the job's error."""
+    import asyncio
+
+    from pipeline.errors import JobCancelled, JobFailed
+
+    reporter = TerminalReporter(label)
+    running = pending.start(reporter)
+    assert running is not None  # the service closes only after this
+    try:
+        await running
+    except asyncio.CancelledError:
+        await services.storage.jobs.cancel(pending.job.id)
+        raise
+    if reporter.failure is not None:
+        raise JobFailed(reporter.failure)
+    if reporter.outcome is None:
+        raise JobCancelled("The job was cancelled.")
+    return reporter.outcome
+
+
+class TerminalReporter:
+    """A `service.jobs.Reporter` for the command line: a progress bar on stderr; keeps the outcome."""
+
+    def __init__(self, label: str = "imagine") -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=label, unit="step", file=sys.stderr, leave=False)
+        self.outcome: Outcome | None = None
+        self.failure: str | None = None
+
+    async def waiting(self, position: int) -> None:
+        self.bar.set_postfix_str(f"waiting (position {position})")
+
+    async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
+        self.bar.set_postfix_str("")
+        self.bar.total = total
+        self.bar.update(step - self.bar.n)
+
+    async def finished(self, outcome: Outcome) -> None:
+        self.bar.close()
+        self.outcome = outcome
+
+    async def failed(self, message: str) -> None:
+        self.bar.close()
+        self.failure = message
