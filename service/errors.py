@@ -43,7 +43,9 @@ class NotOffered(UserError):
 
 class JobNotDone(UserError):
     def __init__(self, job: JobRecord) -> None:
-        super().__init__(f"Job `{job.id}` is {job.status}; only finished jobs can be shown.")
+        super().__init__(
+            f"Job `{job.id}` is {job.status}; only a finished job's images can be shown or used."
+        )
 
 
 # Every error class whose message is meant for the person who caused it.

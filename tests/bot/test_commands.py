@@ -137,9 +137,8 @@ async def test_show_refuses_a_job_that_has_not_finished(start_kaika):
     assert running.response_type == 5
     [job] = await kaika.services.storage.jobs.recent_for_user(ada.id)
     shown = await fake.slash(ada, "show", job_id=job.id)
-    assert f"Job `{job.id}` is" in await answer(fake, shown) and "only finished jobs" in fake.reply_text(
-        shown
-    )
+    reply = await answer(fake, shown)
+    assert f"Job `{job.id}` is" in reply and "only a finished job's images can be shown" in reply
     assert shown.ephemeral
 
 

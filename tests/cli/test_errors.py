@@ -81,7 +81,7 @@ def test_a_job_not_finished(kaika, local_data, command, status):
     unfinished = bot_job(local_data, status)
     index = [] if command == "reroll" else ["1"]
     message = refused(kaika, local_data, command, unfinished.id, *index)
-    assert message == f"Job `{unfinished.id}` is {status}; only finished jobs can be shown."
+    assert message == f"Job `{unfinished.id}` is {status}; only a finished job's images can be shown or used."
 
 
 @pytest.mark.parametrize("command", ["vary", "upscale"])
