@@ -31,7 +31,7 @@ def main() -> None:
     started = time.perf_counter()
     engine = Engine.load("", device="cpu", dtype="float32")
     load_seconds = time.perf_counter() - started
-    size = engine.native_size
+    size = engine.family.native_size
     request = GenerationRequest(
         prompt="a red circle on a blue background",
         seed=1,

@@ -181,12 +181,13 @@ async def imagine(settings: Settings, text: str, *, owner: str) -> tuple[Outcome
     The same job service as the bot: the job is recorded in storage (DATA_DIR / DATABASE_URL) before
     it runs and its images are stored with it, owned by LOCAL_USER_ID under the name `owner`.
     """
+    from pipeline.families import UNKNOWN_FAMILY
     from pipeline.prompt import parse_prompt
     from service.jobs import Place
     from service.wiring import Services
 
     # Check the flags before spending seconds loading the model; the size is settled after loading.
-    seed = parse_prompt(text, native_size=512).seed
+    seed = parse_prompt(text, family=UNKNOWN_FAMILY).seed
     services = await Services.open(settings)
     try:
         request = services.jobs.parse(text).replace(seed=seed)

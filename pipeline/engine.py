@@ -72,7 +72,6 @@ class Engine:
                 pipe.set_progress_bar_config(disable=True)
         self.upscaler = upscaler
         self.family = describe(txt2img, self.img2img, self.inpaint)
-        self.native_size = self.family.native_size
         self._latent_rgb = latent_rgb_map(txt2img, self.family)
         self._previews_broken = False  # set when a preview failed once: the rest of the job goes without
 

@@ -8,14 +8,16 @@ denoiser's config, and which arguments its `__call__` takes.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from pipeline.request import Mode
+
+if TYPE_CHECKING:  # the prompt parser imports this module; it needs no torch
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,13 @@ _FAMILY_PREFIXES = (
 # Families whose denoiser needs coarser sizes than VAE scale x patch (Kandinsky 3's UNet does not pad
 # odd latent sizes between its down and up blocks).
 _SIZE_MULTIPLES = {"kandinsky3": 64}
+
+# Denoising steps a family runs when the prompt gives no --steps: the pipeline's own default, capped
+# here (SD 1.x's 50 take twice as long for little gain); SD 1.x keeps Kaika's long-standing 25.
+MAX_DEFAULT_STEPS = 30
+_DEFAULT_STEPS = {"sd": 25}
+# Timestep-distilled models without classifier-free guidance (FLUX.1-schnell) run this many steps.
+DISTILLED_STEPS = 4
 
 # What a family cannot do, in the words a user is shown.
 MODE_NAMES = {
@@ -56,9 +65,35 @@ class ModelFamily:
     modes: frozenset[Mode]  # what it can make; UPSCALE is always there (plain Lanczos at worst)
     step_callback: str | None  # "on_step_end", "legacy" (callback(i, t, latents)) or None: no progress
     negative_prompt: bool  # whether its pipeline takes a negative prompt (--no)
+    default_steps: int = 25
+    default_guidance: float = 7.5  # at --stylize 100; 0 for models distilled to run without guidance
 
     def supports(self, mode: Mode) -> bool:
         return mode in self.modes
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values, as fleet workers announce their model."""
+        return {**dataclasses.asdict(self), "modes": sorted(mode.value for mode in self.modes)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelFamily:
+        known = {field.name for field in dataclasses.fields(cls)}
+        fields = {name: value for name, value in values.items() if name in known}
+        return cls(**{**fields, "modes": frozenset(Mode(mode) for mode in fields["modes"])})
+
+
+# What is assumed of a model nobody has described yet (a fleet before any worker announced its model).
+UNKNOWN_FAMILY = ModelFamily(
+    name="unknown",
+    native_size=512,
+    size_multiple=8,
+    vae_scale=8,
+    latent_channels=4,
+    packed_latents=False,
+    modes=frozenset(Mode),
+    step_callback="on_step_end",
+    negative_prompt=True,
+)
 
 
 def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFamily:
@@ -70,6 +105,7 @@ def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFam
     config = getattr(denoiser, "config", None)
     packed = name == "flux"
     patch = 2 if packed else int(getattr(config, "patch_size", None) or 1)
+    steps, guidance = _defaults(txt2img, name, config)
     modes = {Mode.TXT2IMG, Mode.UPSCALE}
     if img2img is not None:
         modes.add(Mode.IMG2IMG)
@@ -85,7 +121,23 @@ def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFam
         modes=frozenset(modes),
         step_callback=_step_callback(txt2img),
         negative_prompt=takes(txt2img, "negative_prompt"),
+        default_steps=steps,
+        default_guidance=guidance,
     )
+
+
+def _defaults(pipe: Any, name: str, config: Any) -> tuple[int, float]:
+    """Steps and guidance (at --stylize 100) from the pipeline's own `__call__` defaults."""
+    if name == "flux" and getattr(config, "guidance_embeds", True) is False:
+        return DISTILLED_STEPS, 0.0  # FLUX.1-schnell: distilled to a few steps, no guidance
+    parameters = inspect.signature(type(pipe).__call__).parameters
+    steps = parameters.get("num_inference_steps")
+    guidance = parameters.get("guidance_scale")
+    default_steps = steps.default if steps is not None and isinstance(steps.default, int) else 25
+    default_guidance = (
+        guidance.default if guidance is not None and isinstance(guidance.default, float) else 7.5
+    )
+    return _DEFAULT_STEPS.get(name, min(default_steps, MAX_DEFAULT_STEPS)), float(default_guidance)
 
 
 def takes(pipe: Any, argument: str) -> bool:

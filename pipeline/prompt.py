@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pipeline.errors import RequestError
+from pipeline.families import ModelFamily
 from pipeline.request import GenerationRequest, Limits, size_for_aspect
 
 DEFAULT_LIMITS = Limits()
 MAX_SEED = 2**32 - 1
 MAX_STYLIZE = 1000
+DEFAULT_STYLIZE = 100
 MAX_CHAOS = 100
 MAX_ASPECT_RATIO = 4.0  # wider than 4:1 (or taller than 1:4) leaves a model trained on squares
 
@@ -48,9 +50,10 @@ class SeedSource(Protocol):
 
 @dataclass(frozen=True)
 class PromptDefaults:
-    """Values used when the prompt does not say otherwise."""
+    """Values used when the prompt does not say otherwise; None: the model family's own."""
 
-    steps: int = 25
+    steps: int | None = None
+    guidance: float | None = None  # at --stylize 100 (MODEL_GUIDANCE)
     stylize: int = 100
     chaos: int = 0
     num_images: int = 4
@@ -66,11 +69,17 @@ def stylize_to_guidance(stylize: int) -> float:
     return round(1.5 + 6.0 * (stylize / 100) ** (1 / 3), 2)
 
 
+def _guidance(stylize: int, family: ModelFamily | float) -> float:
+    """--stylize as the model's guidance: its default at --stylize 100 (the usual 7.5 for SD 1.x), scaled
+    as `stylize_to_guidance` scales 7.5; 0 stays 0 for models distilled to run without guidance."""
+    default = family if isinstance(family, float | int) else family.default_guidance
+    return round(default * stylize_to_guidance(stylize) / stylize_to_guidance(DEFAULT_STYLIZE), 2)
+
+
 def parse_prompt(
     text: str,
     *,
-    native_size: int | Callable[[str | None], int],
-    size_multiple: int | Callable[[str | None], int] = 8,
+    family: ModelFamily | Callable[[str | None], ModelFamily],
     defaults: PromptDefaults = PromptDefaults(),
     limits: Limits = DEFAULT_LIMITS,
     seed_source: SeedSource = random,  # type: ignore[assignment]
@@ -78,8 +87,9 @@ def parse_prompt(
 ) -> GenerationRequest:
     """Turn `/imagine` text into a validated txt2img request; raise `RequestError` naming the bad flag.
 
-    `native_size` is the model's training side in pixels and `size_multiple` what its sides must be
-    multiples of (each also a function of the `--model` name, None meaning the default model); `models` lists the names `--model` may take (None: any).
+    `family` describes the model (or is a function of the `--model` name, None meaning the default
+    model): its native size and size multiple turn --ar into a size, its defaults fill --steps and
+    scale --stylize into its own guidance; `models` lists the names `--model` may take (None: any).
     Without `--seed`, the seed comes from `seed_source`.
     """
     description, flags = _split_flags(text)
@@ -101,17 +111,18 @@ def parse_prompt(
         if models is not None and model not in models:
             available = ", ".join(sorted(models)) or "none besides the default"
             raise RequestError(f"--model '{model}' is not available; choose one of: {available}.")
-    side = native_size(model) if callable(native_size) else native_size
+    described = family(model) if callable(family) else family
+    side = described.native_size
 
     width, height = side, side
     if "ar" in values:
-        multiple = size_multiple(model) if callable(size_multiple) else size_multiple
-        width, height = size_for_aspect(*_parse_aspect(typed_names["ar"], values["ar"]), side, multiple)
+        aspect = _parse_aspect(typed_names["ar"], values["ar"])
+        width, height = size_for_aspect(*aspect, side, described.size_multiple)
 
     seed = number("seed", 0, MAX_SEED, -1)
     if seed < 0:
         seed = seed_source.randrange(MAX_SEED + 1)
-    steps = number("steps", 1, limits.max_steps, defaults.steps)
+    steps = number("steps", 1, limits.max_steps, defaults.steps or described.default_steps)
     stylize = number("stylize", 0, MAX_STYLIZE, defaults.stylize)
     chaos = number("chaos", 0, MAX_CHAOS, defaults.chaos)
     negative = values.get("no", "")
@@ -123,7 +134,7 @@ def parse_prompt(
         width=width,
         height=height,
         steps=steps,
-        guidance=stylize_to_guidance(stylize),
+        guidance=_guidance(stylize, described if defaults.guidance is None else defaults.guidance),
         num_images=defaults.num_images,
         chaos=chaos,
         model=model,

@@ -164,8 +164,7 @@ class JobService:
         """/imagine text → a validated request; raises RequestError naming the bad flag."""
         return parse_prompt(
             text,
-            native_size=self.executor.native_size,
-            size_multiple=self.executor.size_multiple,
+            family=self.executor.family,
             defaults=self.defaults,
             limits=self.limits,
             seed_source=self.seeds,
@@ -196,7 +195,7 @@ class JobService:
 
     def offered(self, model: str | None) -> frozenset[ButtonAction]:
         """The buttons a finished job of `model` offers (see `offered_actions`)."""
-        return offered_actions(self.executor.modes(model))
+        return offered_actions(self.executor.family(model).modes)
 
     def in_flight(self, user_id: int) -> int:
         """Jobs of `user_id` this service has queued or running now."""

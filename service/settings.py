@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     loras: Annotated[list[str], NoDecode] = Field(default_factory=list, description="path[:weight] entries")
     upscaler: str = ""
+    model_steps: int = Field(
+        default=0, ge=0, description="Steps when a prompt gives no --steps; 0 = the model family's"
+    )
+    model_guidance: float | None = Field(
+        default=None, ge=0, description="Guidance at --stylize 100; empty = the family's"
+    )
 
     # --- executor ---
     executor: Literal["local", "celery"] = "local"
@@ -82,6 +88,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     _split = field_validator("models", "loras", "admin_user_ids", mode="before")(_split_csv)
+    _empty_is_unset = field_validator("model_guidance", mode="before")(
+        lambda value: None if value == "" else value
+    )
 
     def fleet_config(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.executor.base import Executor
+from pipeline.prompt import PromptDefaults
 from service.jobs import JobService
 from service.settings import Settings
 from storage import Storage
@@ -65,6 +66,7 @@ class Services:
             executor,
             max_queue=settings.max_queue,
             max_jobs_per_user=settings.max_jobs_per_user,
+            defaults=PromptDefaults(steps=settings.model_steps or None, guidance=settings.model_guidance),
         )
         return cls(storage, executor, jobs)
 

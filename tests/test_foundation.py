@@ -18,6 +18,15 @@ def test_settings_read_lists_and_default_database(monkeypatch, tmp_path):
     assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path.resolve()}/kaika.db"
 
 
+def test_model_defaults_left_empty_are_the_familys(monkeypatch):
+    monkeypatch.setenv("MODEL_GUIDANCE", "")
+    monkeypatch.setenv("MODEL_STEPS", "0")
+    settings = Settings(_env_file=None)
+    assert (settings.model_guidance, settings.model_steps) == (None, 0)
+    monkeypatch.setenv("MODEL_GUIDANCE", "3.5")
+    assert Settings(_env_file=None).model_guidance == 3.5
+
+
 def test_every_setting_is_in_env_example():
     from pathlib import Path
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from pipeline.errors import JobCancelled, JobFailed
-from pipeline.request import GenerationRequest, GenerationResult, Mode
+from pipeline.families import ModelFamily
+from pipeline.request import GenerationRequest, GenerationResult
 
 
 @dataclass(frozen=True)
@@ -172,16 +173,8 @@ class Executor(Protocol):
         """Jobs waiting or running now."""
         ...
 
-    def native_size(self, model: str | None = None) -> int:
-        """The side in pixels the model was trained at, used to turn --ar into a size."""
-        ...
-
-    def size_multiple(self, model: str | None = None) -> int:
-        """What the model's width and height must be multiples of (its VAE scale x patch size)."""
-        ...
-
-    def modes(self, model: str | None = None) -> frozenset[Mode]:
-        """What the model can make (a family without image-to-image has no variations)."""
+    def family(self, model: str | None = None) -> ModelFamily:
+        """What the model (None: the default one) is: native size, size multiple, modes, defaults."""
         ...
 
     @property

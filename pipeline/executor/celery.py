@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import uuid
@@ -54,13 +55,12 @@ from pipeline.executor.celery_jobs import (
     request_to_payload,
 )
 from pipeline.executor.fair import FairQueue
+from pipeline.families import UNKNOWN_FAMILY, ModelFamily
 from pipeline.images import decode_image
-from pipeline.request import GenerationRequest, GenerationResult, Limits, Mode, Timings
+from pipeline.request import GenerationRequest, GenerationResult, Limits, Timings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NATIVE_SIZE = 512  # until a worker has announced its model
-DEFAULT_SIZE_MULTIPLE = 8
 _READ_BLOCK_MS = 2000  # also about the longest `close` waits for a reader to stop
 _MODELS_REFRESH_SECONDS = 30.0
 READ_IMAGES_TTL = 600  # seconds a job's images stay in Redis once a bot has read them
@@ -243,20 +243,14 @@ class CeleryExecutor:
     def queue_depth(self) -> int:
         return sum(1 for handle in self._handles.values() if not handle.done)
 
-    def native_size(self, model: str | None = None) -> int:
+    def family(self, model: str | None = None) -> ModelFamily:
+        """The family the workers serving `model` announced; UNKNOWN_FAMILY until one has."""
         info = self._models.get(self._queue(model))
-        return int(info["native_size"]) if info else DEFAULT_NATIVE_SIZE
-
-    def size_multiple(self, model: str | None = None) -> int:
-        info = self._models.get(self._queue(model))
-        return int(info.get("size_multiple", DEFAULT_SIZE_MULTIPLE)) if info else DEFAULT_SIZE_MULTIPLE
-
-    def modes(self, model: str | None = None) -> frozenset[Mode]:
-        """What the workers' model can make; every mode until a worker has said otherwise."""
-        info = self._models.get(self._queue(model))
-        return (
-            frozenset(Mode(mode) for mode in info["modes"]) if info and "modes" in info else frozenset(Mode)
-        )
+        if info is None:
+            return UNKNOWN_FAMILY
+        if "family" not in info:  # announced by a worker that describes only its size
+            return dataclasses.replace(UNKNOWN_FAMILY, native_size=int(info["native_size"]))
+        return ModelFamily.from_dict(info["family"])
 
     @property
     def model_names(self) -> list[str]:

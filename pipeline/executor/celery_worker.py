@@ -150,16 +150,13 @@ class WorkerRuntime:
         return self._engine
 
     def announce(self) -> None:
-        """Tell the bots which model this queue serves and its native size (for --ar)."""
+        """Tell the bots which model this queue serves and its family (sizes for --ar, modes, defaults)."""
         engine = self.engine()
         queue = queue_for_model(self.config.key_prefix, self.engine_options.source)
         info = {
             "model": self.engine_options.source,
             "model_id": engine.model_id,
-            "native_size": engine.native_size,
-            "size_multiple": engine.family.size_multiple,
-            "family": engine.family.name,
-            "modes": sorted(mode.value for mode in engine.family.modes),
+            "family": engine.family.to_dict(),
         }
         self.jobs.redis.hset(models_key(self.config.key_prefix), queue, dumps(info))
 

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
 from pipeline.executor.base import Cancelled, Event, Failed, Finished, JobHandleBase, Queued, Started, Step
 from pipeline.executor.fair import FairQueue
-from pipeline.request import GenerationRequest, GenerationResult, Limits, Mode, Timings
+from pipeline.families import ModelFamily
+from pipeline.request import GenerationRequest, GenerationResult, Limits, Timings
 
 if TYPE_CHECKING:
     from pipeline.engine import Engine
@@ -168,14 +169,8 @@ class LocalExecutor:
         with self._lock:
             return self._depth()
 
-    def native_size(self, model: str | None = None) -> int:
-        return self._engine_for(model).native_size
-
-    def size_multiple(self, model: str | None = None) -> int:
-        return self._engine_for(model).family.size_multiple
-
-    def modes(self, model: str | None = None) -> frozenset[Mode]:
-        return self._engine_for(model).family.modes
+    def family(self, model: str | None = None) -> ModelFamily:
+        return self._engine_for(model).family
 
     # ------------------------------------------------------------------ scheduling (lock held)
 

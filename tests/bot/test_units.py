@@ -7,6 +7,7 @@ import pytest
 from bot.progress import EditThrottle, progress_text, waiting_text
 from bot.views import CUSTOM_ID, custom_id, result_view
 from pipeline.errors import RequestError
+from pipeline.families import UNKNOWN_FAMILY, ModelFamily
 from pipeline.request import Mode
 from service.admission import blocked_term
 from service.defaults import with_defaults
@@ -76,11 +77,8 @@ class AnnouncingExecutor:
     def __init__(self) -> None:
         self.model_names: list[str] = []
 
-    def native_size(self, model: str | None = None) -> int:
-        return 512
-
-    def size_multiple(self, model: str | None = None) -> int:
-        return 8
+    def family(self, model: str | None = None) -> ModelFamily:
+        return UNKNOWN_FAMILY
 
 
 def test_model_names_are_read_from_the_executor_at_each_imagine():

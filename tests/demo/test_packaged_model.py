@@ -22,7 +22,7 @@ def demo_engine():
 def test_empty_model_setting_loads_the_packaged_demo_folder(demo_engine):
     assert (DEMO_MODEL_DIR / "model_index.json").is_file()
     assert demo_engine.model_id == DEMO_MODEL_ID
-    assert demo_engine.native_size == 64
+    assert demo_engine.family.native_size == 64
     weights = sum(path.stat().st_size for path in DEMO_MODEL_DIR.rglob("*.safetensors"))
     assert weights <= 25 * 2**20
 

@@ -35,6 +35,7 @@ from pipeline.executor.celery_jobs import (
     request_to_payload,
 )
 from pipeline.executor.celery_worker import WorkerJobs
+from pipeline.families import UNKNOWN_FAMILY
 from pipeline.request import GenerationRequest, Mode
 from tests.fixtures.fleet import LONG, collect, first_step, job_record, stream_types
 
@@ -47,7 +48,7 @@ async def test_a_job_runs_on_a_worker_with_progress_previews_and_the_models_imag
 ):
     executor = await make_executor()
     assert isinstance(executor, Executor)
-    assert executor.native_size() == 64  # announced by the worker that loaded the model
+    assert executor.family().native_size == 64  # announced by the worker that loaded the model
 
     handle = await executor.submit(REQUEST, owner="alice")
     events = await collect(handle)
@@ -92,8 +93,9 @@ async def test_a_job_runs_on_a_worker_with_progress_previews_and_the_models_imag
 async def test_a_model_picked_by_its_announced_name_runs_on_the_worker_that_serves_it(worker, make_executor):
     executor = await make_executor()
     assert executor.model_names == ["tiny-sd"]
-    assert executor.native_size("tiny-sd") == 64
-    assert executor.native_size("a-model-no-worker-serves") == 512  # the default until one announces it
+    assert executor.family("tiny-sd") == executor.family()  # by its id or its MODEL value
+    assert executor.family("tiny-sd").name == "sd" and executor.family("tiny-sd").native_size == 64
+    assert executor.family("a-model-no-worker-serves") == UNKNOWN_FAMILY  # until a worker announces it
     handle = await executor.submit(SMALL.replace(model="tiny-sd"), owner="alice")
     assert (await handle.result()).model_id == "tiny-sd"
 

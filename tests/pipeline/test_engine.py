@@ -35,7 +35,7 @@ def test_model_setting_loads_the_tiny_model(tiny_settings_env):
     settings = Settings(_env_file=None)
     engine = Engine.load(settings.model, device=settings.device, dtype=settings.dtype)
     assert engine.model_id == tiny_settings_env.name
-    assert engine.native_size == 64
+    assert engine.family.native_size == 64
     assert engine.device == torch.device("cpu")
     (result,) = engine.run([tiny_request(seed=3, num_images=4)])
     assert len(result.images) == 4 and result.images[0].size == (64, 64)

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from PIL import Image
 
 from pipeline.engine import Engine
 from pipeline.errors import RequestError
+from pipeline.families import ModelFamily, describe
 from pipeline.images import encode_png
 from pipeline.request import GenerationRequest, Mode, size_for_aspect, upscale_request, variation_request
+from testkit.families import save_tiny_family
 
 # Eight families loaded and run through txt2img, a variation and an upscale each.
 pytestmark = pytest.mark.slow
 
+# Steps and guidance each family runs without --steps / --stylize: the pipeline's own defaults, steps capped.
+DEFAULTS = {
+    "sd15": (25, 7.5),
+    "sdxl": (30, 5.0),
+    "sd3": (28, 7.0),
+    "flux": (28, 3.5),
+    "pixart": (20, 4.5),
+    "sana": (20, 4.5),
+    "lcm": (4, 8.5),
+    "kandinsky3": (25, 3.0),
+}
 # The families whose diffusers pipelines have an image-to-image / an inpainting variant.
 WITH_IMG2IMG = {"sd15", "sdxl", "sd3", "flux", "lcm", "kandinsky3"}
 WITH_INPAINT = {"sd15", "sdxl", "sd3", "flux"}
@@ -35,6 +49,15 @@ def test_the_family_is_described_from_the_loaded_pipeline(engine):
     assert family.supports(Mode.IMG2IMG) is (tiny.name in WITH_IMG2IMG)
     assert family.supports(Mode.INPAINT) is (tiny.name in WITH_INPAINT)
     assert family.supports(Mode.UPSCALE)  # a Lanczos enlargement at worst
+    assert (family.default_steps, family.default_guidance) == DEFAULTS[tiny.name]
+    assert ModelFamily.from_dict(json.loads(json.dumps(family.to_dict()))) == family  # as workers announce it
+
+
+def test_a_flux_model_without_guidance_runs_few_steps_unguided(tmp_path):
+    loaded = Engine.load(str(save_tiny_family("flux", tmp_path / "flux")), device="cpu", dtype="float32")
+    loaded.txt2img.transformer.register_to_config(guidance_embeds=False)  # as FLUX.1-schnell is configured
+    schnell = describe(loaded.txt2img, loaded.img2img, loaded.inpaint)
+    assert (schnell.default_steps, schnell.default_guidance) == (4, 0.0)
 
 
 def test_an_odd_aspect_ratio_comes_out_at_that_size_with_previews_at_every_step(engine):

@@ -70,7 +70,7 @@ async def test_implements_the_executor_interface(make_executor):
     await executor.start()
     handle = await executor.submit(tiny_request(num_images=1), owner="ann")
     assert isinstance(handle, JobHandle)
-    assert executor.native_size() == 64
+    assert executor.family().native_size == 64
     await asyncio.wait_for(handle.result(), TIMEOUT)
 
 

@@ -1,5 +1,6 @@
 """The prompt syntax users type after /imagine."""
 
+import dataclasses
 import random
 
 import pytest
@@ -7,12 +8,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.errors import RequestError
+from pipeline.families import UNKNOWN_FAMILY, ModelFamily
 from pipeline.prompt import KNOWN_FLAGS, PromptDefaults, parse_prompt, stylize_to_guidance
 from pipeline.request import Limits, Mode
 
 
-def parse(text, **kwargs):
-    kwargs.setdefault("native_size", 512)
+def sized(native_size: int) -> ModelFamily:
+    return dataclasses.replace(UNKNOWN_FAMILY, native_size=native_size)
+
+
+def parse(text, native_size=512, **kwargs):
+    """`parse_prompt` for a model of `native_size` (or a function of the --model name giving it)."""
+    if callable(native_size):
+        kwargs.setdefault("family", lambda model: sized(native_size(model)))
+    else:
+        kwargs.setdefault("family", sized(native_size))
     kwargs.setdefault("seed_source", random.Random(1))
     return parse_prompt(text, **kwargs)
 
@@ -143,3 +153,19 @@ def test_valid_flags_round_trip(description, seed, steps, chaos, aspect):
     )
     assert request.width % 8 == 0 and request.height % 8 == 0
     assert (request.width >= request.height) == (aspect[0] >= aspect[1]) or aspect[0] == aspect[1]
+
+
+def test_a_models_own_defaults_fill_steps_and_scale_stylize_into_its_guidance():
+    flux_dev = dataclasses.replace(UNKNOWN_FAMILY, default_steps=28, default_guidance=3.5)
+    request = parse("a cat", family=flux_dev)
+    assert (request.steps, request.guidance) == (28, 3.5)
+    assert parse("a cat --s 200", family=flux_dev).guidance == round(3.5 * stylize_to_guidance(200) / 7.5, 2)
+    assert parse("a cat --steps 9", family=flux_dev).steps == 9
+    distilled = dataclasses.replace(UNKNOWN_FAMILY, default_steps=4, default_guidance=0.0)
+    assert (parse("a cat --s 900", family=distilled).guidance, parse("a cat", family=distilled).steps) == (
+        0.0,
+        4,
+    )
+    # MODEL_STEPS / MODEL_GUIDANCE win over the family's own.
+    overridden = parse("a cat", family=flux_dev, defaults=PromptDefaults(steps=12, guidance=5.0))
+    assert (overridden.steps, overridden.guidance) == (12, 5.0)
