@@ -51,7 +51,7 @@ async def start_job(
             return
     reporter = JobMessage(
         interaction,
-        header(pending.job.prompt, pending.job.kind, interaction.user.mention),
+        header(pending.job.prompt, pending.job.kind, interaction.user.mention, pending.notes),
         interval=progress_interval,
         storage=services.storage,
     )

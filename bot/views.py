@@ -9,7 +9,7 @@ the flow that starts jobs and renders them with these views.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import discord
 
@@ -110,8 +110,8 @@ def reroll_view(job_id: str) -> discord.ui.View:
     return view
 
 
-def header(job_prompt: str, kind: JobKind, mention: str) -> str:
-    """The first line of a job's message: its prompt, what kind of job, and whose."""
+def header(job_prompt: str, kind: JobKind, mention: str, notes: Sequence[str] = ()) -> str:
+    """The first line of a job's message: its prompt, what kind of job, and whose; then any notes on it."""
     prompt = discord.utils.escape_mentions(discord.utils.escape_markdown(job_prompt))
     what = {
         JobKind.IMAGINE: "",
@@ -119,7 +119,7 @@ def header(job_prompt: str, kind: JobKind, mention: str) -> str:
         JobKind.VARIATION: " (variations)",
         JobKind.UPSCALE: " (upscale)",
     }[kind]
-    return f"**{prompt}**{what} — {mention}"
+    return f"**{prompt}**{what} — {mention}" + "".join(f"\n-# {note}" for note in notes)
 
 
 def result_line(job: JobRecord, single: bool) -> str:

@@ -249,6 +249,8 @@ async def _follow(services: Services, pending: PendingJob, label: str) -> Outcom
 
     from pipeline.errors import JobCancelled, JobFailed
 
+    for note in pending.notes:
+        print(f"kaika {label}: note: {note}", file=sys.stderr)
     reporter = TerminalReporter(label)
     running = pending.start(reporter)
     assert running is not None  # the service closes only after this

@@ -64,7 +64,7 @@ class ModelFamily:
     packed_latents: bool  # FLUX packs 2x2 latent patches into a sequence: (batch, h/2 * w/2, channels * 4)
     modes: frozenset[Mode]  # what it can make; UPSCALE is always there (plain Lanczos at worst)
     step_callback: str | None  # "on_step_end", "legacy" (callback(i, t, latents)) or None: no progress
-    negative_prompt: bool  # whether its pipeline takes a negative prompt (--no)
+    negative_prompt: bool  # whether a negative prompt (--no) changes its images
     default_steps: int = 25
     default_guidance: float = 7.5  # at --stylize 100; 0 for models distilled to run without guidance
 
@@ -120,10 +120,17 @@ def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFam
         packed_latents=packed,
         modes=frozenset(modes),
         step_callback=_step_callback(txt2img),
-        negative_prompt=takes(txt2img, "negative_prompt"),
+        negative_prompt=_uses_negative_prompt(txt2img, name, guidance),
         default_steps=steps,
         default_guidance=guidance,
     )
+
+
+def _uses_negative_prompt(pipe: Any, name: str, guidance: float) -> bool:
+    """A negative prompt works through classifier-free guidance: not for pipelines without one (LCM), models
+    run without guidance, or FLUX, whose guidance is distilled into the model (its `negative_prompt` needs
+    a second, "true" guidance pass Kaika does not run)."""
+    return takes(pipe, "negative_prompt") and name != "flux" and guidance > 0
 
 
 def _defaults(pipe: Any, name: str, config: Any) -> tuple[int, float]:

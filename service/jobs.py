@@ -28,6 +28,7 @@ from pipeline.executor.base import (
     Started,
     Step,
 )
+from pipeline.families import ModelFamily
 from pipeline.images import display_grid, encode_png, image_metadata
 from pipeline.prompt import PromptDefaults, parse_prompt
 from pipeline.request import (
@@ -98,6 +99,16 @@ class Reporter(Protocol):
     async def finished(self, outcome: Outcome) -> None: ...
 
     async def failed(self, message: str) -> None: ...
+
+
+def request_notes(request: GenerationRequest, family: ModelFamily) -> list[str]:
+    """What `family`'s model will not do of what `request` asks, said to the person beside the job."""
+    notes = []
+    if request.negative_prompt and not family.negative_prompt:
+        notes.append(
+            "This model does not use --no (it runs without a negative prompt); the rest is used as written."
+        )
+    return notes
 
 
 def request_params(request: GenerationRequest) -> dict[str, Any]:
@@ -448,6 +459,11 @@ class PendingJob:
     slot: Slot
     handle: JobHandle | None = None  # None for a U press: the image is copied, not generated
     copy_of: tuple[JobRecord, int] | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        """What the job's model will not do of what was asked (see `request_notes`)."""
+        return request_notes(self.request, self.service.executor.family(self.request.model))
 
     def start(self, reporter: Reporter) -> asyncio.Task[None] | None:
         """Follow the job, reporting to `reporter`; None when the service is closing (the job stays recorded)."""

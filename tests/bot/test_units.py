@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bot.progress import EditThrottle, progress_text, waiting_text
-from bot.views import CUSTOM_ID, custom_id, result_view
+from bot.views import CUSTOM_ID, custom_id, header, result_view
 from pipeline.errors import RequestError
 from pipeline.families import UNKNOWN_FAMILY, ModelFamily
 from pipeline.request import Mode
 from service.admission import blocked_term
 from service.defaults import with_defaults
 from service.jobs import ButtonAction, JobService, offered_actions
+from storage.records import JobKind
 
 
 def test_custom_ids_round_trip_through_the_one_regex():
@@ -106,3 +107,9 @@ def test_result_views_show_only_the_buttons_offered():
         "Upscale (Subtle)",
         "Upscale (Creative)",
     ]
+
+
+def test_a_jobs_header_carries_its_notes_as_small_print():
+    assert header("a *lake*", JobKind.IMAGINE, "<@1>") == "**a \\*lake\\*** — <@1>"
+    noted = header("a lake", JobKind.VARIATION, "<@1>", ["This model does not use --no."])
+    assert noted == "**a lake** (variations) — <@1>\n-# This model does not use --no."

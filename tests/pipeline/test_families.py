@@ -50,6 +50,8 @@ def test_the_family_is_described_from_the_loaded_pipeline(engine):
     assert family.supports(Mode.INPAINT) is (tiny.name in WITH_INPAINT)
     assert family.supports(Mode.UPSCALE)  # a Lanczos enlargement at worst
     assert (family.default_steps, family.default_guidance) == DEFAULTS[tiny.name]
+    # --no works through classifier-free guidance: LCM has no negative prompt, FLUX's guidance is distilled.
+    assert family.negative_prompt is (tiny.name not in {"lcm", "flux"})
     assert ModelFamily.from_dict(json.loads(json.dumps(family.to_dict()))) == family  # as workers announce it
 
 

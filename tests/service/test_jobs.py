@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,11 @@ from typing import Any
 import pytest
 
 from pipeline.executor.local import LocalExecutor
+from pipeline.families import UNKNOWN_FAMILY
 from pipeline.request import GenerationRequest, Mode
 from service.admission import Place, Requester
 from service.errors import NotOffered
-from service.jobs import ButtonAction, offered_actions
+from service.jobs import ButtonAction, offered_actions, request_notes
 from service.settings import Settings
 from service.wiring import Services
 from storage.errors import QuotaExceeded
@@ -102,3 +104,13 @@ async def test_a_job_of_a_model_without_image_to_image_offers_no_variations(tmp_
         assert [job.id for job in await opened.storage.jobs.recent_for_user(ADA.user_id)] == [pending.job.id]
     finally:
         await opened.close()
+
+
+def test_a_negative_prompt_the_model_cannot_use_is_noted_not_dropped_silently():
+    request = GenerationRequest(prompt="a lake", negative_prompt="boats", seed=1)
+    with_negative = dataclasses.replace(UNKNOWN_FAMILY, negative_prompt=True)
+    without = dataclasses.replace(UNKNOWN_FAMILY, negative_prompt=False)
+    assert request_notes(request, with_negative) == []
+    assert request_notes(request.replace(negative_prompt=""), without) == []
+    [note] = request_notes(request, without)
+    assert "does not use --no" in note
