@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +74,9 @@ class Written:
 
 
 def job_file_stem(prompt: str, seed: int | None, job_id: str) -> str:
-    from pipeline.images import result_file_stem
-
-    return f"{result_file_stem(prompt, seed or 0)}-{job_id}"
+    """A readable file-name stem unique to the job, such as `a-lighthouse-at-dusk-7-LtG6segnPSQe`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40].rstrip("-") or "image"
+    return f"{slug}-{seed or 0}-{job_id}"
 
 
 def write_outcome(outcome: Outcome, request: GenerationRequest, out_dir: Path) -> Written:

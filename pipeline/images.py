@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image, PngImagePlugin
 
 if TYPE_CHECKING:
-    from pipeline.request import GenerationRequest, GenerationResult
+    from pipeline.request import GenerationRequest
 
 GRID_COLUMNS = 2
 # Cells of a grid shown to a person are at least this many pixels a side (small native sizes are enlarged).
@@ -123,30 +120,3 @@ def upscale_for_display(image: Image.Image, min_side: int = 512) -> Image.Image:
 def display_grid(images: Sequence[Image.Image]) -> Image.Image:
     """The 2x2 grid a person sees: `compose_grid` of the images, each enlarged to `DISPLAY_MIN_SIDE` if smaller."""
     return compose_grid([upscale_for_display(image, DISPLAY_MIN_SIDE) for image in images])
-
-
-def result_file_stem(prompt: str, seed: int) -> str:
-    """A readable file-name stem such as `a-lighthouse-at-dusk-7`."""
-    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:40].rstrip("-") or "image"
-    return f"{slug}-{seed}"
-
-
-def write_result_pngs(
-    result: GenerationResult, request: GenerationRequest, out_dir: Path, *, job_id: str | None = None
-) -> list[Path]:
-    """Write the grid and each image as PNGs with metadata into `out_dir`; return the paths, grid first.
-
-    Each file is written under a temporary name and renamed, so a reader never sees half a PNG.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = result_file_stem(request.prompt, request.seed)
-    grid_metadata = image_metadata(request, seed=request.seed, model_id=result.model_id, job_id=job_id)
-    files = [(out_dir / f"{stem}-grid.png", display_grid(result.images), grid_metadata)]
-    for index, (image, seed) in enumerate(zip(result.images, result.seeds, strict=True), start=1):
-        metadata = image_metadata(request, seed=seed, model_id=result.model_id, job_id=job_id)
-        files.append((out_dir / f"{stem}-{index}.png", image, metadata))
-    for path, image, metadata in files:
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_bytes(encode_png(image, metadata))
-        os.replace(partial, path)
-    return [path for path, _, _ in files]

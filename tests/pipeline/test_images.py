@@ -8,16 +8,14 @@ from PIL import Image
 
 from pipeline.images import (
     compose_grid,
-    decode_image,
     display_grid,
     encode_png,
     fit_to_bytes,
     image_metadata,
     read_png_metadata,
     upscale_for_display,
-    write_result_pngs,
 )
-from pipeline.request import GenerationRequest, GenerationResult, Timings
+from pipeline.request import GenerationRequest
 
 
 def solid(color, size=(32, 24)):
@@ -102,22 +100,6 @@ def test_upscale_for_display_enlarges_only_small_images():
     assert enlarged.size == (384, 288)
     large = solid("red", (512, 512))
     assert upscale_for_display(large) is large
-
-
-def test_write_result_pngs_writes_grid_and_each_image_with_its_seed(tmp_path):
-    request = GenerationRequest(prompt="A lighthouse, at dusk!", seed=7, width=32, height=24)
-    images = [noise_image((32, 24), seed) for seed in range(4)]
-    result = GenerationResult(images=images, seeds=request.seeds, timings=Timings(0, 0), model_id="m")
-    paths = write_result_pngs(result, request, tmp_path / "out", job_id="j1")
-    assert [path.name for path in paths] == [
-        f"a-lighthouse-at-dusk-7-{suffix}.png" for suffix in ("grid", 1, 2, 3, 4)
-    ]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        p.name for p in paths
-    )  # no partial files
-    assert read_png_metadata(paths[3].read_bytes())["seed"] == "9"
-    assert read_png_metadata(paths[0].read_bytes())["job_id"] == "j1"
-    assert np.array_equal(np.asarray(decode_image(paths[2].read_bytes())), np.asarray(images[1]))
 
 
 def test_display_grid_enlarges_small_cells_and_keeps_large_ones():
