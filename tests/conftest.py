@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.fake_discord",
     "tests.fixtures.storage",
     "tests.fixtures.families",
+    "tests.fixtures.cli",
 ]
 
 

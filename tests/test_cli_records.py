@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 from pathlib import Path
 from typing import Any
@@ -11,31 +10,9 @@ import pytest
 
 from cli.main import main
 from pipeline.images import read_png_metadata
-from service.settings import Settings
 from storage import LOCAL_USER_ID, Storage
 from storage.records import JobKind, JobStatus
-
-
-@pytest.fixture
-def local_data(tiny_settings_env, tmp_path, monkeypatch) -> Path:
-    monkeypatch.chdir(tmp_path)  # no stray .env is read
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    return tmp_path / "data"
-
-
-def recorded(data_dir: Path, read: Any) -> Any:
-    """`read(storage)` on the storage `kaika imagine` used."""
-
-    async def run() -> Any:
-        settings = Settings(_env_file=None, data_dir=data_dir)
-        storage = await Storage.open(settings.resolved_database_url, data_dir / "images")
-        try:
-            return await read(storage)
-        finally:
-            await storage.close()
-
-    return asyncio.run(run())
+from tests.fixtures.cli import recorded
 
 
 async def local_jobs_and_user(storage: Storage) -> tuple[list[Any], Any, list[bool]]:

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from cli.main import main
-from tests.cli.helpers import Run
-
-
-@pytest.fixture
-def local_data(tiny_settings_env, tmp_path, monkeypatch) -> Path:
-    """DATA_DIR in a fresh folder (SQLite) and the tiny model; the working folder is `tmp_path`."""
-    monkeypatch.chdir(tmp_path)  # no stray .env is read; the default --out is tmp_path/out
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    return tmp_path / "data"
+from tests.fixtures.cli import Run
 
 
 @pytest.fixture

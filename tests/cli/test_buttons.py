@@ -15,7 +15,7 @@ from pipeline.images import read_png_metadata
 from pipeline.request import UPSCALE_CREATIVE, UPSCALE_SUBTLE, VARIATION_STRONG, VARIATION_SUBTLE
 from storage import LOCAL_USER_ID
 from storage.records import JobKind, JobStatus
-from tests.cli.helpers import BOT_USER, bot_job, job, recorded
+from tests.fixtures.cli import BOT_USER, bot_job, job, recorded
 
 
 def check_files(printed: dict, count: int, out: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from storage import LOCAL_USER_ID
 from storage.records import JobStatus
-from tests.cli.helpers import all_jobs, bot_job, recorded
+from tests.fixtures.cli import all_jobs, bot_job, recorded
 
 pytestmark = pytest.mark.usefixtures("local_data")
 
