@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -11,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage import sqlite_url
 
+# `name=source` in MODELS: a name is one word (hub ids and paths may hold "=" only after one).
+_NAMED_MODEL = re.compile(r"(?P<name>[\w.-]+)=(?P<source>.+)")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -105,6 +108,17 @@ class Settings(BaseSettings):
             result_ttl=self.celery_result_ttl,
             max_retries=self.celery_max_retries,
         )
+
+    @property
+    def named_models(self) -> dict[str, str]:
+        """MODELS as `--model` name → MODEL-style source; an entry `name=source` names its model, a bare
+        source is its own name."""
+        named = {}
+        for entry in self.models:
+            match = _NAMED_MODEL.fullmatch(entry)
+            name, source = (match["name"], match["source"]) if match else (entry, entry)
+            named[name] = source
+        return named
 
     @property
     def resolved_database_url(self) -> str:

@@ -19,6 +19,7 @@ async def open_executor(settings: Settings) -> Executor:
         executor: Executor = CeleryExecutor(
             settings.fleet_config(),
             default_model=settings.model,
+            model_sources=settings.named_models,
             in_flight=settings.celery_in_flight,
             preview_every=settings.preview_every,
         )
@@ -26,7 +27,7 @@ async def open_executor(settings: Settings) -> Executor:
         from pipeline.executor.local import LocalExecutor
 
         executor = await LocalExecutor.load(
-            {None: settings.model, **{name: name for name in settings.models}},
+            {None: settings.model, **settings.named_models},
             device=settings.device,
             dtype=settings.dtype,
             loras=settings.loras,

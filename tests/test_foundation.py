@@ -18,6 +18,15 @@ def test_settings_read_lists_and_default_database(monkeypatch, tmp_path):
     assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path.resolve()}/kaika.db"
 
 
+def test_models_may_be_named(monkeypatch):
+    monkeypatch.setenv("MODELS", "flux=black-forest-labs/FLUX.1-schnell, stabilityai/sdxl-turbo,./my=model")
+    assert Settings(_env_file=None).named_models == {
+        "flux": "black-forest-labs/FLUX.1-schnell",
+        "stabilityai/sdxl-turbo": "stabilityai/sdxl-turbo",  # a bare source is its own name
+        "./my=model": "./my=model",  # "=" after a path's first word is part of the path
+    }
+
+
 def test_model_defaults_left_empty_are_the_familys(monkeypatch):
     monkeypatch.setenv("MODEL_GUIDANCE", "")
     monkeypatch.setenv("MODEL_STEPS", "0")

@@ -115,6 +115,7 @@ class CeleryExecutor:
         config: FleetConfig,
         *,
         default_model: str = "",
+        model_sources: dict[str, str] | None = None,
         in_flight: int = 8,
         preview_every: int = 5,
         limits: Limits | None = None,
@@ -122,6 +123,7 @@ class CeleryExecutor:
     ) -> None:
         self.config = config
         self.default_model = default_model
+        self.model_sources = dict(model_sources or {})  # --model names (MODELS name=source) → MODEL values
         self.in_flight = in_flight
         self.preview_every = preview_every
         self.limits = limits or Limits()
@@ -254,8 +256,11 @@ class CeleryExecutor:
 
     @property
     def model_names(self) -> list[str]:
-        """Names `--model` accepts: the id of each model a worker has announced (refreshed every 30 s)."""
-        return sorted(info["model_id"] for info in self._models.values())
+        """Names `--model` accepts: the id of each model a worker has announced (refreshed every 30 s), and
+        the MODELS names of announced models."""
+        announced = {info["model"] for info in self._models.values()}
+        names = {info["model_id"] for info in self._models.values()}
+        return sorted(names | {name for name, source in self.model_sources.items() if source in announced})
 
     # --- fair release ------------------------------------------------------------------------------
 
@@ -273,8 +278,8 @@ class CeleryExecutor:
         self._dispatch()
 
     def _queue(self, model: str | None) -> str:
-        """The queue of the workers that serve `model`: a MODEL value, or a served model's id."""
-        source = model or self.default_model
+        """The queue of the workers that serve `model`: a MODELS name, a MODEL value, or a served model's id."""
+        source = self.model_sources.get(model, model) if model else self.default_model
         for info in self._models.values():
             if source == info["model_id"]:
                 source = info["model"]

@@ -100,6 +100,18 @@ async def test_a_model_picked_by_its_announced_name_runs_on_the_worker_that_serv
     assert (await handle.result()).model_id == "tiny-sd"
 
 
+async def test_a_model_named_in_models_is_offered_by_that_name_once_a_worker_serves_it(
+    worker, make_executor, tiny_model_dir
+):
+    executor = await make_executor(
+        default_model="", model_sources={"sketch": str(tiny_model_dir), "later": "org/not-served-yet"}
+    )
+    assert executor.model_names == ["sketch", "tiny-sd"]  # "later" has no worker yet
+    assert executor.family("sketch") == executor.family("tiny-sd")
+    handle = await executor.submit(SMALL.replace(model="sketch"), owner="alice")
+    assert (await handle.result()).model_id == "tiny-sd"
+
+
 async def test_a_redelivered_finished_job_is_not_run_again_and_its_result_is_delivered_once(
     worker, make_executor, fleet_config, tiny_model_dir
 ):

@@ -114,3 +114,25 @@ def test_a_negative_prompt_the_model_cannot_use_is_noted_not_dropped_silently():
     assert request_notes(request.replace(negative_prompt=""), without) == []
     [note] = request_notes(request, without)
     assert "does not use --no" in note
+
+
+async def test_a_model_named_in_models_is_picked_with_that_name(tiny_model_dir: Path, tmp_path: Path):
+    from service.wiring import open_executor
+
+    settings = Settings(
+        _env_file=None,
+        model=str(tiny_model_dir),
+        models=[f"sketch={tiny_model_dir}"],
+        device="cpu",
+        dtype="float32",
+    )
+    executor = await open_executor(settings)
+    try:
+        assert executor.model_names == ["sketch", "tiny-sd"]
+        opened = await Services.open(settings.model_copy(update={"data_dir": tmp_path / "data"}), executor)
+        try:
+            assert opened.jobs.parse("a cat --model sketch --steps 2").model == "sketch"
+        finally:
+            await opened.close()
+    finally:
+        await executor.close()
