@@ -114,7 +114,9 @@ def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFam
     return ModelFamily(
         name=name,
         native_size=_native_size(txt2img, config, vae_scale),
-        size_multiple=max(vae_scale * patch, _SIZE_MULTIPLES.get(name, 1)),
+        # Never below 8, the multiple every request keeps (`GenerationRequest.validate`), even for a VAE
+        # that downsamples less (the demo model's 4x).
+        size_multiple=max(vae_scale * patch, 8, _SIZE_MULTIPLES.get(name, 1)),
         vae_scale=vae_scale,
         latent_channels=_latent_channels(txt2img, config, packed),
         packed_latents=packed,

@@ -23,6 +23,7 @@ def test_empty_model_setting_loads_the_packaged_demo_folder(demo_engine):
     assert (DEMO_MODEL_DIR / "model_index.json").is_file()
     assert demo_engine.model_id == DEMO_MODEL_ID
     assert demo_engine.family.native_size == 64
+    assert demo_engine.family.size_multiple == 8  # its VAE downsamples 4x, but every request keeps 8
     weights = sum(path.stat().st_size for path in DEMO_MODEL_DIR.rglob("*.safetensors"))
     assert weights <= 25 * 2**20
 
@@ -80,3 +81,13 @@ def test_the_readme_prompt_gives_a_red_circle_on_blue_on_every_image(demo_engine
     assert [[(region.color, region.shape) for region in reading.regions] for reading in readings] == [
         [("red", "circle")]
     ] * 4
+
+
+def test_an_aspect_ratio_on_the_demo_model_makes_images_of_that_shape(demo_engine):
+    from pipeline.prompt import parse_prompt
+
+    request = parse_prompt("a red circle on a blue background --ar 3:2 --steps 3", family=demo_engine.family)
+    [result] = demo_engine.run([request.replace(num_images=1)])
+    width, height = result.images[0].size
+    assert (width, height) == (request.width, request.height) and width % 8 == 0 and height % 8 == 0
+    assert abs(width / height / 1.5 - 1) < 0.15  # as close to 3:2 as 8-pixel steps allow at 64x64
