@@ -307,9 +307,8 @@ class Engine:
 
             arguments.update(callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"])
         elif takes(pipe, "callback") and takes(pipe, "callback_steps"):
-            # Older pipelines (PixArt) call callback(step, timestep, latents); the total is not passed.
-            total = round(steps * first.strength) if first.mode is not Mode.TXT2IMG else steps
-            arguments.update(callback=lambda i, t, latents: report(i, total, latents), callback_steps=1)
+            # Older pipelines (PixArt, text-to-image only) call callback(step, timestep, latents).
+            arguments.update(callback=lambda i, t, latents: report(i, steps, latents), callback_steps=1)
         return arguments
 
     def _txt2img_arguments(self, requests: Sequence[GenerationRequest], slots: list[_Slot]) -> dict[str, Any]:

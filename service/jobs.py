@@ -204,6 +204,19 @@ class JobService:
             await self.storage.users.set_defaults(user_id, **given)
         return await self.storage.users.defaults(user_id)
 
+    def resume(
+        self,
+        job: JobRecord,
+        request: GenerationRequest,
+        *,
+        handle: JobHandle | None = None,
+        copy_of: tuple[JobRecord, int] | None = None,
+    ) -> PendingJob:
+        """A job a previous process admitted, to follow again after a restart (no limit applies again)."""
+        if handle is not None:
+            self._handles.add(handle)
+        return PendingJob(self, job, request, self.capacity.resume(job.requester_id), handle, copy_of)
+
     def offered(self, model: str | None) -> frozenset[ButtonAction]:
         """The buttons a finished job of `model` offers (see `offered_actions`)."""
         return offered_actions(self.executor.family(model).modes)
@@ -221,22 +234,42 @@ class JobService:
         """Check and record an /imagine; raises the user's error (nothing recorded) or returns the job to run."""
         settings = await self.guild_settings(place.guild_id)
         check_prompt(request.prompt, request.negative_prompt, settings)
+        return await self._admit(requester, place, settings, JobKind.IMAGINE, request)
+
+    async def _admit(
+        self,
+        requester: Requester,
+        place: Place,
+        settings: GuildSettings,
+        kind: JobKind,
+        request: GenerationRequest,
+        *,
+        parent: JobRecord | None = None,
+        index: int | None = None,
+        copy: bool = False,
+    ) -> PendingJob:
+        """Take a place in flight, record the job (storage enforces ban and quota) and queue it — or, for
+        `copy` (a U press), keep the parent's image to copy; any refusal gives the place back."""
         slot = self.capacity.admit(requester)
         try:
             job = await self.storage.jobs.create(
-                JobKind.IMAGINE,
+                kind,
                 requester.user_id,
                 requester_name=requester.name,
                 daily_quota=daily_quota(requester, settings),
                 guild_id=place.guild_id,
                 channel_id=place.channel_id,
+                parent_job_id=None if parent is None else parent.id,
+                parent_image_index=index,
                 **self._job_fields(request),
             )
-            handle = await self._submit(job, request, requester.user_id)
+            if copy:
+                assert parent is not None and index is not None
+                return PendingJob(self, job, request, slot, copy_of=(parent, index))
+            return PendingJob(self, job, request, slot, await self._submit(job, request, requester.user_id))
         except BaseException:
             slot.release()
             raise
-        return PendingJob(self, job, request, slot, handle)
 
     async def _submit(self, job: JobRecord, request: GenerationRequest, owner: int) -> JobHandle:
         """Queue a recorded job; if the executor refuses it, the record is marked failed and the error raised."""
@@ -268,27 +301,17 @@ class JobService:
         check_may_press(requester, parent, settings)
         if action not in self.offered(parent.model):
             raise NotOffered()
-        slot = self.capacity.admit(requester)
-        try:
-            kind, request = await self._derive(action, parent, request_of(parent), index)
-            job = await self.storage.jobs.create(
-                kind,
-                requester.user_id,
-                requester_name=requester.name,
-                daily_quota=daily_quota(requester, settings),
-                guild_id=place.guild_id,
-                channel_id=place.channel_id,
-                parent_job_id=parent.id,
-                parent_image_index=None if kind is JobKind.REROLL else index,
-                **self._job_fields(request),
-            )
-            if action is ButtonAction.UPSCALE:
-                return PendingJob(self, job, request, slot, copy_of=(parent, index))
-            handle = await self._submit(job, request, requester.user_id)
-        except BaseException:
-            slot.release()
-            raise
-        return PendingJob(self, job, request, slot, handle)
+        kind, request = await self._derive(action, parent, request_of(parent), index)
+        return await self._admit(
+            requester,
+            place,
+            settings,
+            kind,
+            request,
+            parent=parent,
+            index=None if kind is JobKind.REROLL else index,
+            copy=action is ButtonAction.UPSCALE,
+        )
 
     async def _derive(
         self, action: ButtonAction, parent: JobRecord, parent_request: GenerationRequest, index: int

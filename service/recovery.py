@@ -61,14 +61,12 @@ async def _resume(service: JobService, job: JobRecord) -> PendingJob:
         except UnknownJob:  # never submitted, or expired: run it again
             pass
         else:
-            service._handles.add(handle)
-            return PendingJob(service, job, handle.request, service.capacity.resume(job.requester_id), handle)
+            return service.resume(job, handle.request, handle=handle)
     request, copy_of = await _rebuild(service, job)
     if copy_of is not None:
-        return PendingJob(service, job, request, service.capacity.resume(job.requester_id), copy_of=copy_of)
+        return service.resume(job, request, copy_of=copy_of)
     handle = await service.executor.submit(request, owner=str(job.requester_id), job_id=job.id)
-    service._handles.add(handle)
-    return PendingJob(service, job, request, service.capacity.resume(job.requester_id), handle)
+    return service.resume(job, request, handle=handle)
 
 
 async def _rebuild(
