@@ -11,6 +11,7 @@ in the batch. An engine is used by one thread at a time (the executor's worker).
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import math
 import time
@@ -22,7 +23,7 @@ import torch
 from PIL import Image
 
 from pipeline.errors import JobCancelled, JobFailed, ModelLoadError, PipelineError, RequestError
-from pipeline.families import MODE_NAMES, describe, takes, unpack_latents
+from pipeline.families import CHAOS_OUTPUTS, ENCODED_PROMPT, MODE_NAMES, describe, takes, unpack_latents
 from pipeline.images import compose_grid, decode_image, encode_png, request_metadata
 from pipeline.loading import DEMO_MODEL_DIR, DEMO_MODEL_ID, first_line, load_model
 from pipeline.previews import latent_rgb_map, preview_images
@@ -348,33 +349,58 @@ class Engine:
     def _prompt_arguments(
         self, pipe: Any, requests: Sequence[GenerationRequest], slots: list[_Slot], guidance: float
     ) -> dict[str, Any]:
-        """Per-image prompt embeddings (with --chaos noise) for Stable Diffusion pipelines; plain text otherwise."""
-        from diffusers import StableDiffusionPipeline
-
-        if not isinstance(self.txt2img, StableDiffusionPipeline):
+        """Per-image prompt embeddings with --chaos noise on what the prompt says (`ENCODED_PROMPT`); plain
+        text for a family Kaika does not encode itself (`ModelFamily.chaos` is then False)."""
+        outputs = ENCODED_PROMPT.get(self.family.name) if self.family.chaos else None
+        if outputs is None:
             arguments = {"prompt": [requests[s.request_index].prompt for s in slots]}
             if takes(pipe, "negative_prompt"):
                 arguments["negative_prompt"] = [requests[s.request_index].negative_prompt for s in slots]
             return arguments
-        use_guidance = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
-        encoded: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
-        positive, negative = [], []
+        encoded: dict[int, dict[str, torch.Tensor]] = {}
+        per_image: dict[str, list[torch.Tensor]] = {}
         with torch.inference_mode():
             for slot in slots:
                 request = requests[slot.request_index]
                 if slot.request_index not in encoded:
                     # Encoded one request at a time so a prompt's embedding never depends on the batch.
-                    encoded[slot.request_index] = pipe.encode_prompt(
-                        request.prompt, self.device, 1, use_guidance, request.negative_prompt
-                    )
-                embedding, negative_embedding = encoded[slot.request_index]
-                positive.append(_with_chaos(embedding, request.chaos, slot.seed))
-                if negative_embedding is not None:
-                    negative.append(negative_embedding)
-        arguments = {"prompt_embeds": torch.cat(positive)}
-        if negative:
-            arguments["negative_prompt_embeds"] = torch.cat(negative)
+                    encoded[slot.request_index] = self._encode_prompt(pipe, request, guidance, outputs)
+                for name, tensor in encoded[slot.request_index].items():
+                    if name in CHAOS_OUTPUTS:
+                        tensor = _with_chaos(tensor, request.chaos, slot.seed)
+                    per_image.setdefault(name, []).append(tensor)
+        arguments = {name: torch.cat(tensors) for name, tensors in per_image.items()}
+        if takes(pipe, "negative_prompt"):
+            arguments["negative_prompt"] = None  # PixArt's default "" would clash with the embeddings
         return arguments
+
+    def _encode_prompt(
+        self, pipe: Any, request: GenerationRequest, guidance: float, outputs: tuple[str | None, ...]
+    ) -> dict[str, torch.Tensor]:
+        """`pipe.encode_prompt` for one request, called as the pipeline's own `__call__` would call it: the
+        `__call__` defaults they share (max_sequence_length, clean_caption, Sana's instruction…) carry over."""
+        encode = inspect.signature(pipe.encode_prompt).parameters
+        call = inspect.signature(type(pipe).__call__).parameters
+        values: dict[str, Any] = {
+            name: call[name].default
+            for name in encode
+            if name in call and call[name].default is not inspect.Parameter.empty
+        }
+        denoiser = getattr(pipe, "unet", None)
+        distilled = getattr(getattr(denoiser, "config", None), "time_cond_proj_dim", None) is not None
+        values.update(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            device=self.device,
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=guidance > 1 and not distilled,
+        )
+        results = pipe.encode_prompt(**{name: value for name, value in values.items() if name in encode})
+        return {
+            name: tensor
+            for name, tensor in zip(outputs, results, strict=True)
+            if name is not None and tensor is not None and takes(pipe, name)
+        }
 
     def _previews(
         self, latents: torch.Tensor, requests: Sequence[GenerationRequest], slots: list[_Slot]

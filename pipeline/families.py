@@ -44,6 +44,45 @@ _DEFAULT_STEPS = {"sd": 25}
 # Timestep-distilled models without classifier-free guidance (FLUX.1-schnell) run this many steps.
 DISTILLED_STEPS = 4
 
+# What each family's `encode_prompt` returns, named as its `__call__` takes them (None: not passed on).
+# Kaika encodes prompts itself so that --chaos can add noise to the embeddings (and the pooled ones).
+ENCODED_PROMPT = {
+    "sd": ("prompt_embeds", "negative_prompt_embeds"),
+    "lcm": ("prompt_embeds", "negative_prompt_embeds"),
+    "sdxl": (
+        "prompt_embeds",
+        "negative_prompt_embeds",
+        "pooled_prompt_embeds",
+        "negative_pooled_prompt_embeds",
+    ),
+    "sd3": (
+        "prompt_embeds",
+        "negative_prompt_embeds",
+        "pooled_prompt_embeds",
+        "negative_pooled_prompt_embeds",
+    ),
+    "flux": (
+        "prompt_embeds",
+        "pooled_prompt_embeds",
+        None,
+    ),  # the third is text_ids, derived again in __call__
+    "pixart": (
+        "prompt_embeds",
+        "prompt_attention_mask",
+        "negative_prompt_embeds",
+        "negative_prompt_attention_mask",
+    ),
+    "sana": (
+        "prompt_embeds",
+        "prompt_attention_mask",
+        "negative_prompt_embeds",
+        "negative_prompt_attention_mask",
+    ),
+    "kandinsky3": ("prompt_embeds", "negative_prompt_embeds", "attention_mask", "negative_attention_mask"),
+}
+# The encoded outputs --chaos perturbs: what the prompt says, not the negative prompt or the masks.
+CHAOS_OUTPUTS = ("prompt_embeds", "pooled_prompt_embeds")
+
 # What a family cannot do, in the words a user is shown.
 MODE_NAMES = {
     Mode.IMG2IMG: "variations",
@@ -65,6 +104,7 @@ class ModelFamily:
     modes: frozenset[Mode]  # what it can make; UPSCALE is always there (plain Lanczos at worst)
     step_callback: str | None  # "on_step_end", "legacy" (callback(i, t, latents)) or None: no progress
     negative_prompt: bool  # whether a negative prompt (--no) changes its images
+    chaos: bool = True  # whether --chaos changes its images (Kaika encodes its prompts: ENCODED_PROMPT)
     default_steps: int = 25
     default_guidance: float = 7.5  # at --stylize 100; 0 for models distilled to run without guidance
 
@@ -123,6 +163,7 @@ def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFam
         modes=frozenset(modes),
         step_callback=_step_callback(txt2img),
         negative_prompt=_uses_negative_prompt(txt2img, name, guidance),
+        chaos=name in ENCODED_PROMPT and hasattr(txt2img, "encode_prompt"),
         default_steps=steps,
         default_guidance=guidance,
     )

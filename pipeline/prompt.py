@@ -137,6 +137,7 @@ def parse_prompt(
         guidance=_guidance(stylize, described if defaults.guidance is None else defaults.guidance),
         num_images=defaults.num_images,
         chaos=chaos,
+        stylize=stylize,
         model=model,
     )
     return request.validate(limits)

@@ -49,6 +49,7 @@ class GenerationRequest:
     mode: Mode = Mode.TXT2IMG
     strength: float = 0.75
     chaos: int = 0
+    stylize: int = 100  # as asked; `guidance` already holds what it means for the model
     source_image: bytes | None = None
     mask_image: bytes | None = None
     model: str | None = None  # None = the default model

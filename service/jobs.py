@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pipeline.errors import PipelineError
 from pipeline.executor.base import (
@@ -30,7 +30,7 @@ from pipeline.executor.base import (
 )
 from pipeline.families import ModelFamily
 from pipeline.images import display_grid, encode_png, image_metadata
-from pipeline.prompt import PromptDefaults, parse_prompt
+from pipeline.prompt import DEFAULT_STYLIZE, PromptDefaults, parse_prompt
 from pipeline.request import (
     GenerationRequest,
     GenerationResult,
@@ -43,14 +43,30 @@ from service.admission import Capacity, Place, Requester, Slot, check_may_press,
 from service.defaults import DEFAULT_FLAGS, with_defaults
 from service.errors import JobGone, JobNotDone, NotOffered
 from storage import Storage
-from storage.errors import IllegalTransition
+from storage.errors import IllegalTransition, StorageError, StorageUnavailable
 from storage.errors import JobNotFound as StorageJobNotFound
 from storage.records import GeneratedImage, GuildSettings, JobKind, JobRecord, JobStatus
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+# While storage is unavailable, a job's outcome waits to be recorded: the first retry comes after this
+# many seconds, each next one after twice as long, up to the second figure.
+RECORD_RETRY_SECONDS = (0.5, 15.0)
+
 # The request fields a job's `params` keep, so a button can rebuild the request later.
-REQUEST_PARAMS = ("width", "height", "steps", "guidance", "num_images", "mode", "strength", "chaos")
+REQUEST_PARAMS = (
+    "width",
+    "height",
+    "steps",
+    "guidance",
+    "num_images",
+    "mode",
+    "strength",
+    "chaos",
+    "stylize",
+)
 
 
 class ButtonAction(StrEnum):
@@ -107,6 +123,12 @@ def request_notes(request: GenerationRequest, family: ModelFamily) -> list[str]:
     if request.negative_prompt and not family.negative_prompt:
         notes.append(
             "This model does not use --no (it runs without a negative prompt); the rest is used as written."
+        )
+    if request.stylize != DEFAULT_STYLIZE and family.default_guidance == 0 and request.guidance == 0:
+        notes.append("This model runs without guidance, so --stylize does not change its images.")
+    if request.chaos and not family.chaos:
+        notes.append(
+            f"--chaos does not change this model's images (its family, {family.name}, is not one Kaika varies)."
         )
     return notes
 
@@ -272,12 +294,16 @@ class JobService:
             raise
 
     async def _submit(self, job: JobRecord, request: GenerationRequest, owner: int) -> JobHandle:
-        """Queue a recorded job; if the executor refuses it, the record is marked failed and the error raised."""
+        """Queue a recorded job; if the executor refuses it (its queue is full, the workers are unreachable),
+        the record is withdrawn, so the refusal is neither a failure nor a use of the quota, and the error
+        raised."""
         try:
             handle = await self.executor.submit(request, owner=str(owner), job_id=job.id)
-        except PipelineError as error:
-            # Failed, not cancelled: a refused job must not count against the user's quota.
-            await self.storage.jobs.fail(job.id, f"not queued: {error}")
+        except PipelineError:
+            try:
+                await self.storage.jobs.withdraw(job.id)
+            except StorageError:
+                log.warning("Could not withdraw job %s, which the executor refused", job.id, exc_info=True)
             raise
         self._handles.add(handle)
         return handle
@@ -376,11 +402,12 @@ class JobService:
 
     async def _run(self, pending: PendingJob, reporter: Reporter) -> None:
         job = pending.job
+        told = _TellOnce(reporter)
         try:
             if pending.handle is None:
-                await self._copy(pending, reporter)
+                await self._copy(pending, told)
             else:
-                await self._follow(job, pending.handle, reporter)
+                await self._follow(job, pending.handle, told)
                 self._handles.discard(pending.handle)
         except asyncio.CancelledError:
             raise
@@ -389,37 +416,45 @@ class JobService:
             if pending.handle is not None:
                 await pending.handle.cancel()
                 self._handles.discard(pending.handle)
-            await _report_quietly(reporter.failed("This job was deleted."))
+            await _report_quietly(told.failed("This job was deleted."))
         except Exception as error:
-            log.exception("Job %s failed in the service", job.id)
-            await self._fail_quietly(job.id, f"{type(error).__name__}: {error}")
-            await _report_quietly(
-                reporter.failed("Kaika could not finish this job; the error has been logged.")
-            )
+            if told.told:
+                # The outcome is recorded and the member has it: what fails afterwards takes nothing back.
+                log.exception("Job %s: an error after its outcome was reported", job.id)
+            else:
+                log.exception("Job %s failed in the service", job.id)
+                # Told only once recorded: a failure storage never heard of would be resumed at the next
+                # start and end in a result, contradicting what the member was told.
+                if await self._fail_quietly(job.id, f"{type(error).__name__}: {error}", wait=True):
+                    await _report_quietly(
+                        told.failed("Kaika could not finish this job; the error has been logged.")
+                    )
         finally:
             pending.slot.release()
 
     async def _follow(self, job: JobRecord, handle: JobHandle, reporter: Reporter) -> None:
+        """Report the job's events, recording each change first: an outcome is told only once storage has it
+        (while storage is unavailable it waits, see `_until_recorded`); progress never waits for storage."""
         # A job resumed after a restart may be recorded as running already.
         started = job.status is JobStatus.RUNNING
         async for event in handle.events():
             if isinstance(event, Queued):
                 await reporter.waiting(event.position)
             elif isinstance(event, Started):
-                started = await self._start(job, started)
+                started = started or await self._try_start(job.id)
                 await reporter.progress(0, handle.request.steps, None)
             elif isinstance(event, Step):
-                started = await self._start(job, started)
+                started = started or await self._try_start(job.id)
                 await reporter.progress(event.step, event.total, event.preview_png)
             elif isinstance(event, Finished):
-                started = await self._start(job, started)
-                outcome = await self._store(job, event.result)
-                await reporter.finished(outcome)
+                await reporter.finished(await self._store(job, event.result, started))
             elif isinstance(event, Failed):
-                await self.storage.jobs.fail(job.id, event.message)
+                await self._until_recorded(
+                    job.id, lambda m=event.message: self._end(job.id, JobStatus.FAILED, m)
+                )
                 await reporter.failed(f"The job failed: {event.message}")
             elif isinstance(event, Cancelled):
-                await self.storage.jobs.cancel(job.id)
+                await self._until_recorded(job.id, lambda: self._end(job.id, JobStatus.CANCELLED))
                 await reporter.failed("The job was cancelled.")
 
     async def delete(self, job_id: str, requester: Requester) -> JobRecord:
@@ -434,19 +469,71 @@ class JobService:
                 await handle.cancel()
                 self._handles.discard(handle)
 
-    async def _start(self, job: JobRecord, started: bool) -> bool:
-        if not started:
-            await self.storage.jobs.start(job.id)
+    # ---- recording a job's changes ------------------------------------------------------------------
+
+    async def _until_recorded(self, job_id: str, write: Callable[[], Awaitable[T]]) -> T:
+        """`write()`, again and again while storage is unavailable (a database restart, a cut network, a
+        full disk), so that an outcome is recorded before anyone is told of it. `close` stops the wait;
+        the job then stays unfinished in storage and the next start resumes it."""
+        delay, longest = RECORD_RETRY_SECONDS
+        while True:
+            try:
+                return await write()
+            except StorageUnavailable:
+                log.warning("Job %s waits for storage; next try in %.1f s", job_id, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, longest)
+
+    async def _start(self, job_id: str) -> None:
+        """queued → running; a job already running is fine (a write whose answer was lost with the database)."""
+        try:
+            await self.storage.jobs.start(job_id)
+        except IllegalTransition as error:
+            if error.current != JobStatus.RUNNING:
+                raise
+
+    async def _try_start(self, job_id: str) -> bool:
+        """Record that the job runs; False while storage is unavailable (the next event tries again)."""
+        try:
+            await self._start(job_id)
+        except StorageUnavailable:
+            return False
         return True
 
-    async def _store(self, job: JobRecord, result: GenerationResult) -> Outcome:
+    async def _end(self, job_id: str, status: JobStatus, message: str = "") -> None:
+        """queued | running → failed or cancelled; a job already there is fine (see `_start`)."""
+        try:
+            if status is JobStatus.FAILED:
+                await self.storage.jobs.fail(job_id, message)
+            else:
+                await self.storage.jobs.cancel(job_id)
+        except IllegalTransition as error:
+            if error.current != status:
+                raise
+
+    async def _finish(
+        self, job_id: str, images: list[GeneratedImage], compute_seconds: float, started: bool
+    ) -> JobRecord:
+        """(queued →) running → done; a job already done is read back (see `_start`)."""
+        if not started:
+            await self._start(job_id)
+        try:
+            return await self.storage.jobs.finish(job_id, images, compute_seconds)
+        except IllegalTransition as error:
+            done = await self.storage.jobs.get(job_id) if error.current == JobStatus.DONE else None
+            if done is None:
+                raise
+            return done
+
+    async def _store(self, job: JobRecord, result: GenerationResult, started: bool) -> Outcome:
         request = request_of(job)
         encoded = await asyncio.to_thread(_encode_result, request, result, job.id)
         images = [
             GeneratedImage(data=data, seed=seed, width=image.width, height=image.height)
             for data, seed, image in zip(encoded.images, result.seeds, result.images, strict=True)
         ]
-        done = await self.storage.jobs.finish(job.id, images, result.timings.compute_seconds)
+        seconds = result.timings.compute_seconds
+        done = await self._until_recorded(job.id, lambda: self._finish(job.id, images, seconds, started))
         return Outcome(done, encoded.images, encoded.grid, result, self.offered(job.model))
 
     async def _copy(self, pending: PendingJob, reporter: Reporter) -> None:
@@ -454,19 +541,54 @@ class JobService:
         parent, index = pending.copy_of
         image = parent.images[index]
         data = await self.storage.images.get(image.storage_key)
-        await self._start(pending.job, pending.job.status is JobStatus.RUNNING)
-        done = await self.storage.jobs.finish(
-            pending.job.id,
-            [GeneratedImage(data=data, seed=image.seed, width=image.width, height=image.height)],
-            0.0,
+        copied = [GeneratedImage(data=data, seed=image.seed, width=image.width, height=image.height)]
+        started = pending.job.status is JobStatus.RUNNING
+        done = await self._until_recorded(
+            pending.job.id, lambda: self._finish(pending.job.id, copied, 0.0, started)
         )
         await reporter.finished(Outcome(done, [data], data, offered=self.offered(pending.job.model)))
 
-    async def _fail_quietly(self, job_id: str, message: str) -> None:
+    async def _fail_quietly(self, job_id: str, message: str, *, wait: bool = False) -> bool:
+        """Record the job failed; False (logged) when it could not be, or had ended otherwise. With `wait`,
+        an unavailable storage is waited for (`_until_recorded`)."""
         try:
-            await self.storage.jobs.fail(job_id, message)
+            if wait:
+                await self._until_recorded(job_id, lambda: self._end(job_id, JobStatus.FAILED, message))
+            else:
+                await self._end(job_id, JobStatus.FAILED, message)
         except Exception:
             log.warning("Could not mark job %s failed", job_id, exc_info=True)
+            return False
+        return True
+
+
+class _TellOnce:
+    """A job's reporter that is told the job's outcome (a result or a failure) at most once: a result a
+    member has seen is never replaced by an error, nor an error by a result."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self._reporter = reporter
+        self.told = False
+
+    async def waiting(self, position: int) -> None:
+        if not self.told:
+            await self._reporter.waiting(position)
+
+    async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
+        if not self.told:
+            await self._reporter.progress(step, total, preview_png)
+
+    async def finished(self, outcome: Outcome) -> None:
+        if self._tell():
+            await self._reporter.finished(outcome)
+
+    async def failed(self, message: str) -> None:
+        if self._tell():
+            await self._reporter.failed(message)
+
+    def _tell(self) -> bool:
+        told, self.told = self.told, True
+        return not told
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import numpy
 import pytest
 from PIL import Image
 
@@ -120,3 +121,25 @@ def test_a_size_off_the_familys_multiple_is_refused_with_the_multiple(engine):
     odd = GenerationRequest(prompt="a cat", seed=1, width=multiple + 8, height=multiple, steps=2)
     with pytest.raises(RequestError, match=f"multiples of {multiple} pixels"):
         loaded.check(odd)
+
+
+def test_chaos_and_no_change_the_images_the_same_way_every_time_and_alone_or_batched(engine):
+    _, loaded = engine
+    assert loaded.family.chaos  # every family here has its prompts encoded by Kaika
+    multiple = loaded.family.size_multiple
+    calm = GenerationRequest(
+        prompt="a red circle", seed=5, width=2 * multiple, height=2 * multiple, steps=2, num_images=1
+    )
+    wild = calm.replace(chaos=100)
+    pixels = {}
+    for name, request in {"calm": calm, "wild": wild, "no": calm.replace(negative_prompt="blue")}.items():
+        [result] = loaded.run([request])
+        pixels[name] = numpy.asarray(result.images[0], dtype=int)
+    assert (pixels["wild"] != pixels["calm"]).any()  # tiny random models barely heed the prompt: any change
+    # --no changes the images exactly where the family uses a negative prompt.
+    assert bool((pixels["no"] != pixels["calm"]).any()) is loaded.family.negative_prompt
+    # In one batch with another request, each image is what it is alone (up to float rounding: one level
+    # in a few pixels on transformer families).
+    together = loaded.run([wild, calm])
+    for result, alone in zip(together, (pixels["wild"], pixels["calm"]), strict=True):
+        assert numpy.abs(numpy.asarray(result.images[0], dtype=int) - alone).max() <= 1

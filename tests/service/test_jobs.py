@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.executor.local import LocalExecutor
 from pipeline.families import UNKNOWN_FAMILY
+from pipeline.prompt import parse_prompt
 from pipeline.request import GenerationRequest, Mode
 from service.admission import Place, Requester
 from service.errors import NotOffered
@@ -114,6 +115,20 @@ def test_a_negative_prompt_the_model_cannot_use_is_noted_not_dropped_silently():
     assert request_notes(request.replace(negative_prompt=""), without) == []
     [note] = request_notes(request, without)
     assert "does not use --no" in note
+
+
+def test_stylize_on_a_guidance_free_model_and_chaos_on_a_family_kaika_cannot_vary_are_noted():
+    schnell = dataclasses.replace(UNKNOWN_FAMILY, name="flux", default_guidance=0.0, negative_prompt=False)
+    unvaried = dataclasses.replace(UNKNOWN_FAMILY, name="other", chaos=False)
+    styled = parse_prompt("a lake --s 250", family=schnell)
+    assert styled.guidance == 0
+    [note] = request_notes(styled, schnell)
+    assert "runs without guidance, so --stylize does not change" in note
+    assert request_notes(parse_prompt("a lake", family=schnell), schnell) == []
+    assert request_notes(parse_prompt("a lake --s 250", family=UNKNOWN_FAMILY), UNKNOWN_FAMILY) == []
+    [note] = request_notes(parse_prompt("a lake --chaos 40", family=unvaried), unvaried)
+    assert "--chaos does not change this model's images" in note
+    assert request_notes(parse_prompt("a lake --chaos 40", family=UNKNOWN_FAMILY), UNKNOWN_FAMILY) == []
 
 
 async def test_a_model_named_in_models_is_picked_with_that_name(tiny_model_dir: Path, tmp_path: Path):
