@@ -10,7 +10,6 @@ in the batch. An engine is used by one thread at a time (the executor's worker).
 
 from __future__ import annotations
 
-import gc
 import inspect
 import logging
 import math
@@ -22,12 +21,19 @@ from typing import Any
 import torch
 from PIL import Image
 
-from pipeline.errors import JobCancelled, JobFailed, ModelLoadError, PipelineError, RequestError
-from pipeline.families import CHAOS_OUTPUTS, ENCODED_PROMPT, MODE_NAMES, describe, takes, unpack_latents
+from pipeline.errors import JobCancelled, JobFailed, ModelLoadError, PipelineError
+from pipeline.families import CHAOS_OUTPUTS, ENCODED_PROMPT, check_request, describe, takes, unpack_latents
 from pipeline.images import compose_grid, decode_image, encode_png, request_metadata
-from pipeline.loading import DEMO_MODEL_DIR, DEMO_MODEL_ID, first_line, load_model
+from pipeline.loading import (
+    DEMO_MODEL_DIR,
+    DEMO_MODEL_ID,
+    derived_pipelines,
+    first_line,
+    load_model,
+    release_memory,
+)
 from pipeline.previews import latent_rgb_map, preview_images
-from pipeline.request import GenerationRequest, GenerationResult, Mode, Timings
+from pipeline.request import GenerationRequest, GenerationResult, Mode, Timings, can_share_call
 
 __all__ = ["DEMO_MODEL_DIR", "DEMO_MODEL_ID", "Engine"]  # the demo model's names, for existing importers
 
@@ -61,13 +67,10 @@ class Engine:
     """A loaded model on one device. Create with `Engine.load`; use from one thread at a time."""
 
     def __init__(self, txt2img: Any, *, model_id: str, device: torch.device, upscaler: Any = None) -> None:
-        from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
-
         self.model_id = model_id
         self.device = device
         self.txt2img = txt2img
-        self.img2img = _derived(AutoPipelineForImage2Image, txt2img, "image-to-image")
-        self.inpaint = _derived(AutoPipelineForInpainting, txt2img, "inpainting")
+        self.img2img, self.inpaint = derived_pipelines(txt2img)
         for pipe in (self.txt2img, self.img2img, self.inpaint):
             if pipe is not None:
                 pipe.set_progress_bar_config(disable=True)
@@ -102,30 +105,11 @@ class Engine:
 
     def check(self, request: GenerationRequest) -> None:
         """Raise RequestError when this model cannot make what `request` asks for."""
-        multiple = self.family.size_multiple
-        if request.width % multiple or request.height % multiple:
-            raise RequestError(
-                f"This model ({self.model_id}) makes images whose sides are multiples of {multiple} pixels; "
-                f"{request.width}x{request.height} is not."
-            )
-        if not self.family.supports(request.mode):
-            raise RequestError(
-                f"This model ({self.model_id}, a {self.family.name} model) cannot do "
-                f"{MODE_NAMES.get(request.mode, str(request.mode))}: its family has no pipeline for it."
-            )
+        check_request(self.family, self.model_id, request)
 
     # ------------------------------------------------------------------ running
 
-    def compatible(self, a: GenerationRequest, b: GenerationRequest) -> bool:
-        """Whether `a` and `b` can share one pipeline call."""
-        same = (
-            a.model == b.model
-            and a.mode == b.mode
-            and (a.width, a.height) == (b.width, b.height)
-            and a.steps == b.steps
-            and a.guidance == b.guidance
-        )
-        return same and (a.mode is Mode.TXT2IMG or a.strength == b.strength)
+    compatible = staticmethod(can_share_call)  # whether two requests can share one pipeline call
 
     def run(
         self,
@@ -232,11 +216,7 @@ class Engine:
             state.images[(slot.request_index, slot.image_index)] = image
 
     def _free_memory(self) -> None:
-        gc.collect()
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-        elif self.device.type == "mps":
-            torch.mps.empty_cache()
+        release_memory(self.device)
 
     def _call(
         self,
@@ -455,17 +435,3 @@ def _with_chaos(embedding: torch.Tensor, chaos: int, seed: int) -> torch.Tensor:
     noise = torch.randn(embedding.shape, generator=generator, dtype=torch.float32)
     scale = (chaos / 100) * CHAOS_STRENGTH * embedding.float().std()
     return (embedding.float() + scale * noise.to(embedding.device)).to(embedding.dtype)
-
-
-def _derived(auto_pipeline: Any, txt2img: Any, what: str) -> Any | None:
-    """The `what` pipeline sharing `txt2img`'s weights, or None for a family that has none."""
-    try:
-        return auto_pipeline.from_pipe(txt2img)
-    except Exception as error:  # diffusers raises ValueError (no mapping) or others for unusual pipelines
-        log.info(
-            "%s has no %s pipeline (%s); that mode is not offered",
-            type(txt2img).__name__,
-            what,
-            first_line(error),
-        )
-        return None

@@ -14,7 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline.request import Mode
+from pipeline.errors import RequestError
+from pipeline.request import GenerationRequest, Mode
 
 if TYPE_CHECKING:  # the prompt parser imports this module; it needs no torch
     import torch
@@ -134,6 +135,21 @@ UNKNOWN_FAMILY = ModelFamily(
     step_callback="on_step_end",
     negative_prompt=True,
 )
+
+
+def check_request(family: ModelFamily, model_id: str, request: GenerationRequest) -> None:
+    """Raise RequestError when a model of `family` cannot make what `request` asks for."""
+    multiple = family.size_multiple
+    if request.width % multiple or request.height % multiple:
+        raise RequestError(
+            f"This model ({model_id}) makes images whose sides are multiples of {multiple} pixels; "
+            f"{request.width}x{request.height} is not."
+        )
+    if not family.supports(request.mode):
+        raise RequestError(
+            f"This model ({model_id}, a {family.name} model) cannot do "
+            f"{MODE_NAMES.get(request.mode, str(request.mode))}: its family has no pipeline for it."
+        )
 
 
 def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFamily:

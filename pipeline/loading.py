@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from pipeline.errors import ModelLoadError
+from pipeline.families import ModelFamily, describe
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,72 @@ def load_model(
     gan = load_gan_upscaler(upscaler, torch_device) if upscaler else None
     log.info("loaded %s on %s (%s)", model_id, torch_device, torch_dtype)
     return LoadedModel(pipe, model_id, torch_device, gan)
+
+
+def derived_pipelines(txt2img: Any) -> tuple[Any | None, Any | None]:
+    """The image-to-image and inpainting pipelines sharing `txt2img`'s weights (`from_pipe`); None for a
+    mode its family has not."""
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+
+    return (
+        _derived(AutoPipelineForImage2Image, txt2img, "image-to-image"),
+        _derived(AutoPipelineForInpainting, txt2img, "inpainting"),
+    )
+
+
+def _derived(auto_pipeline: Any, txt2img: Any, what: str) -> Any | None:
+    try:
+        return auto_pipeline.from_pipe(txt2img)
+    except Exception as error:  # diffusers raises ValueError (no mapping) or others for unusual pipelines
+        log.info(
+            "%s has no %s pipeline (%s); that mode is not offered",
+            type(txt2img).__name__,
+            what,
+            first_line(error),
+        )
+        return None
+
+
+# The components whose configs decide a family (sizes, channels, schedule); the rest stay out of a skeleton.
+_DESCRIBING_COMPONENTS = ("unet", "transformer", "vae", "scheduler")
+
+
+def describe_without_weights(source: str) -> ModelFamily | None:
+    """The family of MODEL-style `source` from its configuration files alone, for a model not loaded yet;
+    None where only loading tells (a single-file checkpoint) or the configuration cannot be read.
+
+    The pipeline is built as a skeleton: the denoiser, VAE and scheduler from their configs with empty
+    weights, every other component None; `describe` needs nothing more.
+    """
+    import importlib
+
+    import diffusers
+    from accelerate import init_empty_weights
+    from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+
+    location = str(DEMO_MODEL_DIR) if not source else str(Path(source).expanduser())
+    if Path(location).is_file() or Path(location).suffix.lower() in SINGLE_FILE_SUFFIXES:
+        return None
+    try:
+        index = DiffusionPipeline.load_config(location)
+        components: dict[str, Any] = {}
+        for name, spec in index.items():
+            if name.startswith("_") or not isinstance(spec, list | tuple) or len(spec) != 2:
+                continue
+            library, class_name = spec
+            if library is None or name not in _DESCRIBING_COMPONENTS:
+                components[name] = None
+                continue
+            component_class = getattr(importlib.import_module(library), class_name)
+            config = component_class.load_config(location, subfolder=name)
+            with init_empty_weights():
+                components[name] = component_class.from_config(config)
+        skeleton = getattr(diffusers, index["_class_name"])(**components)
+        txt2img = AutoPipelineForText2Image.from_pipe(skeleton)
+        return describe(txt2img, *derived_pipelines(txt2img))
+    except Exception as error:  # any unreadable or unusual configuration: the model is described when loaded
+        log.info("MODEL=%r is described when it is loaded (%s)", source, first_line(error))
+        return None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -123,7 +190,7 @@ def _load_pipeline(source: str, dtype: torch.dtype) -> tuple[Any, str]:
             )
         return _from_pretrained(
             AutoPipelineForText2Image, str(DEMO_MODEL_DIR), "MODEL (demo model)", dtype
-        ), DEMO_MODEL_ID
+        ), model_id_of(source)
 
     path = Path(source).expanduser()
     if path.is_dir():
@@ -132,11 +199,13 @@ def _load_pipeline(source: str, dtype: torch.dtype) -> tuple[Any, str]:
                 f"MODEL={source!r} is a folder without model_index.json, so it is not a diffusers pipeline; "
                 "point MODEL at a folder saved with save_pretrained, a .safetensors/.ckpt file or a hub id."
             )
-        return _from_pretrained(AutoPipelineForText2Image, str(path), f"MODEL={source!r}", dtype), path.name
+        return _from_pretrained(
+            AutoPipelineForText2Image, str(path), f"MODEL={source!r}", dtype
+        ), model_id_of(source)
     if path.is_file():
         if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
             raise ModelLoadError(f"MODEL={source!r} is a file but not a .safetensors or .ckpt checkpoint.")
-        return _from_single_file(path, source, dtype), path.stem
+        return _from_single_file(path, source, dtype), model_id_of(source)
     if (
         path.suffix.lower() in SINGLE_FILE_SUFFIXES
         or source.startswith(("/", ".", "~"))
@@ -145,7 +214,32 @@ def _load_pipeline(source: str, dtype: torch.dtype) -> tuple[Any, str]:
         raise ModelLoadError(
             f"MODEL={source!r} does not exist: no such file or folder, and it is not a hub id (owner/name)."
         )
-    return _from_pretrained(AutoPipelineForText2Image, source, f"MODEL={source!r}", dtype), source
+    return _from_pretrained(AutoPipelineForText2Image, source, f"MODEL={source!r}", dtype), model_id_of(
+        source
+    )
+
+
+def model_id_of(source: str) -> str:
+    """The name a model goes by in records and messages: the demo model's, a folder's or file's name, a hub id."""
+    if not source:
+        return DEMO_MODEL_ID
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path.stem
+    if path.is_dir():
+        return path.name
+    return source
+
+
+def release_memory(device: torch.device) -> None:
+    """Give memory freed by dropped tensors back to the device, so the next allocation can use it."""
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
 
 
 def _from_pretrained(loader: Any, location: str, setting: str, dtype: torch.dtype) -> Any:

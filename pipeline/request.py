@@ -101,6 +101,18 @@ class GenerationRequest:
         return self
 
 
+def can_share_call(a: GenerationRequest, b: GenerationRequest) -> bool:
+    """Whether `a` and `b` can run in one pipeline call: same model, mode, size, steps and guidance."""
+    same = (
+        a.model == b.model
+        and a.mode == b.mode
+        and (a.width, a.height) == (b.width, b.height)
+        and a.steps == b.steps
+        and a.guidance == b.guidance
+    )
+    return same and (a.mode is Mode.TXT2IMG or a.strength == b.strength)
+
+
 def size_for_aspect(aspect_w: int, aspect_h: int, native: int, multiple: int = 8) -> tuple[int, int]:
     """Width and height in the ratio aspect_w:aspect_h with at most `native`² pixels (a model's budget),
     as multiples of `multiple`.

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     loras: Annotated[list[str], NoDecode] = Field(default_factory=list, description="path[:weight] entries")
     upscaler: str = ""
+    model_memory_gb: float = Field(
+        default=0.0,
+        ge=0,
+        description="Memory the loaded models may take; the least recently used is unloaded past it; 0 = 80% of the device's",
+    )
     model_steps: int = Field(
         default=0, ge=0, description="Steps when a prompt gives no --steps; 0 = the model family's"
     )

@@ -32,6 +32,7 @@ async def open_executor(settings: Settings) -> Executor:
             dtype=settings.dtype,
             loras=settings.loras,
             upscaler=settings.upscaler,
+            memory_gb=settings.model_memory_gb,
             max_batch=settings.max_batch,
             preview_every=settings.preview_every,
         )

@@ -20,11 +20,12 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from pipeline.errors import JobCancelled, JobFailed, QueueFull, RequestError
+from pipeline.errors import JobCancelled, JobFailed, ModelLoadError, QueueFull
 from pipeline.executor.base import Cancelled, Event, Failed, Finished, JobHandleBase, Queued, Started, Step
 from pipeline.executor.fair import FairQueue
-from pipeline.families import ModelFamily
-from pipeline.request import GenerationRequest, GenerationResult, Limits, Timings
+from pipeline.families import ModelFamily, check_request
+from pipeline.models import ModelPool, memory_budget
+from pipeline.request import GenerationRequest, GenerationResult, Limits, Timings, can_share_call
 
 if TYPE_CHECKING:
     from pipeline.engine import Engine
@@ -66,7 +67,7 @@ class LocalExecutor:
 
     def __init__(
         self,
-        engines: Mapping[str | None, Engine],
+        models: Mapping[str | None, Engine] | ModelPool,
         *,
         max_batch: int = 4,
         preview_every: int = 5,
@@ -74,9 +75,7 @@ class LocalExecutor:
         clock: Callable[[], float] = time.monotonic,
         new_job_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
-        if None not in engines:
-            raise ValueError("engines needs a default engine under the key None")
-        self._engines = dict(engines)
+        self._models = models if isinstance(models, ModelPool) else ModelPool.of_engines(models)
         self.max_batch = max_batch
         self.preview_every = preview_every
         self.limits = limits
@@ -98,38 +97,37 @@ class LocalExecutor:
         dtype: str = "auto",
         loras: Sequence[str] = (),
         upscaler: str = "",
+        memory_gb: float = 0.0,
         **options: object,
     ) -> LocalExecutor:
-        """Load an engine per model source off the event loop (key None: the default model), then build the executor."""
+        """Open the models (key None: the default model, loaded now; the others when first used, see
+        `pipeline.models`) off the event loop, then build the executor."""
         from pipeline.engine import Engine
 
-        def load_all() -> dict[str | None, Engine]:
-            engines: dict[str | None, Engine] = {}
-            for name, source in models.items():
-                default = name is None
-                engines[name] = Engine.load(
-                    source, device=device, dtype=dtype, loras=loras if default else (), upscaler=upscaler
-                )
-            return engines
+        def load(name: str | None, source: str) -> Engine:
+            default = name is None
+            return Engine.load(
+                source, device=device, dtype=dtype, loras=loras if default else (), upscaler=upscaler
+            )
 
-        return cls(await asyncio.to_thread(load_all), **options)  # type: ignore[arg-type]
+        def open_pool() -> ModelPool:
+            return ModelPool.open(models, load, budget=memory_budget(memory_gb, device))
+
+        return cls(await asyncio.to_thread(open_pool), **options)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ the Executor interface
 
     @property
     def model_names(self) -> list[str]:
-        """Names `--model` accepts: each extra engine's key, and the default model's id."""
-        return sorted({name for name in self._engines if name is not None} | {self._engines[None].model_id})
+        """Names `--model` accepts: each extra model's name, and the default model's id."""
+        return self._models.names
 
     async def start(self) -> None:
         if self._threads:
             return
-        devices: dict[str, list[Engine]] = {}
-        for engine in self._engines.values():
-            devices.setdefault(str(engine.device), []).append(engine)
-        for device, engines in devices.items():
+        for device, keys in self._models.devices().items():
             thread = threading.Thread(
-                target=self._work_loop, args=(engines,), name=f"kaika-{device}", daemon=True
+                target=self._work_loop, args=(set(keys),), name=f"kaika-{device}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
@@ -152,7 +150,8 @@ class LocalExecutor:
         self, request: GenerationRequest, *, owner: str, job_id: str | None = None
     ) -> LocalJobHandle:
         request.validate(self.limits)
-        self._engine_for(request.model).check(request)  # a mode this model's family lacks is refused now
+        # A size or mode this model's family cannot make is refused now, before the model is even loaded.
+        check_request(self._models.family(request.model), self._models.model_id(request.model), request)
         handle = LocalJobHandle(self, job_id or self._new_job_id(), owner, request)
         with self._lock:
             if self._closing:
@@ -170,7 +169,7 @@ class LocalExecutor:
             return self._depth()
 
     def family(self, model: str | None = None) -> ModelFamily:
-        return self._engine_for(model).family
+        return self._models.family(model)
 
     # ------------------------------------------------------------------ scheduling (lock held)
 
@@ -179,16 +178,6 @@ class LocalExecutor:
 
     def _in_service(self, owner: str) -> int:
         return sum(job.owner == owner for job in self._running)
-
-    def _engine_for(self, model: str | None) -> Engine:
-        default = self._engines[None]
-        if model is None or model == default.model_id:
-            return default
-        if model not in self._engines:
-            raise RequestError(
-                f"--model '{model}' is not available; choose one of: {', '.join(self.model_names)}."
-            )
-        return self._engines[model]
 
     def _renumber(self) -> list[tuple[LocalJobHandle, int]]:
         """Give each waiting job its position; return those whose position changed."""
@@ -199,47 +188,48 @@ class LocalExecutor:
                 moved.append((job, position))
         return moved
 
-    def _take_batch(self, engines: list[Engine]) -> tuple[Engine, list[LocalJobHandle]] | None:
-        """The next job for one of `engines` in fair order, plus compatible waiting jobs up to `max_batch` images."""
+    def _take_batch(self, keys: set[str | None]) -> tuple[str | None, list[LocalJobHandle]] | None:
+        """The next job for one of the models `keys` in fair order, plus compatible waiting jobs up to
+        `max_batch` images; with the key of the model they need."""
         order = self._waiting.order(self._in_service)
-        lead = next((job for job in order if self._engine_for(job.request.model) in engines), None)
+        lead = next((job for job in order if self._models.key(job.request.model) in keys), None)
         if lead is None:
             return None
-        engine = self._engine_for(lead.request.model)
+        key = self._models.key(lead.request.model)
         batch, images = [lead], lead.request.num_images
         for job in order:
             if job is lead or images + job.request.num_images > self.max_batch:
                 continue
-            if self._engine_for(job.request.model) is engine and engine.compatible(lead.request, job.request):
+            if self._models.key(job.request.model) == key and can_share_call(lead.request, job.request):
                 batch.append(job)
                 images += job.request.num_images
         for job in batch:
             self._waiting.take(job)
             job.state = _State.RUNNING
             self._running.add(job)
-        return engine, batch
+        return key, batch
 
     # ------------------------------------------------------------------ the worker thread
 
-    def _work_loop(self, engines: list[Engine]) -> None:
+    def _work_loop(self, keys: set[str | None]) -> None:
         while True:
             with self._work:
-                taken = self._take_batch(engines)
+                taken = self._take_batch(keys)
                 while taken is None and not self._closing:
                     self._work.wait()
-                    taken = self._take_batch(engines)
+                    taken = self._take_batch(keys)
                 if taken is None:
                     return
                 started_at = self._clock()
                 moved = self._renumber()
             for job, position in moved:
                 job._emit(Queued(position))
-            engine, batch = taken
+            key, batch = taken
             for job in batch:
                 job._emit(Started())
-            self._run_batch(engine, batch, started_at)
+            self._run_batch(key, batch, started_at)
 
-    def _run_batch(self, engine: Engine, batch: list[LocalJobHandle], started_at: float) -> None:
+    def _run_batch(self, key: str | None, batch: list[LocalJobHandle], started_at: float) -> None:
         def on_step(step: int, total: int, previews: list[bytes | None]) -> None:
             for job, preview in zip(batch, previews, strict=True):
                 job._emit(Step(step, total, preview))
@@ -248,7 +238,7 @@ class LocalExecutor:
             return all(job.state is _State.DONE for job in batch)
 
         try:
-            outcomes = engine.run_outcomes(
+            outcomes = self._models.engine(key).run_outcomes(
                 [job.request for job in batch],
                 on_step=on_step,
                 should_stop=should_stop,
@@ -257,6 +247,9 @@ class LocalExecutor:
             )
         except JobCancelled:
             outcomes = [JobCancelled("The job was cancelled.")] * len(batch)
+        except ModelLoadError as error:  # a MODELS entry loaded on first use; the others keep serving
+            log.error("%s", error)
+            outcomes = [JobFailed(str(error))] * len(batch)
         except Exception as error:  # the worker keeps serving whatever one batch did
             log.exception("generation failed for jobs %s", [job.job_id for job in batch])
             outcomes = [JobFailed(f"Generation failed: {error}")] * len(batch)
