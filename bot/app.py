@@ -11,12 +11,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import reply_error
+from bot.lifecycle import StopRequested, StopSignals, log_in, serve
 from bot.progress import ChannelJobMessage
 from bot.views import CUSTOM_ID, header, reroll_view
-from service.errors import JobGone
+from service.errors import USER_ERRORS, JobGone, SettingError
 from service.jobs import Reporter
 from service.recovery import recover_unfinished
-from service.settings import Settings, configure_logging
+from service.settings import Settings, configure_logging, load_settings
 from service.wiring import Services
 from storage.records import JobRecord
 
@@ -109,34 +110,41 @@ class KaikaBot(commands.Bot):
 
 
 async def run_bot(settings: Settings) -> None:
-    """Open storage and the executor, connect to Discord, and run until the bot is closed."""
-    point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
-    services = await Services.open(settings)
-    bot = KaikaBot(settings, services)
+    """Open storage and the executor, connect to Discord, and run until the bot is closed or stopped by
+    SIGTERM / SIGINT (see `bot.lifecycle`: running jobs get SHUTDOWN_GRACE seconds, the rest are parked)."""
+    signals = StopSignals()
+    signals.install()
     try:
-        async with bot:
-            await bot.start(settings.discord_token)
+        point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+        services = await signals.unless_requested(Services.open(settings))
+        try:
+            bot = KaikaBot(settings, services)
+            async with bot:
+                await signals.unless_requested(log_in(bot, settings))
+                await serve(bot, signals)
+        finally:
+            await services.close()
+    except StopRequested:
+        log.info("Stopped while starting")
     finally:
-        await services.close()
+        signals.uninstall()
 
 
 def main(settings: Settings | None = None) -> int:
-    """Run the bot until it is stopped; the exit status for `kaika bot` and `python -m bot`."""
+    """Run the bot until it is stopped; the exit status for `kaika bot` and `python -m bot`.
+
+    A setting that keeps the bot from starting (a missing token, a database or Redis that cannot be
+    reached, a model that cannot be loaded, a token Discord refuses) is one line on stderr and status 2.
+    """
     import asyncio
 
-    from pipeline.errors import ModelLoadError
-
-    settings = settings or Settings()
-    configure_logging(settings.log_level)
-    if not settings.discord_token:
-        print(
-            "kaika bot: DISCORD_TOKEN is not set; put the bot token in the environment or .env.",
-            file=sys.stderr,
-        )
-        return 2
     try:
+        settings = settings or load_settings()
+        configure_logging(settings.log_level)
+        if not settings.discord_token:
+            raise SettingError("DISCORD_TOKEN is not set; put the bot token in the environment or .env.")
         asyncio.run(run_bot(settings))
-    except ModelLoadError as error:
+    except USER_ERRORS as error:
         print(f"kaika bot: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli.errors import OutFolderError
+from service.folders import folder_problem
 
 if TYPE_CHECKING:
     from pipeline.request import GenerationRequest
@@ -23,20 +23,11 @@ if TYPE_CHECKING:
 
 
 def check_out_folder(out_dir: Path) -> None:
-    """Raise OutFolderError unless `out_dir` is a folder this process can write in, or can create.
-
-    Nothing is created: the nearest part of the path that exists must be a folder that takes a file.
-    """
-    existing = out_dir.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutFolderError(out_dir, f"{existing} is a file, not a folder.")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        raise OutFolderError(out_dir, f"cannot write in {existing} ({error.strerror}).") from error
+    """Raise OutFolderError unless `out_dir` is a folder this process can write in, or can create
+    (`service.folders.folder_problem`); nothing is created."""
+    problem = folder_problem(out_dir)
+    if problem is not None:
+        raise OutFolderError(out_dir, problem)
 
 
 @dataclass(frozen=True)

@@ -150,14 +150,14 @@ def _run(args: argparse.Namespace, job: Job) -> int:
 
     from cli.files import check_out_folder, write_outcome
     from service.errors import USER_ERRORS
-    from service.settings import Settings, configure_logging
+    from service.settings import configure_logging, load_settings
 
     name = f"kaika {args.command}"
-    settings = Settings()
     configure_logging("WARNING")
     owner = args.owner or getpass.getuser()
     out_dir = Path(args.out)
     try:
+        settings = load_settings()
         check_out_folder(out_dir)  # before anything is recorded or run
         outcome, request = asyncio.run(job(settings, owner))
     except USER_ERRORS as error:
@@ -223,9 +223,9 @@ async def _check_press(settings: Settings, press: Press) -> JobRecord:
     """The recorded job `press` acts on, or the user's error: no such job, not finished, no such image."""
     from cli.errors import NoSuchImage
     from service.jobs import ButtonAction, pressable
-    from storage import Storage
+    from service.wiring import open_storage
 
-    storage = await Storage.open(settings.resolved_database_url, settings.data_dir / "images")
+    storage = await open_storage(settings)
     try:
         parent = await pressable(storage, press.job_id, press.action)
     finally:

@@ -68,6 +68,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         dtype=settings.dtype,
         loras=tuple(settings.loras),
         upscaler=settings.upscaler,
+        config=settings.single_file_config,
     )
     try:
         run_worker(settings.fleet_config(), engine, hostname=args.hostname, loglevel=settings.log_level)

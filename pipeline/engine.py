@@ -90,12 +90,13 @@ class Engine:
         dtype: str = "auto",
         loras: Sequence[str] = (),
         upscaler: str = "",
+        config: str = "",
     ) -> Engine:
         """Load `source` (the MODEL setting): hub id, diffusers folder, single file, or "" for the demo model.
 
         Raises `ModelLoadError` with a message naming the setting at fault; see `pipeline.loading`.
         """
-        model = load_model(source, device=device, dtype=dtype, loras=loras, upscaler=upscaler)
+        model = load_model(source, device=device, dtype=dtype, loras=loras, upscaler=upscaler, config=config)
         try:
             return cls(model.pipe, model_id=model.model_id, device=model.device, upscaler=model.upscaler)
         except Exception as error:

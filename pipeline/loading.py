@@ -41,14 +41,16 @@ def load_model(
     dtype: str = "auto",
     loras: Sequence[str] = (),
     upscaler: str = "",
+    config: str = "",
 ) -> LoadedModel:
     """Load `source` (the MODEL setting): hub id, diffusers folder, single file, or "" for the demo model.
+    `config` (MODEL_CONFIG) is a local diffusers folder whose configuration a single file is loaded with.
 
     Raises `ModelLoadError` with a message naming the setting at fault.
     """
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    pipe, model_id = _load_pipeline(source, torch_dtype)
+    pipe, model_id = _load_pipeline(source, torch_dtype, config)
     for index, entry in enumerate(loras):
         _load_lora(pipe, entry, index)
     if loras:
@@ -178,7 +180,7 @@ def parse_lora(entry: str) -> tuple[str, float]:
     return entry, 1.0
 
 
-def _load_pipeline(source: str, dtype: torch.dtype) -> tuple[Any, str]:
+def _load_pipeline(source: str, dtype: torch.dtype, config: str = "") -> tuple[Any, str]:
     from diffusers import AutoPipelineForText2Image
 
     if not source:
@@ -205,7 +207,7 @@ def _load_pipeline(source: str, dtype: torch.dtype) -> tuple[Any, str]:
     if path.is_file():
         if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
             raise ModelLoadError(f"MODEL={source!r} is a file but not a .safetensors or .ckpt checkpoint.")
-        return _from_single_file(path, source, dtype), model_id_of(source)
+        return _from_single_file(path, source, dtype, config), model_id_of(source)
     if (
         path.suffix.lower() in SINGLE_FILE_SUFFIXES
         or source.startswith(("/", ".", "~"))
@@ -249,22 +251,74 @@ def _from_pretrained(loader: Any, location: str, setting: str, dtype: torch.dtyp
         raise ModelLoadError(f"{setting} could not be loaded: {first_line(error)}") from error
 
 
-def _from_single_file(path: Path, source: str, dtype: torch.dtype) -> Any:
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+# The text-to-image pipeline for each model type diffusers infers from a single file's weights.
+SINGLE_FILE_PIPELINES = {
+    "v1": "StableDiffusionPipeline",
+    "v2": "StableDiffusionPipeline",
+    "xl_base": "StableDiffusionXLPipeline",
+    "playground-v2-5": "StableDiffusionXLPipeline",
+    "sd3": "StableDiffusion3Pipeline",
+    "sd35_medium": "StableDiffusion3Pipeline",
+    "sd35_large": "StableDiffusion3Pipeline",
+    "flux-dev": "FluxPipeline",
+    "flux-schnell": "FluxPipeline",
+    "chroma": "ChromaPipeline",
+    "z-image-turbo": "ZImagePipeline",
+}
+
+
+def _from_single_file(path: Path, source: str, dtype: torch.dtype, config: str) -> Any:
+    """A .safetensors/.ckpt checkpoint: with MODEL_CONFIG, its pipeline class and every configuration come from
+    that local folder (nothing is fetched); without, from the model type diffusers infers and the hub."""
+    import diffusers
+
+    if config:
+        config_dir = Path(config).expanduser()
+        if not (config_dir / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"MODEL_CONFIG={config!r} is not a diffusers folder (no model_index.json); point it at a folder "
+                "of the same family as MODEL, saved with save_pretrained (configs and tokenizers are enough)."
+            )
+        class_name = diffusers.DiffusionPipeline.load_config(str(config_dir))["_class_name"]
+        options: dict[str, Any] = {"config": str(config_dir), "local_files_only": True}
+    else:
+        class_name = _inferred_pipeline(path, source)
+        options = {}
+    pipeline_class = getattr(diffusers, class_name, None)
+    if pipeline_class is None or not hasattr(pipeline_class, "from_single_file"):
+        raise ModelLoadError(
+            f"MODEL={source!r}: {class_name} cannot load single files; convert the checkpoint to a diffusers "
+            "folder and point MODEL at it."
+        )
+    try:
+        return pipeline_class.from_single_file(str(path), dtype=dtype, **options)
+    except Exception as error:
+        hint = (
+            f"MODEL_CONFIG={config!r} must be of the same family as the checkpoint"
+            if config
+            else "without MODEL_CONFIG, from_single_file fetches the model's configuration from the Hugging Face "
+            "hub; offline, set MODEL_CONFIG to a local diffusers folder of the same family"
+        )
+        raise ModelLoadError(
+            f"MODEL={source!r} could not be loaded as a single-file checkpoint: {first_line(error)} ({hint})."
+        ) from error
+
+
+def _inferred_pipeline(path: Path, source: str) -> str:
     from diffusers.loaders.single_file_utils import infer_diffusers_model_type, load_single_file_checkpoint
 
     try:
-        checkpoint = load_single_file_checkpoint(str(path))
-        model_type = infer_diffusers_model_type(checkpoint)
-        pipeline_class = StableDiffusionXLPipeline if "xl" in model_type else StableDiffusionPipeline
-        del checkpoint
-        return pipeline_class.from_single_file(str(path), dtype=dtype)
+        model_type = infer_diffusers_model_type(load_single_file_checkpoint(str(path)))
     except Exception as error:
         raise ModelLoadError(
-            f"MODEL={source!r} could not be loaded as a single-file checkpoint: {first_line(error)} "
-            "(from_single_file fetches the model's configuration from the Hugging Face hub once; offline, "
-            "convert the file to a diffusers folder and point MODEL at that)."
+            f"MODEL={source!r} could not be read as a checkpoint: {first_line(error)}"
         ) from error
+    if model_type not in SINGLE_FILE_PIPELINES:
+        raise ModelLoadError(
+            f"MODEL={source!r} holds a {model_type!r} model, which Kaika does not run from a single file; set "
+            "MODEL_CONFIG to a local diffusers folder of its family, or convert it to a diffusers folder."
+        )
+    return SINGLE_FILE_PIPELINES[model_type]
 
 
 def _load_lora(pipe: Any, entry: str, index: int) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from pipeline.errors import QueueFull
-from service.errors import BlockedPrompt
+from service.errors import BlockedPrompt, Restarting
 from storage.errors import NotAllowed
 from storage.records import ButtonPolicy, GuildSettings, JobRecord
 
@@ -94,20 +94,28 @@ class Capacity:
     """How many jobs may be queued or running: at most `max_queue` in all, `max_jobs_per_user` each.
 
     A place is taken by `admit` in the same synchronous step as the check, so two requests of one
-    user arriving together cannot both pass it.
+    user arriving together cannot both pass it. Once `stop_admitting` is called (the process is
+    shutting down), every request is refused with `Restarting`.
     """
 
     def __init__(self, *, max_queue: int, max_jobs_per_user: int) -> None:
         self.max_queue = max_queue
         self.max_jobs_per_user = max_jobs_per_user
         self._counts: Counter[int] = Counter()
+        self.admitting = True
+
+    def stop_admitting(self) -> None:
+        self.admitting = False
 
     def in_flight(self, user_id: int | None = None) -> int:
         """Jobs queued or running now: `user_id`'s, or everyone's."""
         return self._counts.total() if user_id is None else self._counts[user_id]
 
     def admit(self, requester: Requester) -> Slot:
-        """A place for one more job of `requester`, or QueueFull saying which limit was reached."""
+        """A place for one more job of `requester`, or QueueFull saying which limit was reached
+        (Restarting while the process shuts down)."""
+        if not self.admitting:
+            raise Restarting()
         if self.in_flight() >= self.max_queue:
             raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a few minutes.")
         if self.in_flight(requester.user_id) >= self.max_jobs_per_user:

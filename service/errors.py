@@ -41,6 +41,18 @@ class NotOffered(UserError):
         )
 
 
+class SettingError(UserError):
+    """A setting keeps Kaika from starting: its value is invalid, or what it points at cannot be reached or
+    written. The message names the setting (as in `.env`) and what to fix, on one line."""
+
+
+class Restarting(UserError):
+    """Kaika is shutting down (SIGTERM or Ctrl-C) and takes no new jobs; it will be back after the restart."""
+
+    def __init__(self) -> None:
+        super().__init__("Kaika is restarting, try again in a minute.")
+
+
 class JobNotDone(UserError):
     def __init__(self, job: JobRecord) -> None:
         super().__init__(

@@ -384,6 +384,17 @@ class JobService:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def drain(self, grace: float) -> bool:
+        """Take no new jobs (each request is refused with `Restarting`) and give the jobs in flight up to
+        `grace` seconds to finish and be reported; True when they all did. `close` then leaves the rest."""
+        self.capacity.stop_admitting()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        # asyncio.wait, unlike wait_for(gather), never cancels the jobs when the grace runs out.
+        while self._tasks and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(list(self._tasks), timeout=left)
+        return not self._tasks
+
     async def close(self) -> None:
         """Stop following jobs; stop the executor working on them unless it keeps them (`ResumableExecutor`).
 

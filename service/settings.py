@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     loras: Annotated[list[str], NoDecode] = Field(default_factory=list, description="path[:weight] entries")
     upscaler: str = ""
+    # Named MODEL_CONFIG in the environment; `model_config` itself is pydantic's.
+    single_file_config: str = Field(
+        default="",
+        validation_alias="MODEL_CONFIG",
+        description="Local diffusers folder a single-file MODEL is loaded with (configs and tokenizers are enough)",
+    )
     model_memory_gb: float = Field(
         default=0.0,
         ge=0,

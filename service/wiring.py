@@ -33,6 +33,7 @@ async def open_executor(settings: Settings) -> Executor:
             loras=settings.loras,
             upscaler=settings.upscaler,
             memory_gb=settings.model_memory_gb,
+            config=settings.single_file_config,
             max_batch=settings.max_batch,
             preview_every=settings.preview_every,
         )

@@ -171,7 +171,8 @@ def spec_validator() -> SpecValidator | None:
 class FakeDiscord:
     """One guild with one text channel, a bot user, and members the test adds."""
 
-    def __init__(self, *, validate: bool = True) -> None:
+    def __init__(self, *, validate: bool = True, token: str | None = None) -> None:
+        self.token = token  # when set, REST calls without "Authorization: Bot <token>" get Discord's 401
         self._ids = itertools.count(1_100_000_000_000_000_000)
         self.app_id = self.new_id()
         self.bot_user = FakeUser(self.new_id(), "Kaika")
@@ -586,6 +587,8 @@ class FakeDiscord:
         if self.validator is not None:
             self.spec_errors.extend(self.validator.errors(request.method, path, body, multipart))
         try:
+            if self.token is not None and request.headers.get("Authorization") != f"Bot {self.token}":
+                return self._error(call, 401, 0, "401: Unauthorized")
             for method, pattern, remaining, retry_after in self._rate_limits:
                 if method == request.method and remaining[0] > 0 and pattern.search(path):
                     remaining[0] -= 1

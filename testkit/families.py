@@ -217,7 +217,8 @@ def _build_sdxl(folder: Path) -> DiffusionPipeline:
     tokenizer = build_tiny_tokenizer(folder / "tokenizer")
     tokenizer_2 = build_tiny_tokenizer(folder / "tokenizer_2")
     text_encoder = _clip_text_encoder(len(tokenizer), 16, with_projection=False)
-    text_encoder_2 = _clip_text_encoder(len(tokenizer_2), 16, with_projection=True)
+    # Wider than the first, as in SDXL (768 and 1280): single-file loading tells the two apart by width.
+    text_encoder_2 = _clip_text_encoder(len(tokenizer_2), 24, with_projection=True)
     time_embed_dim = 8
     unet = UNet2DConditionModel(
         sample_size=8,
@@ -231,11 +232,11 @@ def _build_sdxl(folder: Path) -> DiffusionPipeline:
         attention_head_dim=(2, 4),
         use_linear_projection=True,
         # The two encoders' hidden states side by side.
-        cross_attention_dim=16 + 16,
+        cross_attention_dim=16 + 24,
         addition_embed_type="text_time",
         addition_time_embed_dim=time_embed_dim,
         # Six size/crop numbers, each embedded, and the second encoder's pooled projection.
-        projection_class_embeddings_input_dim=6 * time_embed_dim + 16,
+        projection_class_embeddings_input_dim=6 * time_embed_dim + 24,
     )
     vae = _autoencoder_kl(4, scaling_factor=0.13025)
     scheduler = EulerDiscreteScheduler(

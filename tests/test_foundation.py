@@ -1,6 +1,7 @@
 """The shared contracts every layer builds on."""
 
 import pytest
+from pydantic import AliasChoices
 
 from pipeline.errors import RequestError
 from pipeline.request import GenerationRequest, Limits, Mode, size_for_aspect
@@ -43,7 +44,15 @@ def test_every_setting_is_in_env_example():
     names = {
         line.split("=", 1)[0] for line in example.splitlines() if "=" in line and not line.startswith("#")
     }
-    assert names == {name.upper() for name in Settings.model_fields}
+    assert names == {environment_name(field) for field in Settings.model_fields}
+
+
+def environment_name(field: str) -> str:
+    """The variable a setting is read from: its alias (the last one, the documented name) or its own name."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        alias = alias.choices[-1]
+    return str(alias or field).upper()
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,7 @@ class EngineOptions:
     dtype: str = "auto"
     loras: tuple[str, ...] = ()
     upscaler: str = ""
+    config: str = ""  # MODEL_CONFIG: the local configuration of a single-file MODEL
 
 
 class WorkerStartError(Exception):
@@ -145,6 +146,7 @@ class WorkerRuntime:
                 dtype=options.dtype,
                 loras=options.loras,
                 upscaler=options.upscaler,
+                config=options.config,
             )
             log.info("Loaded %s in %.1f s", self._engine.model_id, time.perf_counter() - started)
         return self._engine

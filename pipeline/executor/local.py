@@ -98,6 +98,7 @@ class LocalExecutor:
         loras: Sequence[str] = (),
         upscaler: str = "",
         memory_gb: float = 0.0,
+        config: str = "",
         **options: object,
     ) -> LocalExecutor:
         """Open the models (key None: the default model, loaded now; the others when first used, see
@@ -107,7 +108,12 @@ class LocalExecutor:
         def load(name: str | None, source: str) -> Engine:
             default = name is None
             return Engine.load(
-                source, device=device, dtype=dtype, loras=loras if default else (), upscaler=upscaler
+                source,
+                device=device,
+                dtype=dtype,
+                loras=loras if default else (),
+                upscaler=upscaler,
+                config=config if default else "",  # MODEL_CONFIG is the configuration of MODEL
             )
 
         def open_pool() -> ModelPool:

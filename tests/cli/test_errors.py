@@ -106,6 +106,7 @@ def test_an_out_that_cannot_be_written(kaika, local_data, done, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     Path("locked").mkdir()
-    monkeypatch.setattr("cli.files.tempfile.TemporaryFile", refuse)  # as a folder without write permission
+    # As a folder without write permission.
+    monkeypatch.setattr("service.folders.tempfile.TemporaryFile", refuse)
     message = refused(kaika, local_data, "vary", done.id, "1", out=Path("locked/out"))
     assert message == f"--out locked/out: cannot write in {Path('locked').absolute()} (Permission denied)."

@@ -14,8 +14,8 @@ from pipeline.executor.base import Failed, Finished
 from pipeline.executor.local import LocalExecutor
 from pipeline.loading import describe_without_weights
 from pipeline.models import engine_bytes
-from tests.fixtures.requests import tiny_request
 from testkit.families import save_tiny_family
+from tests.fixtures.requests import tiny_request
 
 TIMEOUT = 120
 

@@ -1,0 +1,180 @@
+"""`kaika bot` stopped with SIGTERM (docker stop): it takes no new jobs, lets a running job finish within
+SHUTDOWN_GRACE, parks the job that does not finish, and exits within Docker's 10 s; the next start
+resumes the parked job. The real process against the fake Discord; its health as `kaika healthcheck`
+sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings
+from storage import Storage
+from storage.records import JobRecord, JobStatus
+from testkit.fake_discord import FakeDiscord, FakeInteraction
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+GRACE = 4.0  # SHUTDOWN_GRACE of the bot under test: enough for a 10-step job on a busy machine
+DOCKER_STOP_TIMEOUT = 10.0  # what `docker stop` waits before SIGKILL
+START_TIMEOUT = 120.0
+LONG_JOBS = 5  # 100-step jobs queued behind the short one: seconds of work even for the tiny model
+
+
+class BotProcess:
+    """`kaika bot` in a process of its own, its log in a file."""
+
+    def __init__(self, fake: FakeDiscord, data_dir: Path, model_dir: Path, folder: Path) -> None:
+        self.log_path = folder / "bot.log"
+        self.data_dir = data_dir
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPOSITORY),
+            "DISCORD_TOKEN": "test-token",
+            "DISCORD_API_BASE": fake.api_base,
+            "DISCORD_GATEWAY_URL": fake.gateway_url,
+            "DATA_DIR": str(data_dir),
+            "MODEL": str(model_dir),
+            "DEVICE": "cpu",
+            "DTYPE": "float32",
+            "PREVIEW_EVERY": "0",
+            "PROGRESS_EDIT_INTERVAL": "0.2",
+            "SHUTDOWN_GRACE": str(GRACE),
+            "LOG_LEVEL": "INFO",
+            "OMP_NUM_THREADS": "1",
+        }
+        env.pop("DATABASE_URL", None)
+        with self.log_path.open("wb") as log:
+            # cwd outside the repository, so a developer's .env cannot change what is tested.
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "bot"], cwd=folder, env=env, stdout=log, stderr=log
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_for_log(self, text: str, seconds: float = 30.0) -> None:
+        async with asyncio.timeout(seconds):
+            while text not in self.log():
+                assert self.process.poll() is None, f"kaika bot exited:\n{self.log()[-3000:]}"
+                await asyncio.sleep(0.05)
+
+    async def exit_status(self, seconds: float) -> int:
+        return await asyncio.to_thread(self.process.wait, seconds)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def healthcheck(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPOSITORY), "DATA_DIR": str(data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "healthcheck"],
+        cwd=data_dir.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def jobs_of(data_dir: Path, user_id: int) -> list[JobRecord]:
+    """The jobs `user_id` has in the bot's records."""
+    settings = Settings(_env_file=None, data_dir=data_dir)
+    storage = await Storage.open(settings.resolved_database_url, data_dir / "images")
+    try:
+        return await storage.jobs.recent_for_user(user_id)
+    finally:
+        await storage.close()
+
+
+@pytest.fixture
+async def bot_process(fake_discord: FakeDiscord, tiny_model_dir: Path, tmp_path: Path):
+    bots: list[BotProcess] = []
+
+    async def start() -> BotProcess:
+        fake_discord.identified.clear()
+        bot = BotProcess(fake_discord, tmp_path / "data", tiny_model_dir, tmp_path)
+        bots.append(bot)
+        async with asyncio.timeout(START_TIMEOUT):
+            while not fake_discord.identified.is_set():
+                assert bot.process.poll() is None, f"kaika bot exited:\n{bot.log()[-3000:]}"
+                await asyncio.sleep(0.05)
+        return bot
+
+    yield start
+    for bot in bots:
+        bot.stop()
+
+
+def shows_progress(fake: FakeDiscord, interaction: FakeInteraction) -> bool:
+    return "%" in ((fake.original(interaction) or {}).get("content") or "")
+
+
+async def test_sigterm_finishes_the_running_job_parks_the_next_and_exits_in_time(
+    bot_process, fake_discord: FakeDiscord, start_kaika, tmp_path: Path
+):
+    fake = fake_discord
+    bot = await bot_process()
+    await bot.wait_for_log("Connected as")  # ready: the heartbeat is being written
+    await asyncio.sleep(0.5)
+    assert (tmp_path / "data" / "heartbeat").exists()
+    healthy = await asyncio.to_thread(healthcheck, tmp_path / "data")
+    assert (healthy.returncode, healthy.stderr) == (0, "")
+
+    ada, cy = fake.add_member("ada"), fake.add_member("cy")
+    others = [fake.add_member(f"member{i}") for i in range(LONG_JOBS)]
+    short = await fake.slash(ada, "imagine", prompt="a short one --steps 10")
+    for member in others:  # more work than the grace allows, whatever the machine's speed
+        await fake.slash(member, "imagine", prompt="a long one --steps 100")
+    await fake.wait_until(lambda: shows_progress(fake, short), 60)  # the short job runs, the rest wait
+
+    bot.process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    await bot.wait_for_log("Taking no new jobs")
+    refused = await fake.wait_acked(await fake.slash(cy, "imagine", prompt="one more"))
+    assert refused.ephemeral and fake.reply_text(refused) == "Kaika is restarting, try again in a minute."
+
+    assert await bot.exit_status(15) == 0, bot.log()[-3000:]
+    took = time.monotonic() - signalled
+    assert took < DOCKER_STOP_TIMEOUT, f"stopped {took:.1f} s after SIGTERM"
+    assert "Traceback" not in bot.log(), bot.log()[-3000:]
+
+    # The running job finished within the grace and was posted; the jobs that did not finish are parked
+    # (recorded queued or running, with their channel) for the next start; none failed or was cancelled.
+    assert fake.original(short)["components"], fake.original(short)
+    [finished] = await jobs_of(tmp_path / "data", ada.id)
+    assert finished.status is JobStatus.DONE
+    long_jobs = [job for member in others for job in await jobs_of(tmp_path / "data", member.id)]
+    parked = [job for job in long_jobs if job.status in (JobStatus.QUEUED, JobStatus.RUNNING)]
+    assert parked and all(job.channel_id == fake.channel_id for job in parked)
+    assert {job.status for job in long_jobs} <= {JobStatus.DONE, JobStatus.QUEUED, JobStatus.RUNNING}
+    assert f"Parked {len(parked)} unfinished job(s)" in bot.log()
+    assert await jobs_of(tmp_path / "data", cy.id) == []  # the refused request recorded nothing
+
+    # Stopped: the heartbeat is gone, so the health check fails with its reason.
+    unhealthy = await asyncio.to_thread(healthcheck, tmp_path / "data")
+    assert unhealthy.returncode == 1
+    assert unhealthy.stderr.startswith("kaika healthcheck: no bot is running on DATA_DIR=")
+
+    # The next start (same DATA_DIR) resumes the parked jobs and posts their grids in the channel.
+    second = await start_kaika()
+    grids = await fake.wait_until(
+        lambda: (
+            len(posted := [m for m in fake.channel_messages() if m.get("components")]) == len(parked)
+            and posted
+        ),
+        120,
+    )
+    assert all("a long one" in grid["content"] for grid in grids)
+    await second.services.jobs.wait_idle()
+    for job in parked:
+        assert (await second.services.storage.jobs.get(job.id)).status is JobStatus.DONE
