@@ -1,5 +1,5 @@
 """The `kaika` command: the job commands (`imagine`, `vary`, `upscale`, `reroll`, in `cli.jobs`), and
-`kaika bot`, `kaika worker`, `kaika train-demo`, `kaika eval-demo`."""
+`kaika bot`, `kaika worker`, `kaika healthcheck`, `kaika train-demo`, `kaika eval-demo`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_job_commands(commands)
     _add_worker_command(commands)
     _add_bot_command(commands)
+    _add_healthcheck_command(commands)
     _add_demo_commands(commands)
     for command in commands.choices.values():
         command.set_defaults(command_parser=command)  # so a wrong option is reported by its command
@@ -58,9 +59,15 @@ def _add_worker_command(commands: argparse._SubParsersAction) -> None:
 def _run_worker(args: argparse.Namespace) -> int:
     from pipeline.errors import ModelLoadError
     from pipeline.executor.celery_worker import EngineOptions, WorkerStartError, run_worker
-    from service.settings import Settings, configure_logging
+    from service.errors import SettingError
+    from service.health import track_worker_status
+    from service.settings import configure_logging, load_settings
 
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingError as error:
+        print(f"kaika worker: {error}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     engine = EngineOptions(
         source=settings.model,
@@ -70,6 +77,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         upscaler=settings.upscaler,
         config=settings.single_file_config,
     )
+    track_worker_status(settings.celery_key_prefix)  # for `kaika healthcheck --worker`
     try:
         run_worker(settings.fleet_config(), engine, hostname=args.hostname, loglevel=settings.log_level)
     except (ModelLoadError, WorkerStartError) as error:
@@ -91,6 +99,40 @@ def _run_bot(args: argparse.Namespace) -> int:
     from bot.app import main as run_bot
 
     return run_bot()
+
+
+def _add_healthcheck_command(commands: argparse._SubParsersAction) -> None:
+    check = commands.add_parser(
+        "healthcheck",
+        help="exit 0 when the bot (or with --worker, the worker) running here is healthy",
+        description=(
+            "For Docker's HEALTHCHECK. The bot is healthy while it is connected to Discord (it touches "
+            "DATA_DIR/heartbeat every few seconds); a worker when it answers a Celery ping through "
+            "REDIS_URL, or is busy with a job younger than CELERY_VISIBILITY_TIMEOUT. Exit status 0 when "
+            "healthy, otherwise 1 and one line on stderr saying why (Docker reserves status 2)."
+        ),
+    )
+    check.add_argument(
+        "--worker", action="store_true", help="check the `kaika worker` processes running here"
+    )
+    check.set_defaults(handler=_run_healthcheck)
+
+
+def _run_healthcheck(args: argparse.Namespace) -> int:
+    from service.errors import SettingError
+    from service.health import bot_problem, worker_problem
+    from service.settings import load_settings
+
+    try:
+        settings = load_settings()
+    except SettingError as error:
+        problem: str | None = str(error)
+    else:
+        problem = worker_problem(settings.fleet_config()) if args.worker else bot_problem(settings.data_dir)
+    if problem is None:
+        return 0
+    print(f"kaika healthcheck: {problem}", file=sys.stderr)
+    return 1
 
 
 def _add_demo_commands(commands: argparse._SubParsersAction) -> None:

@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.errors import SettingError
 from storage import sqlite_url
 
 # `name=source` in MODELS: a name is one word (hub ids and paths may hold "=" only after one).
@@ -28,10 +29,26 @@ def _split_csv(value: object) -> object:
     return value
 
 
+def load_settings(**values: object) -> Settings:
+    """Settings from the environment and `.env` (and `values`), or a SettingError naming each bad one."""
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors():
+            name = str(problem["loc"][0]).upper() if problem["loc"] else "a setting"
+            given = problem.get("input")
+            shown = f"{name}={given!r}" if isinstance(given, str | int | float) else name
+            problems.append(f"{shown}: {problem['msg']}")
+        raise SettingError("; ".join(problems) + " (see .env.example).") from None
+
+
 class Settings(BaseSettings):
     """Every field is documented in `.env.example`; keep the two in step."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
 
     # --- models and devices ---
     model: str = Field(
@@ -89,7 +106,11 @@ class Settings(BaseSettings):
     )
 
     # --- storage ---
-    data_dir: Path = Path("./data")
+    # KAIKA_DATA_DIR, which the container image sets to its /data volume, wins over a DATA_DIR from an
+    # env file, so `docker run --env-file .env` cannot move the data out of the volume.
+    data_dir: Path = Field(
+        default=Path("./data"), validation_alias=AliasChoices("KAIKA_DATA_DIR", "DATA_DIR")
+    )
     database_url: str = ""
 
     # --- Discord ---
@@ -99,9 +120,17 @@ class Settings(BaseSettings):
     admin_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     progress_edit_interval: float = Field(default=1.5, gt=0)
 
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- shutdown ---
+    shutdown_grace: float = Field(
+        default=8.0, ge=0, description="Seconds running jobs get to finish on SIGTERM before they are parked"
+    )
 
     _split = field_validator("models", "loras", "admin_user_ids", mode="before")(_split_csv)
+    _upper = field_validator("log_level", mode="before")(
+        lambda value: value.upper() if isinstance(value, str) else value
+    )
     _empty_is_unset = field_validator("model_guidance", mode="before")(
         lambda value: None if value == "" else value
     )

@@ -2,13 +2,68 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 from dataclasses import dataclass
 
 from pipeline.executor.base import Executor
 from pipeline.prompt import PromptDefaults
+from service.errors import SettingError
+from service.folders import folder_problem
 from service.jobs import JobService
 from service.settings import Settings
 from storage import Storage
+
+log = logging.getLogger(__name__)
+
+# The password of a URL such as postgresql+asyncpg://kaika:s3cret@db/kaika, never shown.
+_URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*):[^@]*@")
+
+
+async def open_storage(settings: Settings) -> Storage:
+    """Storage in DATA_DIR and DATABASE_URL, migrated; or a SettingError naming the setting to fix.
+
+    Any failure to open the database at start is the setting's to fix (unreachable server, wrong
+    credentials or driver, a file that cannot be written), so it is one line; LOG_LEVEL=DEBUG logs
+    its traceback.
+    """
+    problem = await asyncio.to_thread(folder_problem, settings.data_dir)
+    if problem is not None:
+        raise SettingError(
+            f"DATA_DIR={settings.data_dir}: {problem} Set DATA_DIR to a folder Kaika can create and write."
+        )
+    url = settings.resolved_database_url
+    try:
+        return await Storage.open(url, settings.data_dir / "images")
+    except Exception as error:
+        log.debug("Opening the database at %s failed", hide_password(url), exc_info=True)
+        if not settings.database_url:
+            raise SettingError(
+                f"DATA_DIR={settings.data_dir}: the database file in it cannot be opened ({_reason(error)})."
+            ) from error
+        raise SettingError(
+            f"DATABASE_URL={hide_password(url)}: the database cannot be opened ({_reason(error)}); check "
+            "that it runs and the URL's host, port, user, password and database name "
+            "(postgresql+asyncpg://user:password@host:5432/kaika)."
+        ) from error
+
+
+def hide_password(url: str) -> str:
+    """`url` with its password (if any) shown as ***."""
+    return _URL_PASSWORD.sub(r"\1:***@", url)
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong in a few words: the first line of the driver's own error when there is one."""
+    cause = error
+    for _ in range(5):  # a DBAPIError's driver error, or the error a wrapper was raised from
+        inner = getattr(cause, "orig", None) or cause.__cause__
+        if not isinstance(inner, Exception):
+            break
+        cause = inner
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
 
 
 async def open_executor(settings: Settings) -> Executor:
@@ -55,7 +110,7 @@ class Services:
     @classmethod
     async def open(cls, settings: Settings, executor: Executor | None = None) -> Services:
         """Storage and the executor from `settings`; `executor`, when given, is used (started) instead."""
-        storage = await Storage.open(settings.resolved_database_url, settings.data_dir / "images")
+        storage = await open_storage(settings)
         try:
             if executor is None:
                 executor = await open_executor(settings)
