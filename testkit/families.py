@@ -279,7 +279,7 @@ def _build_sd3(folder: Path) -> DiffusionPipeline:
         joint_attention_dim=32,
         caption_projection_dim=16,
         pooled_projection_dim=16 + 16,
-        pos_embed_max_size=32,
+        pos_embed_max_size=192,  # as SD3 Medium: 3072-pixel sides at most
     )
     vae = _autoencoder_kl(16, scaling_factor=1.5305, shift_factor=0.0609)
     return StableDiffusion3Pipeline(

@@ -143,3 +143,26 @@ def test_chaos_and_no_change_the_images_the_same_way_every_time_and_alone_or_bat
     together = loaded.run([wild, calm])
     for result, alone in zip(together, (pixels["wild"], pixels["calm"]), strict=True):
         assert numpy.abs(numpy.asarray(result.images[0], dtype=int) - alone).max() <= 1
+
+
+# The side each real family was trained at; the tiny models run there once, as a real model would.
+REAL_NATIVE_SIZES = {
+    "sd15": 512,
+    "sdxl": 1024,
+    "sd3": 1024,
+    "flux": 1024,
+    "pixart": 1024,
+    "sana": 1024,
+    "lcm": 512,
+    "kandinsky3": 1024,
+}
+
+
+def test_each_family_makes_an_image_with_previews_at_its_real_native_size(engine):
+    tiny, loaded = engine
+    side = REAL_NATIVE_SIZES[tiny.name]
+    request = GenerationRequest(prompt="a cat", seed=2, width=side, height=side, steps=2, num_images=1)
+    previews = []
+    [result] = loaded.run([request], on_step=lambda s, t, images: previews.extend(images), preview_every=1)
+    assert result.images[0].size == (side, side)
+    assert [png for png in previews if png is not None]  # the first step's preview (the last step has none)
