@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.errors import reply_error
 from bot.lifecycle import StopRequested, StopSignals, log_in, serve
 from bot.progress import ChannelJobMessage
-from bot.views import CUSTOM_ID, header, reroll_view
+from bot.views import CUSTOM_ID, header, interrupted_notice, reroll_view
 from service.errors import USER_ERRORS, JobGone, SettingError
 from service.jobs import Reporter
 from service.recovery import recover_unfinished
@@ -93,11 +93,8 @@ class KaikaBot(commands.Bot):
         """Its interaction has expired by now, so the notice goes to the job's channel."""
         if job.channel_id is None:
             return
-        prompt = discord.utils.escape_mentions(discord.utils.escape_markdown(job.prompt))
         await self.get_partial_messageable(job.channel_id).send(
-            f"<@{job.requester_id}> Kaika restarted and could not resume your job **{prompt}**. "
-            "Press 🔄 to run the prompt again.",
-            view=reroll_view(job.id),
+            interrupted_notice(job), view=reroll_view(job.id)
         )
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:

@@ -7,7 +7,9 @@ import logging
 import discord
 from discord import app_commands
 
+from bot.limits import fit
 from service.errors import user_message as service_message
+from storage.errors import QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +21,10 @@ def user_message(error: BaseException) -> str | None:
     """The message to show for an error the user can act on; None for a bug of ours."""
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
+    if isinstance(error, QuotaExceeded) and error.resets_at is not None:
+        # Discord writes a timestamp in the reader's own time zone, and counts down to it.
+        at = error.resets_at
+        return error.explain(f"{discord.utils.format_dt(at, 'R')} ({discord.utils.format_dt(at, 't')})")
     message = service_message(error)
     if message is not None:
         return message
@@ -37,6 +43,7 @@ async def reply_error(interaction: discord.Interaction, error: BaseException) ->
     if message is None:
         log.error("Unexpected error handling %s", describe(interaction), exc_info=error)
         message = GENERIC_FAILURE
+    message = fit(message)
     try:
         if interaction.response.is_done():
             await interaction.followup.send(message, ephemeral=True)

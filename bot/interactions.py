@@ -11,6 +11,7 @@ import discord
 from discord.ext import commands
 
 from bot.errors import reply_error
+from bot.limits import fit
 from service.admission import Place, Requester
 from service.settings import Settings
 from service.wiring import Services
@@ -71,7 +72,12 @@ class Acknowledgement:
                 await self.interaction.response.defer(thinking=True, ephemeral=self.ephemeral)
 
     async def send(self, content: str | None = None, **options: Any) -> None:
-        """Answer with a message: the response itself, or the follow-up that replaces "thinking…"."""
+        """Answer with a message: the response itself, or the follow-up that replaces "thinking…".
+
+        Content is fitted to Discord's limits (`bot.limits.fit`); what a member wrote in it should
+        have been fitted as `MemberText` already.
+        """
+        content = None if content is None else fit(content)
         async with self._lock:
             if self.interaction.response.is_done():
                 await self.interaction.followup.send(content, ephemeral=self.ephemeral, **options)

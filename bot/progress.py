@@ -12,6 +12,7 @@ from typing import Any
 import discord
 from discord.utils import MISSING
 
+from bot.limits import Part, fit
 from bot.views import result_line, result_view
 from pipeline.images import decode_image, encode_png, fit_to_bytes, upscale_for_display
 from service.jobs import Outcome
@@ -67,26 +68,28 @@ class JobMessage:
     """
 
     def __init__(
-        self, interaction: discord.Interaction, header: str, *, interval: float, storage: Any
+        self, interaction: discord.Interaction, header: tuple[Part, ...], *, interval: float, storage: Any
     ) -> None:
         self.interaction = interaction
         self._report_to(
             f"interaction {interaction.id}", header, interval, storage, interaction.filesize_limit
         )
 
-    def _report_to(self, label: str, header: str, interval: float, storage: Any, limit: int) -> None:
+    def _report_to(
+        self, label: str, header: tuple[Part, ...], interval: float, storage: Any, limit: int
+    ) -> None:
         self.label = label  # names the message in logs
-        self.header = header
+        self.header = header  # parts of the first line, which every version of the message starts with
         self.throttle = EditThrottle(interval)
         self.waiting_throttle = EditThrottle(max(interval, WAITING_EDIT_INTERVAL))
         self.storage = storage
         self.limit = limit
 
     async def waiting(self, position: int) -> None:
-        await self._progress_edit(f"{self.header}\n{waiting_text(position)}", None, self.waiting_throttle)
+        await self._progress_edit(self._content(waiting_text(position)), None, self.waiting_throttle)
 
     async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
-        await self._progress_edit(f"{self.header}\n{progress_text(step, total)}", preview_png, self.throttle)
+        await self._progress_edit(self._content(progress_text(step, total)), preview_png, self.throttle)
 
     async def finished(self, outcome: Outcome) -> None:
         job = outcome.job
@@ -94,7 +97,7 @@ class JobMessage:
         data, extension = await asyncio.to_thread(fit_attachment, outcome.grid, self.limit)
         name = f"kaika_{job.id}.{extension}"
         view = result_view(job.id, len(outcome.images), outcome.offered)
-        content = f"{self.header}\n{result_line(job, single)}"
+        content = self._content(result_line(job, single))
         message = await self._final_edit(
             content, attachments=[discord.File(io.BytesIO(data), filename=name)], view=view
         )
@@ -105,7 +108,11 @@ class JobMessage:
                 log.info("Could not link job %s to its message: %s", job.id, error)
 
     async def failed(self, message: str) -> None:
-        await self._final_edit(f"{self.header}\n❌ {message}", attachments=[], view=None)
+        await self._final_edit(self._content(f"❌ {message}"), attachments=[], view=None)
+
+    def _content(self, status: str) -> str:
+        """The header and the job's state under it, the prompt shortened should the two be too long."""
+        return fit(*self.header, "\n", status)
 
     @property
     def channel(self) -> Any:
@@ -154,7 +161,7 @@ class ChannelJobMessage(JobMessage):
         self,
         channel: discord.abc.Messageable,
         job_id: str,
-        header: str,
+        header: tuple[Part, ...],
         *,
         interval: float,
         storage: Any,

@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 import discord
 
 from bot.errors import reply_error
+from bot.limits import BUTTON_LABEL, MemberText, Part, fit, shorten
 from service.errors import JobGone
 from service.jobs import ButtonAction as Action
 from storage.records import JobKind, JobRecord
@@ -43,7 +44,11 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID):
     ) -> None:
         super().__init__(
             discord.ui.Button(
-                label=label, emoji=emoji, style=style, row=row, custom_id=custom_id(action, job_id, index)
+                label=None if label is None else shorten(label, BUTTON_LABEL),
+                emoji=emoji,
+                style=style,
+                row=row,
+                custom_id=custom_id(action, job_id, index),
             )
         )
         self.action = action
@@ -110,16 +115,27 @@ def reroll_view(job_id: str) -> discord.ui.View:
     return view
 
 
-def header(job_prompt: str, kind: JobKind, mention: str, notes: Sequence[str] = ()) -> str:
-    """The first line of a job's message: its prompt, what kind of job, and whose; then any notes on it."""
-    prompt = discord.utils.escape_mentions(discord.utils.escape_markdown(job_prompt))
+def header(job_prompt: str, kind: JobKind, mention: str, notes: Sequence[str] = ()) -> tuple[Part, ...]:
+    """The first line of a job's message: its prompt, what kind of job, and whose; then any notes on it.
+
+    In parts for `bot.limits.fit`, which shortens the prompt when the whole message would be too long.
+    """
     what = {
         JobKind.IMAGINE: "",
         JobKind.REROLL: " (re-roll)",
         JobKind.VARIATION: " (variations)",
         JobKind.UPSCALE: " (upscale)",
     }[kind]
-    return f"**{prompt}**{what} — {mention}" + "".join(f"\n-# {note}" for note in notes)
+    return ("**", MemberText(job_prompt), f"**{what} — {mention}", *(f"\n-# {note}" for note in notes))
+
+
+def interrupted_notice(job: JobRecord) -> str:
+    """What a job's channel is told when a restart could not resume the job."""
+    return fit(
+        f"<@{job.requester_id}> Kaika restarted and could not resume your job **",
+        MemberText(job.prompt),
+        "**. Press 🔄 to run the prompt again.",
+    )
 
 
 def result_line(job: JobRecord, single: bool) -> str:

@@ -9,6 +9,13 @@ class RequestError(PipelineError):
     """A request or prompt flag is invalid; the message names the flag and what is allowed."""
 
 
+class EmptyPrompt(RequestError):
+    """The prompt has nothing to draw: no text, or only spaces and invisible characters."""
+
+    def __init__(self) -> None:
+        super().__init__("The prompt is empty: describe the image you want.")
+
+
 class ModelLoadError(PipelineError):
     """The configured model could not be found or loaded."""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from pipeline.errors import RequestError
+from pipeline.errors import EmptyPrompt, RequestError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -64,7 +64,7 @@ class GenerationRequest:
     def validate(self, limits: Limits = Limits()) -> GenerationRequest:
         """Raise `RequestError` naming the first value out of bounds; return self otherwise."""
         if not self.prompt.strip() and self.mode is Mode.TXT2IMG:
-            raise RequestError("The prompt is empty: describe the image you want.")
+            raise EmptyPrompt()
         if len(self.prompt) > limits.max_prompt_chars:
             raise RequestError(
                 f"The prompt is {len(self.prompt)} characters; the limit is {limits.max_prompt_chars}."

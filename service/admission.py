@@ -7,11 +7,13 @@ who may press another owner's buttons, and how many jobs may be in flight are ch
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
+from gettext import ngettext
 
-from pipeline.errors import QueueFull
+from pipeline.errors import EmptyPrompt, QueueFull
 from service.errors import BlockedPrompt, Restarting
 from storage.errors import NotAllowed
 from storage.records import ButtonPolicy, GuildSettings, JobRecord
@@ -48,8 +50,17 @@ def _words(text: str) -> str:
     return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
 
 
+def draws_nothing(text: str) -> bool:
+    """Whether `text` is only whitespace and invisible format characters (zero-width space and joiners,
+    word joiner, byte order mark, direction marks…), which `str.strip()` keeps but nobody can see."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
 def check_prompt(prompt: str, negative_prompt: str, settings: GuildSettings) -> None:
-    """Raise BlockedPrompt when the prompt or its --no text uses a blocked term."""
+    """Raise EmptyPrompt when the prompt shows nothing, BlockedPrompt when it or its --no text uses a
+    blocked term."""
+    if draws_nothing(prompt):
+        raise EmptyPrompt()
     term = blocked_term(f"{prompt} {negative_prompt}", settings.blocklist)
     if term is not None:
         raise BlockedPrompt(term)
@@ -117,10 +128,14 @@ class Capacity:
         if not self.admitting:
             raise Restarting()
         if self.in_flight() >= self.max_queue:
-            raise QueueFull(f"The queue is full ({self.max_queue} jobs); try again in a few minutes.")
+            raise QueueFull(
+                f"The queue is full ({self.max_queue} {ngettext('job', 'jobs', self.max_queue)}); "
+                "try again in a few minutes."
+            )
         if self.in_flight(requester.user_id) >= self.max_jobs_per_user:
             raise QueueFull(
-                f"You already have {self.max_jobs_per_user} jobs queued or running; wait for one to finish."
+                f"You already have {self.max_jobs_per_user} "
+                f"{ngettext('job', 'jobs', self.max_jobs_per_user)} queued or running; wait for one to finish."
             )
         return Slot(self._counts, requester.user_id)
 

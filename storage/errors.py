@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from gettext import ngettext
 from typing import TypeVar
 
 E = TypeVar("E", bound=Enum)
@@ -45,11 +46,18 @@ class UserBanned(StorageError):
 
 class QuotaExceeded(StorageError):
     def __init__(self, used: int, limit: int, resets_at: datetime | None) -> None:
-        when = f" Your next slot opens at {resets_at:%H:%M} UTC." if resets_at else ""
-        super().__init__(f"You have used your {limit} jobs for the last 24 hours.{when}")
         self.used = used
         self.limit = limit
         self.resets_at = resets_at
+        super().__init__(self.explain(None if resets_at is None else f"at {resets_at:%H:%M} UTC"))
+
+    def explain(self, next_slot: str | None) -> str:
+        """The message, with when the next slot opens written as `next_slot` (a front end may write
+        times its own way, as Discord's timestamps do)."""
+        spent = (
+            f"You have used your {self.limit} {ngettext('job', 'jobs', self.limit)} for the last 24 hours."
+        )
+        return spent if next_slot is None else f"{spent} Your next slot opens {next_slot}."
 
 
 class InvalidValue(StorageError):

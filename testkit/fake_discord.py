@@ -9,7 +9,9 @@ at `../shared/discord-api-spec/openapi.json` next to the repository.
 
 Interactions behave as Discord's do where the bot can get them wrong: a callback more than 3 s
 after dispatch answers 404 "Unknown interaction", a second callback answers 400 "already
-acknowledged", and a test may make chosen routes answer 429 first.
+acknowledged", a message, autocomplete answer or modal over one of Discord's limits (2000
+characters of content, embed and component sizes) answers 400 "Invalid Form Body", and a test
+may make chosen routes answer 429 first.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ SEND_MESSAGES = 1 << 11
 EMBED_LINKS = 1 << 14
 ATTACH_FILES = 1 << 15
 MANAGE_GUILD = 1 << 5
+ADMINISTRATOR = 1 << 3
 MEMBER_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
 
 EPHEMERAL_FLAG = 1 << 6
@@ -47,8 +50,127 @@ LOADING_FLAG = 1 << 7
 OPTION_TYPES = {"string": 3, "integer": 4, "boolean": 5, "user": 6, "number": 10}
 
 
+# Discord's own limits on what a message, an autocomplete answer or a modal holds. Discord answers a
+# body over any of them with 400 "Invalid Form Body" (code 50035) and shows nothing, and so does the
+# fake. Its spec lists some (tests/bot/test_fake_discord.py checks those numbers against it); the
+# rest are from https://discord.com/developers/docs (messages, embeds, components, interactions).
+CONTENT_MAX = 2000
+EMBEDS_MAX = 10
+EMBED_TEXT_MAX = {"title": 256, "description": 4096}
+EMBED_FIELDS_MAX = 25
+EMBED_FIELD_MAX = {"name": 256, "value": 1024}
+EMBED_FOOTER_MAX = 2048
+EMBED_AUTHOR_MAX = 256
+EMBED_TOTAL_MAX = 6000
+BUTTON_MAX = {"label": 80, "custom_id": 100}
+SELECT_MAX = {"custom_id": 100, "placeholder": 150}
+SELECT_OPTIONS_MAX = 25
+SELECT_OPTION_MAX = {"label": 100, "value": 100, "description": 100}
+CHOICES_MAX = 25
+CHOICE_MAX = {"name": 100, "value": 100}
+MODAL_MAX = {"title": 45, "custom_id": 100}
+TEXT_INPUT_MAX = {"label": 45, "custom_id": 100}
+SELECT_TYPES = (3, 5, 6, 7, 8)
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
+
+
+FormPath = tuple[str | int, ...]
+
+
+def _too_long(errors: dict[FormPath, str], holder: Any, limits: dict[str, int], at: FormPath) -> None:
+    for key, most in limits.items():
+        value = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(value, str) and len(value) > most:
+            errors[(*at, key)] = f"Must be {most} or fewer in length."
+
+
+def _too_many(errors: dict[FormPath, str], items: Any, most: int, at: FormPath) -> list[Any]:
+    items = items if isinstance(items, list) else []
+    if len(items) > most:
+        errors[at] = f"Must be {most} or fewer in length."
+    return items
+
+
+def message_limit_errors(data: Any) -> dict[FormPath, str]:
+    """Where a message body (create, edit, follow-up, or an interaction response's data) breaks
+    Discord's limits: each path in the body with Discord's wording of the rule."""
+    errors: dict[FormPath, str] = {}
+    if not isinstance(data, dict):
+        return errors
+    _too_long(errors, data, {"content": CONTENT_MAX}, ())
+    total = 0
+    for i, embed in enumerate(_too_many(errors, data.get("embeds"), EMBEDS_MAX, ("embeds",))):
+        at: FormPath = ("embeds", i)
+        _too_long(errors, embed, EMBED_TEXT_MAX, at)
+        _too_long(errors, embed.get("footer"), {"text": EMBED_FOOTER_MAX}, (*at, "footer"))
+        _too_long(errors, embed.get("author"), {"name": EMBED_AUTHOR_MAX}, (*at, "author"))
+        fields = _too_many(errors, embed.get("fields"), EMBED_FIELDS_MAX, (*at, "fields"))
+        for j, field_ in enumerate(fields):
+            _too_long(errors, field_, EMBED_FIELD_MAX, (*at, "fields", j))
+        texts = [embed.get("title"), embed.get("description"), (embed.get("footer") or {}).get("text")]
+        texts += [(embed.get("author") or {}).get("name")]
+        texts += [f.get(key) for f in fields for key in ("name", "value")]
+        total += sum(len(text) for text in texts if isinstance(text, str))
+    if total > EMBED_TOTAL_MAX:
+        errors[("embeds",)] = f"Embed size exceeds maximum size of {EMBED_TOTAL_MAX}"
+    errors.update(_component_limit_errors(data.get("components"), ("components",)))
+    return errors
+
+
+def _component_limit_errors(rows: Any, at: FormPath) -> dict[FormPath, str]:
+    errors: dict[FormPath, str] = {}
+    for i, row in enumerate(rows if isinstance(rows, list) else []):
+        for j, component in enumerate(row.get("components") or []):
+            where: FormPath = (*at, i, "components", j)
+            kind = component.get("type")
+            if kind == 2:
+                _too_long(errors, component, BUTTON_MAX, where)
+            elif kind in SELECT_TYPES:
+                _too_long(errors, component, SELECT_MAX, where)
+                options = _too_many(errors, component.get("options"), SELECT_OPTIONS_MAX, (*where, "options"))
+                for k, option in enumerate(options):
+                    _too_long(errors, option, SELECT_OPTION_MAX, (*where, "options", k))
+            elif kind == 4:
+                _too_long(errors, component, TEXT_INPUT_MAX, where)
+    return errors
+
+
+def callback_limit_errors(body: Any) -> dict[FormPath, str]:
+    """Where an interaction response breaks Discord's limits: its message, choices or modal."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        return {}
+    data, kind = body["data"], body.get("type")
+    at: FormPath = ("data",)
+    if kind == 8:  # autocomplete
+        errors: dict[FormPath, str] = {}
+        for i, choice in enumerate(_too_many(errors, data.get("choices"), CHOICES_MAX, (*at, "choices"))):
+            _too_long(errors, choice, CHOICE_MAX, (*at, "choices", i))
+        return errors
+    if kind == 9:  # modal
+        errors = {}
+        _too_long(errors, data, MODAL_MAX, at)
+        errors.update(_component_limit_errors(data.get("components"), (*at, "components")))
+        return errors
+    return {(*at, *path): rule for path, rule in message_limit_errors(data).items()}
+
+
+def invalid_form_body(errors: dict[FormPath, str]) -> dict[str, Any]:
+    """Discord's 400 answer: `errors` nested by path, each rule under `_errors`."""
+    nested: dict[str, Any] = {}
+    for path, rule in errors.items():
+        node = nested
+        for key in path:
+            node = node.setdefault(str(key), {})
+        code = "BASE_TYPE_MAX_LENGTH" if rule.startswith("Must be") else "MAX_EMBED_SIZE_EXCEEDED"
+        node.setdefault("_errors", []).append({"code": code, "message": rule})
+    return {"message": "Invalid Form Body", "code": 50035, "errors": nested}
+
+
+class CommandHidden(AssertionError):
+    """Discord would not let this member use the command: it is not even listed to them."""
 
 
 @dataclass
@@ -194,6 +316,9 @@ class FakeDiscord:
         self._interactions_by_token: dict[str, FakeInteraction] = {}
         self._rate_limits: list[tuple[str, re.Pattern[str], list[int], float]] = []
         self.rate_limited: list[RecordedCall] = []
+        # Command name -> ids of members a server let use it (Server Settings → Integrations).
+        self.command_grants: dict[str, set[int]] = {}
+        self.over_limits: list[RecordedCall] = []  # answered 400, as Discord does
 
         self.validator = spec_validator() if validate else None
         self._sockets: list[web.WebSocketResponse] = []
@@ -245,6 +370,21 @@ class FakeDiscord:
             await socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def grant(self, name: str, user: FakeUser) -> None:
+        """Let `user` use /name whatever its default member permissions, as a server's admin does in
+        Server Settings → Integrations."""
+        self.command_grants.setdefault(name, set()).add(user.id)
+
+    def may_use(self, user: FakeUser, name: str) -> bool:
+        """Whether Discord lists /name to `user`: a command's default member permissions are needed
+        (the owner and administrators have them all) unless the server granted it to them."""
+        required = self.command(name).get("default_member_permissions")
+        if required is None or user.id == self.guild_owner.id or user.permissions & ADMINISTRATOR:
+            return True
+        return user.id in self.command_grants.get(name, set()) or (
+            user.permissions & int(required) == int(required) and int(required) != 0
+        )
 
     def rate_limit(self, method: str, path_regex: str, *, times: int = 1, retry_after: float = 0.2) -> None:
         """Answer the next `times` calls matching METHOD and the path regex with a 429 Discord would send."""
@@ -319,7 +459,7 @@ class FakeDiscord:
 
     async def slash(self, user: FakeUser, name: str, /, **options: Any) -> FakeInteraction:
         """Dispatch /name with options, typed by the command the bot synced."""
-        command = self.command(name)
+        command = self._usable(user, name)
         data = {"id": command["id"], "name": name, "type": 1, "options": self._options(command, options)}
         if command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
@@ -328,7 +468,7 @@ class FakeDiscord:
     async def subcommand(self, user: FakeUser, path: str, /, **options: Any) -> FakeInteraction:
         """Dispatch a subcommand such as "admin ban" or "admin blocklist add" with options."""
         root, *names = path.split()
-        command = self.command(root)
+        command = self._usable(user, root)
         declared: dict[str, Any] = command
         nested: list[dict[str, Any]] = []
         for name in names:
@@ -350,7 +490,7 @@ class FakeDiscord:
     async def autocomplete(
         self, user: FakeUser, name: str, focused: str, /, **options: Any
     ) -> FakeInteraction:
-        command = self.command(name)
+        command = self._usable(user, name)
         typed = self._options(command, options)
         for option in typed:
             if option["name"] == focused:
@@ -390,6 +530,11 @@ class FakeDiscord:
     async def wait_acked(self, interaction: FakeInteraction, seconds: float = 10.0) -> FakeInteraction:
         await self.wait_until(lambda: interaction.acked_at is not None, seconds)
         return interaction
+
+    def _usable(self, user: FakeUser, name: str) -> dict[str, Any]:
+        if not self.may_use(user, name):
+            raise CommandHidden(f"Discord does not list /{name} to {user.name}: it lacks the permissions")
+        return self.command(name)
 
     def _options(self, command: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:
         declared = {o["name"]: o for o in command.get("options", [])}
@@ -603,6 +748,9 @@ class FakeDiscord:
                         status=429,
                         headers={"Via": "1.1 google", "X-RateLimit-Scope": "user"},
                     )
+            if over := self._limit_errors(call):
+                self.over_limits.append(call)
+                return self._json(call, invalid_form_body(over), status=400)
             return await self._route(call)
         finally:
             await self._notify()
@@ -619,6 +767,15 @@ class FakeDiscord:
             status=status,
             headers={"Content-Type": "application/json", **(headers or {})},
         )
+
+    def _limit_errors(self, call: RecordedCall) -> dict[FormPath, str]:
+        if call.method not in ("POST", "PATCH"):
+            return {}
+        if re.fullmatch(r"/interactions/\d+/[^/]+/callback", call.path):
+            return callback_limit_errors(call.body)
+        if re.fullmatch(r"/(channels/\d+|webhooks/\d+/[^/]+)(/messages(/[^/]+)?)?", call.path):
+            return message_limit_errors(call.body)
+        return {}
 
     def _error(self, call: RecordedCall, status: int, code: int, message: str) -> web.Response:
         return self._json(call, {"message": message, "code": code}, status=status)
@@ -690,13 +847,15 @@ class FakeDiscord:
 
     def _command(self, data: dict[str, Any], guild_id: str | None) -> dict[str, Any]:
         existing = next((c for c in self.commands() if c["name"] == data["name"]), None)
+        permissions = data.get("default_member_permissions")
         command = {
             **data,
             "id": existing["id"] if existing else str(self.new_id()),
             "application_id": str(self.app_id),
             "version": str(self.new_id()),
             "type": data.get("type", 1),
-            "default_member_permissions": data.get("default_member_permissions"),
+            # Discord answers the permission bits as a string, whichever way they were sent.
+            "default_member_permissions": None if permissions is None else str(permissions),
             "dm_permission": data.get("dm_permission", True),
         }
         if guild_id:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Sequence
+from gettext import ngettext
 from typing import Literal
 
 import discord
@@ -15,10 +17,14 @@ from discord.ext import commands
 
 from bot.charts import jobs_per_day_chart
 from bot.interactions import Acknowledgement, KaikaCog
+from bot.limits import MemberText, fit, fit_embed
 from storage.errors import InvalidValue
 from storage.records import ButtonPolicy, UsageReport, Window
 
 REFUSAL = "Only Kaika's admins (ADMIN_USER_IDS) or members with Manage Server can do this."
+# Discord lists the admin commands only to members with this permission, unless a server grants them
+# to other roles or members (Server Settings → Integrations); the cog's own check applies either way.
+ADMIN_PERMISSIONS = discord.Permissions(manage_guild=True)
 
 
 def stats_embed(report: UsageReport, queue_depth: int) -> discord.Embed:
@@ -36,11 +42,17 @@ def stats_embed(report: UsageReport, queue_depth: int) -> discord.Embed:
     )
     embed.add_field(name="By kind", value=kinds, inline=False)
     top = "\n".join(
-        f"{i}. <@{u.user_id}> — {u.jobs} jobs, {u.images} images" for i, u in enumerate(report.leaderboard, 1)
+        f"{i}. <@{u.user_id}> — {u.jobs} {ngettext('job', 'jobs', u.jobs)}, "
+        f"{u.images} {ngettext('image', 'images', u.images)}"
+        for i, u in enumerate(report.leaderboard, 1)
     )
     embed.add_field(name="Top users", value=top or "nobody yet", inline=False)
     embed.set_image(url="attachment://jobs_per_day.png")
-    return embed
+    return fit_embed(embed)
+
+
+def blocked_terms(terms: Sequence[str]) -> str:
+    return fit("Blocked terms: ", MemberText(", ".join(terms))) if terms else "Blocked terms: none"
 
 
 class AdminCog(KaikaCog):
@@ -51,7 +63,10 @@ class AdminCog(KaikaCog):
         return True
 
     admin = app_commands.Group(
-        name="admin", description="Kaika administration (admins only)", guild_only=True
+        name="admin",
+        description="Kaika administration (admins only)",
+        guild_only=True,
+        default_permissions=ADMIN_PERMISSIONS,
     )
     blocklist = app_commands.Group(
         name="blocklist", description="Words or phrases /imagine refuses", parent=admin
@@ -59,6 +74,7 @@ class AdminCog(KaikaCog):
 
     @app_commands.command(name="stats", description="Usage, top users, failure rate and queue (admins only)")
     @app_commands.describe(window="The period to report")
+    @app_commands.default_permissions(manage_guild=True)
     async def stats(
         self, interaction: discord.Interaction, window: Literal["24h", "7d", "30d", "all"] = "7d"
     ) -> None:
@@ -90,8 +106,11 @@ class AdminCog(KaikaCog):
     async def quota(self, interaction: discord.Interaction, jobs: int | None = None) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
             settings = await self.services.storage.guilds.update(interaction.guild_id, daily_quota=jobs)
+            quota = settings.daily_quota
             shown = (
-                "unlimited" if settings.daily_quota is None else f"{settings.daily_quota} jobs per 24 hours"
+                "unlimited"
+                if quota is None
+                else f"{quota} {ngettext('job', 'jobs', quota)} per member per 24 hours"
             )
             await ack.send(f"Daily quota: {shown}.")
 
@@ -114,7 +133,7 @@ class AdminCog(KaikaCog):
             guilds = self.services.storage.guilds
             current = (await guilds.settings(interaction.guild_id)).blocklist
             settings = await guilds.update(interaction.guild_id, blocklist=[*current, term])
-            await ack.send(f"Blocked terms: {', '.join(settings.blocklist)}")
+            await ack.send(blocked_terms(settings.blocklist))
 
     @blocklist.command(name="remove", description="Allow a blocked word or phrase again")
     async def blocklist_remove(self, interaction: discord.Interaction, term: str) -> None:
@@ -123,19 +142,17 @@ class AdminCog(KaikaCog):
             current = (await guilds.settings(interaction.guild_id)).blocklist
             wanted = term.strip().lower()
             if wanted not in current:
-                raise InvalidValue(
-                    f"'{term}' is not on the blocklist; it holds: {', '.join(current) or 'nothing'}."
-                )
+                raise InvalidValue(f"'{term}' is not on the blocklist. {blocked_terms(current)}")
             settings = await guilds.update(
                 interaction.guild_id, blocklist=[t for t in current if t != wanted]
             )
-            await ack.send(f"Blocked terms: {', '.join(settings.blocklist) or 'none'}")
+            await ack.send(blocked_terms(settings.blocklist))
 
     @blocklist.command(name="list", description="Show the blocked words and phrases")
     async def blocklist_list(self, interaction: discord.Interaction) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
             current = (await self.services.storage.guilds.settings(interaction.guild_id)).blocklist
-            await ack.send(f"Blocked terms: {', '.join(current) or 'none'}")
+            await ack.send(blocked_terms(current))
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -8,6 +8,7 @@ from discord.ext import commands
 
 from bot.flow import start_job
 from bot.interactions import KaikaCog, place
+from bot.limits import fit_choices
 from bot.views import PRESS_EVENT, JobButton
 from service.jobs import ButtonAction, PendingJob
 
@@ -37,7 +38,9 @@ class ImagineCog(KaikaCog):
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         names = self.services.model_names
-        return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
+        return fit_choices(
+            app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()
+        )
 
     @commands.Cog.listener(f"on_{PRESS_EVENT}")
     async def press(

@@ -10,12 +10,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.interactions import Acknowledgement, KaikaCog
+from bot.limits import MemberText, Part, fit
 from bot.progress import fit_attachment
 from bot.views import header, message_link, result_view
 from pipeline.images import decode_image, display_grid, encode_png
 from service.defaults import format_defaults
 from service.errors import JobGone, JobNotDone
 from storage.records import JobStatus
+
+# A prompt named in a list or a confirmation is shown to this many characters at most.
+PROMPT_IN_LIST = 80
 
 
 class UserCog(KaikaCog):
@@ -49,13 +53,13 @@ class UserCog(KaikaCog):
             if not jobs:
                 await ack.send("You have no jobs yet; try /imagine.")
                 return
-            lines = []
+            lines: list[Part] = []
             for job in jobs:
                 link = message_link(job)
                 where = f" — {link}" if link else ""
-                prompt = discord.utils.escape_markdown(job.prompt)[:80]
-                lines.append(f"`{job.id}` {job.kind} {job.status}: {prompt}{where}")
-            await ack.send("\n".join(lines))
+                lines += ["\n" if lines else "", f"`{job.id}` {job.kind} {job.status}: "]
+                lines += [MemberText(job.prompt, at_most=PROMPT_IN_LIST), where]
+            await ack.send(fit(*lines))
 
     @app_commands.command(name="show", description="Post a finished job again, with its buttons")
     @app_commands.describe(job_id="The job's id (see /history)")
@@ -71,7 +75,7 @@ class UserCog(KaikaCog):
         data, extension = await asyncio.to_thread(_showable, images, interaction.filesize_limit)
         view = result_view(job.id, len(images), self.services.jobs.offered(job.model))
         await interaction.edit_original_response(
-            content=header(job.prompt, job.kind, f"<@{job.owner_id}>"),
+            content=fit(*header(job.prompt, job.kind, f"<@{job.owner_id}>")),
             attachments=[discord.File(io.BytesIO(data), filename=f"kaika_{job.id}.{extension}")],
             view=view,
         )
@@ -111,7 +115,9 @@ class UserCog(KaikaCog):
     async def delete(self, interaction: discord.Interaction, job_id: str) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
             job = await self.services.jobs.delete(job_id.strip(), self.requester(interaction))
-            await ack.send(f"Deleted job `{job.id}` ({job.prompt[:80]}).")
+            await ack.send(
+                fit(f"Deleted job `{job.id}` (", MemberText(job.prompt, at_most=PROMPT_IN_LIST), ").")
+            )
 
 
 def _showable(images: list[bytes], limit: int) -> tuple[bytes, str]:

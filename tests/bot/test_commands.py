@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from testkit.fake_discord import MANAGE_GUILD, CommandHidden
 from tests.fixtures.discord_helpers import FAST_STEPS, GRID_LABELS, grid_of, png_size
 
 
@@ -80,6 +83,18 @@ async def test_stats_for_admins_only(start_kaika):
     fake.members[fake_admin_id] = listed_admin
     await grid_of(kaika, ada, f"a castle --steps {FAST_STEPS}")
 
+    # Discord lists the admin commands only to members with Manage Server (and the owner)...
+    for command in ("stats", "admin"):
+        assert fake.command(command)["default_member_permissions"] == str(MANAGE_GUILD)
+        assert fake.may_use(fake.guild_owner, command)
+        assert not fake.may_use(ada, command) and not fake.may_use(listed_admin, command)
+    assert fake.command("imagine")["default_member_permissions"] is None
+    with pytest.raises(CommandHidden):
+        await fake.slash(ada, "stats")
+    # ...unless the server grants them (Server Settings → Integrations); Kaika still checks who asks.
+    for command in ("stats", "admin"):
+        fake.grant(command, ada)
+        fake.grant(command, listed_admin)
     refused = await fake.slash(ada, "stats")
     assert "Only Kaika's admins" in await answer(fake, refused) and refused.ephemeral
     for command in ("admin ban", "admin quota", "admin buttons"):
@@ -98,6 +113,7 @@ async def test_stats_for_admins_only(start_kaika):
         assert stats.ephemeral
         assert "Jobs: 1" in text and "Images: 4" in text and "imagine 1" in text and f"<@{ada.id}>" in text
         assert "Queue depth now: 0" in text and "Failure rate: 0%" in text
+        assert f"1. <@{ada.id}> — 1 job, 4 images" in text
         message_id = stats.original_message_id  # the follow-up replaced "thinking…"
         assert png_size(fake.files[message_id]["jobs_per_day.png"])[0] == 600
 

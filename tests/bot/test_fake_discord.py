@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import point_discord_at
-from testkit.fake_discord import EPHEMERAL_FLAG, FakeDiscord
+from testkit.fake_discord import EPHEMERAL_FLAG, FakeDiscord, callback_limit_errors, message_limit_errors
 
 
 class Probe(commands.Bot):
@@ -119,3 +119,53 @@ async def test_a_forged_button_needs_a_message_the_bot_sent(fake_discord: FakeDi
             await fake_discord.press(user, interaction.original_message_id, "U1")
         with pytest.raises(AssertionError, match="has no button 'kaika:u:x:0'"):
             await fake_discord.press_custom_id(user, interaction.original_message_id, "kaika:u:x:0")
+
+
+async def test_a_message_over_discords_limits_is_answered_400_invalid_form_body(fake_discord: FakeDiscord):
+    bot = Probe()
+    async with running(bot, fake_discord):
+        user = fake_discord.add_member("ed")
+        interaction = await fake_discord.slash(user, "imagine", prompt="x")
+        await asyncio.wait_for(bot.deferred.wait(), 5)
+        route = discord.http.Route(
+            "PATCH",
+            "/webhooks/{a}/{t}/messages/@original",
+            a=fake_discord.app_id,
+            t=interaction.token,
+        )
+        with pytest.raises(discord.HTTPException) as refused:
+            await bot.http.request(route, json={"content": "x" * 2001})
+        assert (refused.value.status, refused.value.code) == (400, 50035)
+        assert "In content: Must be 2000 or fewer in length." in refused.value.text
+        assert fake_discord.original(interaction)["content"] == "drawing x"  # nothing changed
+        await bot.http.request(route, json={"content": "x" * 2000})  # at the limit is fine
+        assert len(fake_discord.over_limits) == 1
+        fake_discord.over_limits.clear()  # this test broke the limit on purpose
+        fake_discord.spec_errors.clear()
+
+
+def test_the_fake_knows_discords_limits_on_embeds_components_choices_and_modals():
+    embed = {"title": "t" * 257, "fields": [{"name": "n", "value": "v" * 1025}] * 26}
+    errors = message_limit_errors({"embeds": [embed], "content": "ok"})
+    assert errors[("embeds", 0, "title")] == "Must be 256 or fewer in length."
+    assert ("embeds", 0, "fields") in errors and ("embeds", 0, "fields", 25, "value") in errors
+    assert message_limit_errors({"embeds": [{"description": "d" * 4000}, {"description": "d" * 2001}]}) == {
+        ("embeds",): "Embed size exceeds maximum size of 6000"
+    }
+    button = {"type": 2, "label": "l" * 81, "custom_id": "c"}
+    select = {"type": 3, "custom_id": "s", "options": [{"label": "o" * 101, "value": "v"}]}
+    rows = [{"type": 1, "components": [button]}, {"type": 1, "components": [select]}]
+    assert set(message_limit_errors({"components": rows})) == {
+        ("components", 0, "components", 0, "label"),
+        ("components", 1, "components", 0, "options", 0, "label"),
+    }
+    choices = [{"name": "c" * 101, "value": "v"}] + [{"name": "c", "value": "v"}] * 25
+    assert set(callback_limit_errors({"type": 8, "data": {"choices": choices}})) == {
+        ("data", "choices"),
+        ("data", "choices", 0, "name"),
+    }
+    modal = {"title": "m" * 46, "custom_id": "m", "components": []}
+    assert set(callback_limit_errors({"type": 9, "data": modal})) == {("data", "title")}
+    assert callback_limit_errors({"type": 4, "data": {"content": "x" * 2001}}) == {
+        ("data", "content"): "Must be 2000 or fewer in length."
+    }

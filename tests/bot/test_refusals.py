@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -39,6 +40,10 @@ async def assert_nothing_recorded(kaika, user):
         ("a cat --chaos 101", "--chaos must be between 0 and 100"),
         ("a cat --model nope", "--model 'nope' is not available"),
         ("   ", "The prompt is empty"),
+        (
+            "\u200b\u200c\u200d \u2060\ufeff\u3000 --steps 3",
+            "The prompt is empty: describe the image you want.",
+        ),
         ("a cat --s 5000", "--s must be between 0 and 1000"),
         ("x" * 1001, "the limit is 1000"),
     ],
@@ -100,11 +105,16 @@ async def test_daily_quota_refuses_the_job_over_it_but_not_admins(start_kaika):
     ada = fake.add_member("ada")
     setting = await fake.subcommand(fake.guild_owner, "admin quota", jobs=1)
     await fake.wait_until(lambda: fake.original(setting))
-    assert "1 jobs per 24 hours" in fake.reply_text(setting)
+    assert "Daily quota: 1 job per member per 24 hours." in fake.reply_text(setting)
 
     await accepted(kaika, ada, f"one --steps {FAST_STEPS}")
     text = await refused(kaika, ada, f"two --steps {FAST_STEPS}")
-    assert "You have used your 1 jobs for the last 24 hours" in text
+    [first] = await kaika.services.storage.jobs.recent_for_user(ada.id)
+    opens = int((first.queued_at + timedelta(hours=24)).timestamp())
+    # A Discord timestamp: each reader sees it in their own time zone, and how long until then.
+    assert text == (
+        f"You have used your 1 job for the last 24 hours. Your next slot opens <t:{opens}:R> (<t:{opens}:t>)."
+    )
     assert len(await kaika.services.storage.jobs.recent_for_user(ada.id)) == 1
     # The guild owner has Manage Server, so is an admin: no quota.
     for prompt in ("a", "b"):
@@ -115,7 +125,7 @@ async def test_jobs_in_flight_limit_refuses_a_second_job(start_kaika):
     kaika = await start_kaika(max_jobs_per_user=1)
     ada = kaika.fake.add_member("ada")
     await accepted(kaika, ada, "slow --steps 60")
-    assert "You already have 1 jobs queued or running" in await refused(
+    assert "You already have 1 job queued or running" in await refused(
         kaika, ada, f"fast --steps {FAST_STEPS}"
     )
     assert len(await kaika.services.storage.jobs.recent_for_user(ada.id)) == 1
@@ -125,7 +135,7 @@ async def test_full_queue_refuses_everyone(start_kaika):
     kaika = await start_kaika(max_queue=1)
     ada, bo = kaika.fake.add_member("ada"), kaika.fake.add_member("bo")
     await accepted(kaika, ada, "slow --steps 60")
-    assert "The queue is full (1 jobs)" in await refused(kaika, bo, f"fast --steps {FAST_STEPS}")
+    assert "The queue is full (1 job)" in await refused(kaika, bo, f"fast --steps {FAST_STEPS}")
     await assert_nothing_recorded_for(kaika, bo)
 
 

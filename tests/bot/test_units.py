@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.limits import fit
 from bot.progress import EditThrottle, progress_text, waiting_text
 from bot.views import CUSTOM_ID, custom_id, header, result_view
 from pipeline.errors import RequestError
@@ -110,6 +111,6 @@ def test_result_views_show_only_the_buttons_offered():
 
 
 def test_a_jobs_header_carries_its_notes_as_small_print():
-    assert header("a *lake*", JobKind.IMAGINE, "<@1>") == "**a \\*lake\\*** — <@1>"
-    noted = header("a lake", JobKind.VARIATION, "<@1>", ["This model does not use --no."])
+    assert fit(*header("a *lake*", JobKind.IMAGINE, "<@1>")) == "**a \\*lake\\*** — <@1>"
+    noted = fit(*header("a lake", JobKind.VARIATION, "<@1>", ["This model does not use --no."]))
     assert noted == "**a lake** (variations) — <@1>\n-# This model does not use --no."

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.errors import QueueFull
+from pipeline.errors import EmptyPrompt, QueueFull
+from pipeline.request import GenerationRequest
 from service.admission import Capacity, Requester, check_may_press, check_prompt, daily_quota
 from service.errors import BlockedPrompt
-from storage.errors import NotAllowed
+from storage.errors import NotAllowed, QuotaExceeded
 from storage.records import ButtonPolicy, GuildSettings, JobKind, JobRecord, JobStatus
 
 ADA, BO = Requester(1, "ada"), Requester(2, "bo")
@@ -61,6 +63,40 @@ def test_blocked_terms_in_the_prompt_or_its_no_text_are_refused():
     check_prompt("a quiet lake", "boats", settings)
     with pytest.raises(BlockedPrompt, match="blocked term 'gore'"):
         check_prompt("a quiet lake", "Gore, boats", settings)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["", "   ", "\u200b", "\u200b\u200c\u200d\u2060\ufeff", " \u200b\t\u2060 \u3000", "\u200e\u200f"],
+)
+def test_a_prompt_of_only_invisible_characters_is_refused_as_empty(prompt):
+    with pytest.raises(EmptyPrompt) as refused:
+        check_prompt(prompt, "", guild())
+    assert str(refused.value) == "The prompt is empty: describe the image you want."
+    # The same refusal, word for word, as a prompt the parser finds empty.
+    with pytest.raises(EmptyPrompt, match=re.escape(str(refused.value))):
+        GenerationRequest(prompt="", seed=1).validate()
+
+
+def test_a_prompt_with_something_visible_between_invisible_characters_is_taken():
+    check_prompt("\u200ba\u200b", "", guild())
+    check_prompt("\u200d🦊\u200d", "", guild())
+
+
+def test_limits_count_their_jobs_in_words():
+    full = Capacity(max_queue=1, max_jobs_per_user=5)
+    full.admit(ADA)
+    with pytest.raises(QueueFull, match=r"The queue is full \(1 job\);"):
+        full.admit(BO)
+    one_each = Capacity(max_queue=5, max_jobs_per_user=1)
+    one_each.admit(ADA)
+    with pytest.raises(QueueFull, match=r"You already have 1 job queued or running"):
+        one_each.admit(ADA)
+    resets = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    assert str(QuotaExceeded(1, 1, resets)) == (
+        "You have used your 1 job for the last 24 hours. Your next slot opens at 09:30 UTC."
+    )
+    assert str(QuotaExceeded(3, 3, None)) == "You have used your 3 jobs for the last 24 hours."
 
 
 def test_only_owners_and_admins_may_press_where_the_guild_says_so():
