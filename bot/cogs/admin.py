@@ -80,7 +80,10 @@ class AdminCog(KaikaCog):
     ) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         report = await self.services.storage.stats.usage(Window(window))
-        chart = await asyncio.to_thread(jobs_per_day_chart, report.jobs_per_day)
+        today = discord.utils.utcnow().date()
+        days = report.jobs_per_day
+        first = report.since.date() if report.since else days[0][0] if days else today
+        chart = await asyncio.to_thread(jobs_per_day_chart, days, first, today)
         await interaction.followup.send(
             embed=stats_embed(report, self.services.executor.queue_depth()),
             file=discord.File(io.BytesIO(chart), filename="jobs_per_day.png"),

@@ -115,7 +115,7 @@ async def test_stats_for_admins_only(start_kaika):
         assert "Queue depth now: 0" in text and "Failure rate: 0%" in text
         assert f"1. <@{ada.id}> — 1 job, 4 images" in text
         message_id = stats.original_message_id  # the follow-up replaced "thinking…"
-        assert png_size(fake.files[message_id]["jobs_per_day.png"])[0] == 600
+        assert png_size(fake.files[message_id]["jobs_per_day.png"]) == (800, 320)
 
 
 async def test_model_autocomplete_offers_the_configured_models(start_kaika):
