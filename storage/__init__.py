@@ -23,7 +23,9 @@ Usage (all coroutines; records come back as frozen dataclasses from `storage.rec
     await storage.close()
 
 The ownership rule lives in `storage.jobs.decide_owner`; errors a user can cause are the
-`StorageError` subclasses in `storage.errors`, each with a message fit to show.
+`StorageError` subclasses in `storage.errors`, each with a message fit to show. No database driver
+error leaves the storage layer: a database that cannot be reached (or a full disk) raises
+`StorageUnavailable`, a statement it refuses for good `StorageFault`.
 """
 
 from storage.engine import create_engine, sqlite_url
@@ -35,6 +37,8 @@ from storage.errors import (
     NotAllowed,
     QuotaExceeded,
     StorageError,
+    StorageFault,
+    StorageUnavailable,
     UserBanned,
 )
 from storage.images import ImageStore, LocalImageStore
@@ -76,6 +80,8 @@ __all__ = [
     "QuotaExceeded",
     "Storage",
     "StorageError",
+    "StorageFault",
+    "StorageUnavailable",
     "StoredFile",
     "UsageReport",
     "UserBanned",

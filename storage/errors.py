@@ -14,6 +14,23 @@ class StorageError(Exception):
     """Base of every error the storage layer raises on purpose."""
 
 
+class StorageUnavailable(StorageError):
+    """The database (or the disk under it) cannot be used right now: unreachable, restarting, full.
+
+    Nothing was changed by the call that raised it; the same call may succeed a minute later.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("Kaika's storage is unavailable right now; try again in a minute.")
+
+
+class StorageFault(StorageError):
+    """The database refused a statement for a reason no retry mends (a bug of ours); the cause is logged."""
+
+    def __init__(self) -> None:
+        super().__init__("Kaika could not read or write its records; the error has been logged.")
+
+
 class JobNotFound(StorageError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"Job {job_id} does not exist (or was deleted).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from storage.database import Database
+from storage.database import Database, storage_errors
 from storage.errors import (
     IllegalTransition,
     InvalidParent,
@@ -25,6 +26,8 @@ from storage.errors import (
 from storage.images import ImageStore
 from storage.models import Image, Job, UsageDaily, User
 from storage.records import GeneratedImage, ImageRecord, JobKind, JobRecord, JobStatus
+
+log = logging.getLogger(__name__)
 
 # The user the command line records its jobs under (Discord ids are never 0).
 LOCAL_USER_ID = 0
@@ -182,7 +185,8 @@ class JobRepository:
         async with self._db.read() as session:
             job = await _load(session, job_id)
             _check_transition(job, job_id, JobStatus.DONE)
-        stored = [await self._images.put(image.data, suffix) for image in images]
+        with storage_errors():  # a full or failing disk: the job stays running, nothing is recorded
+            stored = [await self._images.put(image.data, suffix) for image in images]
         async with self._db.write() as session:
             job = await self._transition(session, job_id, JobStatus.DONE)
             rows = [
@@ -227,6 +231,25 @@ class JobRepository:
             job.finished_at = self._db.now()
             await self._bump_usage(session, job, cancelled=1)
             return _record(job, images=[])
+
+    async def withdraw(self, job_id: str) -> None:
+        """Take back a job recorded moments ago that will never run (the executor refused it: its queue
+        was full, its workers unreachable): the row and what it added to the usage figures go, as if it
+        had never been asked for, so a refusal is neither a failure nor a use of the quota.
+
+        Only a queued job can be withdrawn (IllegalTransition otherwise; JobNotFound if there is none).
+        """
+        async with self._db.write() as session:
+            job = await _load(session, job_id, for_update=True)
+            if job is None or job.deleted_at is not None:
+                raise JobNotFound(job_id)
+            if job.status != JobStatus.QUEUED.value:
+                raise IllegalTransition(job_id, job.status, "withdrawn")
+            await session.execute(
+                update(User).where(User.id == job.requester_id).values(jobs_total=User.jobs_total - 1)
+            )
+            await self._bump_usage(session, job, jobs=-1)
+            await session.delete(job)
 
     async def unfinished(self) -> list[JobRecord]:
         """Jobs left queued or running (by a previous process, at start), oldest first."""
@@ -333,9 +356,12 @@ class JobRepository:
             )
         cutoff = datetime.now(UTC) - DELETE_GRACE  # file times are wall-clock times, not the injected clock
         for key in sorted(keys - still_used):
-            modified = await self._images.modified_at(key)
-            if modified is not None and modified < cutoff:
-                await self._images.delete(key)
+            try:
+                modified = await self._images.modified_at(key)
+                if modified is not None and modified < cutoff:
+                    await self._images.delete(key)
+            except OSError as error:  # the job is deleted; the orphan sweep takes the file later
+                log.warning("Could not remove image %s of deleted job %s: %s", key, job_id, error)
         return record
 
     # --- internals ---

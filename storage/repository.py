@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.accounts import GuildRepository, UserRepository
-from storage.database import Database
+from storage.database import Database, storage_errors
 from storage.engine import create_engine
 from storage.images import ImageStore, LocalImageStore
 from storage.jobs import JobRepository, new_job_id
@@ -91,7 +91,8 @@ class Storage:
         deleted jobs, or from interrupted writes. Safe to run while the bot works.
         """
         # File times are wall-clock times, so the grace is measured on the wall clock too.
-        candidates = await self.images.keys_older_than(datetime.now(UTC) - grace)
+        with storage_errors():
+            candidates = await self.images.keys_older_than(datetime.now(UTC) - grace)
         removed = []
         for start in range(0, len(candidates), 500):
             batch = candidates[start : start + 500]
@@ -101,6 +102,7 @@ class Storage:
                 )
             for key in batch:
                 if key not in referenced:
-                    await self.images.delete(key)
+                    with storage_errors():
+                        await self.images.delete(key)
                     removed.append(key)
         return removed

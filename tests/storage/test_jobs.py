@@ -22,6 +22,7 @@ from storage import (
     NotAllowed,
     QuotaExceeded,
     Storage,
+    StorageUnavailable,
     UserBanned,
     decide_owner,
 )
@@ -320,8 +321,9 @@ async def test_a_failed_file_write_records_nothing(storage: Storage, monkeypatch
         return await real_put(data, suffix)
 
     monkeypatch.setattr(storage.images, "put", put_fails_on_the_third)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageUnavailable, match="unavailable right now") as refused:
         await storage.jobs.finish(job.id, pngs("p"), 3.0)
+    assert isinstance(refused.value.__cause__, OSError) and "disk full" in str(refused.value.__cause__)
     assert await image_rows(storage) == 0
     assert (await storage.jobs.get(job.id)).status is JobStatus.RUNNING  # type: ignore[union-attr]
 
