@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.errors import reply_error
 from bot.lifecycle import StopRequested, StopSignals, log_in, serve
 from bot.progress import ChannelJobMessage
+from bot.sync import sync_if_changed
 from bot.views import CUSTOM_ID, header, interrupted_notice, reroll_view
 from service.errors import USER_ERRORS, JobGone, SettingError
 from service.jobs import Reporter
@@ -64,8 +65,7 @@ class KaikaBot(commands.Bot):
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        await self.tree.sync()
-        log.info("Synced %d application commands", len(self.tree.get_commands()))
+        await sync_if_changed(self.tree, self.settings.data_dir)
         await recover_unfinished(
             self.services.jobs, self.report_to_channel, self.tell_channel_about_interrupted_job
         )
