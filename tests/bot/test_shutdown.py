@@ -167,14 +167,12 @@ async def test_sigterm_finishes_the_running_job_parks_the_next_and_exits_in_time
 
     # The next start (same DATA_DIR) resumes the parked jobs and posts their grids in the channel.
     second = await start_kaika()
-    grids = await fake.wait_until(
-        lambda: (
-            len(posted := [m for m in fake.channel_messages() if m.get("components")]) == len(parked)
-            and posted
-        ),
-        120,
-    )
-    assert all("a long one" in grid["content"] for grid in grids)
+
+    def posted_grids() -> list[dict]:  # messages of the bot's own in the channel (not interaction replies)
+        return [m for m in fake.channel_messages() if m["type"] == 0 and m.get("components")]
+
+    await fake.wait_until(lambda: len(posted_grids()) == len(parked), 120)
+    assert all("a long one" in grid["content"] for grid in posted_grids())
     await second.services.jobs.wait_idle()
     for job in parked:
         assert (await second.services.storage.jobs.get(job.id)).status is JobStatus.DONE
