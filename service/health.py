@@ -66,7 +66,8 @@ def _status_path(pid: int) -> Path:
     return _status_folder() / f"kaika-worker-{pid}.json"
 
 
-def _write_status(fleet: str, node: str, busy_since: float | None) -> None:
+def write_worker_status(fleet: str, node: str, busy_since: float | None) -> None:
+    """Record this process's worker status: its fleet, Celery node name and since when it runs a job."""
     path = _status_path(os.getpid())
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps({"fleet": fleet, "node": node, "busy_since": busy_since}))
@@ -82,13 +83,13 @@ def track_worker_status(fleet: str) -> None:
 
     def ready(sender: Any = None, **_: Any) -> None:
         node["name"] = getattr(sender, "hostname", "") or ""
-        _write_status(fleet, node["name"], None)
+        write_worker_status(fleet, node["name"], None)
 
     def started(**_: Any) -> None:
-        _write_status(fleet, node["name"], time.time())
+        write_worker_status(fleet, node["name"], time.time())
 
     def finished(**_: Any) -> None:
-        _write_status(fleet, node["name"], None)
+        write_worker_status(fleet, node["name"], None)
 
     def stopped(**_: Any) -> None:
         with contextlib.suppress(FileNotFoundError):
