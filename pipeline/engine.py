@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from pipeline.editing import paste_back
 from pipeline.errors import JobCancelled, JobFailed, ModelLoadError, PipelineError
 from pipeline.families import CHAOS_OUTPUTS, ENCODED_PROMPT, check_request, describe, takes, unpack_latents
 from pipeline.images import compose_grid, decode_image, encode_png, request_metadata
@@ -248,7 +249,14 @@ class Engine:
         arguments = self._common_arguments(pipe, requests, slots, on_step, should_stop, preview_every)
         arguments.update(mode_arguments(requests, slots))
         with torch.inference_mode():
-            return list(pipe(**arguments).images)
+            images = list(pipe(**arguments).images)
+        if first.mode is Mode.INPAINT:
+            # The kept pixels come back exactly: the VAE's round trip would blur them.
+            images = [
+                paste_back(image, decode_image(requests[slot.request_index].source_image), mask)  # type: ignore[arg-type]
+                for image, slot, mask in zip(images, slots, arguments["mask_image"], strict=True)
+            ]
+        return images
 
     def _common_arguments(
         self,

@@ -79,8 +79,10 @@ class GenerationRequest:
             raise RequestError(
                 f"Width and height must be positive multiples of 8 (got {self.width}x{self.height})."
             )
-        # An upscale doubles each side of an image that was within the budget.
-        max_pixels = limits.max_pixels * (UPSCALE_FACTOR**2 if self.mode is Mode.UPSCALE else 1)
+        # An upscale doubles each side of an image that was within the budget; inpainting (Vary Region)
+        # works at the size of the image it edits, which may be such an upscale.
+        enlarged = self.mode in (Mode.UPSCALE, Mode.INPAINT)
+        max_pixels = limits.max_pixels * (UPSCALE_FACTOR**2 if enlarged else 1)
         if self.width * self.height > max_pixels:
             raise RequestError(
                 f"{self.width}x{self.height} is {self.width * self.height:,} pixels; the limit is {max_pixels:,}."

@@ -49,10 +49,17 @@ def new_job_id() -> str:
     return secrets.token_urlsafe(9)
 
 
+# The kinds made from one image of their parent job, so they record its index.
+IMAGE_KINDS = frozenset(
+    {JobKind.UPSCALE, JobKind.VARIATION, JobKind.REGION, JobKind.ZOOM, JobKind.PAN, JobKind.SQUARE}
+)
+
+
 def decide_owner(kind: JobKind, requester_id: int, parent_owner_id: int | None) -> int:
     """The ownership rule, in one place.
 
-    Whoever runs /imagine, a re-roll or a variation owns the new job. An upscale stays with the
+    Whoever runs /imagine, a re-roll, a variation or an edit (Vary Region, Zoom Out, Pan, Make Square)
+    owns the new job. An upscale stays with the
     owner of the image it enlarges, even when someone else pressed the button (as Midjourney's
     terms have it); the presser is recorded as the requester. Every job also keeps its parent and
     image index, so `JobRepository.lineage` walks any image back to its /imagine.
@@ -93,8 +100,9 @@ class JobRepository:
     ) -> JobRecord:
         """Record a queued job; its owner follows `decide_owner`.
 
-        `imagine` takes no parent; `reroll` names its parent job; `upscale` and `variation` name
-        the parent job and the index of its image (the parent must be done and have that image).
+        `imagine` takes no parent; `reroll` names its parent job; every other kind (`upscale`,
+        `variation`, `region`, `zoom`, `pan`, `square`) names the parent job and the index of its image
+        (the parent must be done and have that image).
         With `daily_quota`, raises QuotaExceeded when the requester already has that many jobs in
         the last 24 h (see `jobs_last_24h`). Raises UserBanned, InvalidParent, InvalidValue.
         `requester_name` updates the user's display name (the user row is created when new).
@@ -107,8 +115,9 @@ class JobRepository:
                 if parent_needed
                 else "An imagine job has no parent."
             )
-        index_needed = kind in (JobKind.UPSCALE, JobKind.VARIATION)
-        if index_needed != (parent_image_index is not None):
+        index_needed = kind in IMAGE_KINDS
+        # A remix names the image it varies, or none when it re-rolls the prompt.
+        if kind is not JobKind.REMIX and index_needed != (parent_image_index is not None):
             raise InvalidParent(
                 f"{_a(kind)} {kind} job needs the index of the image it starts from."
                 if index_needed
@@ -126,7 +135,7 @@ class JobRepository:
                 parent = await _load(session, parent_job_id)
                 if parent is None or parent.deleted_at is not None:
                     raise InvalidParent("The image this button belongs to no longer exists.")
-                if index_needed:
+                if parent_image_index is not None:
                     if parent.status != JobStatus.DONE:
                         raise InvalidParent(f"Job {parent.id} is {parent.status}; it has no images yet.")
                     if not 0 <= parent_image_index < parent.image_count:  # type: ignore[operator]

@@ -14,6 +14,11 @@ class JobKind(StrEnum):
     UPSCALE = "upscale"
     VARIATION = "variation"
     REROLL = "reroll"
+    REMIX = "remix"  # a variation or re-roll whose prompt the member edited (Remix)
+    REGION = "region"  # Vary (Region): part of one image generated again
+    ZOOM = "zoom"  # Zoom Out: one image on a larger canvas
+    PAN = "pan"  # one image extended on one side
+    SQUARE = "square"  # Make Square: a wide or tall image made square
 
 
 class JobStatus(StrEnum):

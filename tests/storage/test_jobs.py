@@ -238,6 +238,41 @@ async def test_lineage_walks_any_image_back_to_its_imagine(storage: Storage) -> 
         await storage.jobs.lineage("nope")
 
 
+async def test_edits_of_an_image_are_the_pressers_and_walk_back_through_their_images(
+    storage: Storage,
+) -> None:
+    """Vary (Region), Zoom Out, Pan and Make Square follow the variation's rule: whoever presses owns it."""
+    imagine = await finished(storage, "imagine", ADA)
+    upscale = await finished(
+        storage, "upscale", ADA, images=1, parent_job_id=imagine.id, parent_image_index=1
+    )
+    zoom = await finished(storage, "zoom", BOB, parent_job_id=upscale.id, parent_image_index=0)
+    pan = await finished(storage, "pan", CY, parent_job_id=zoom.id, parent_image_index=3)
+    square = await finished(storage, "square", ADA, parent_job_id=pan.id, parent_image_index=2)
+    region = await storage.jobs.create("region", BOB, parent_job_id=square.id, parent_image_index=0)
+
+    assert [(job.owner_id, job.requester_id) for job in (zoom, pan, square, region)] == [
+        (BOB, BOB),
+        (CY, CY),
+        (ADA, ADA),
+        (BOB, BOB),
+    ]
+    chain = await storage.jobs.lineage(region.id)
+    assert [(job.kind, job.parent_image_index) for job in chain] == [
+        (JobKind.IMAGINE, None),
+        (JobKind.UPSCALE, 1),
+        (JobKind.ZOOM, 0),
+        (JobKind.PAN, 3),
+        (JobKind.SQUARE, 2),
+        (JobKind.REGION, 0),
+    ]
+    for kind in ("region", "zoom", "pan", "square"):
+        with pytest.raises(InvalidParent, match="job needs the index of the image it starts from"):
+            await storage.jobs.create(kind, ADA, parent_job_id=imagine.id)
+        with pytest.raises(InvalidParent, match="has no image number 5"):
+            await storage.jobs.create(kind, ADA, parent_job_id=imagine.id, parent_image_index=4)
+
+
 @pytest.mark.parametrize(
     ("kind", "parent", "index", "message"),
     [
