@@ -93,7 +93,14 @@ class Settings(BaseSettings):
         description="Jobs handed to the workers at once; the rest wait in the bot's fair queue",
     )
     celery_visibility_timeout: int = Field(
-        default=3600, ge=1, description="Seconds before a job whose worker vanished goes to another worker"
+        default=3600,
+        ge=1,
+        description="Seconds before the broker hands an unacknowledged job out again (a backstop to the lease)",
+    )
+    celery_lease_seconds: int = Field(
+        default=15,
+        ge=3,
+        description="Seconds a running job's worker may go silent before the job is given to another worker",
     )
     celery_result_ttl: int = Field(
         default=86400, ge=60, description="Seconds images and progress of fleet jobs stay in Redis"
@@ -147,6 +154,7 @@ class Settings(BaseSettings):
             visibility_timeout=self.celery_visibility_timeout,
             result_ttl=self.celery_result_ttl,
             max_retries=self.celery_max_retries,
+            lease_seconds=self.celery_lease_seconds,
         )
 
     @property

@@ -35,6 +35,7 @@ class WorkerProcess:
             CELERY_VISIBILITY_TIMEOUT=str(config.visibility_timeout),
             CELERY_RESULT_TTL=str(config.result_ttl),
             CELERY_MAX_RETRIES=str(config.max_retries),
+            CELERY_LEASE_SECONDS=str(config.lease_seconds),
             LOG_LEVEL="INFO",
             OMP_NUM_THREADS="1",  # two workers share two cores; one thread each, as one GPU each
         )
@@ -65,12 +66,24 @@ class WorkerProcess:
         raise AssertionError(f"kaika worker was not ready after {timeout} s:\n{self.log()[-3000:]}")
 
     def kill(self) -> None:
-        """kill -9: no warm shutdown, no requeue; only the visibility timeout can save its job."""
+        """kill -9: no warm shutdown, no requeue; its job's lease runs out and the bot queues it again."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    def hang(self) -> None:
+        """SIGSTOP: every thread stops where it is and its connections stay open, as a hung driver would."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def wake(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def is_named(self, worker: str) -> bool:
+        """Whether `worker` (a job record's worker name, `kaika-<pid>@<host>`) is this process."""
+        return worker.startswith(f"kaika-{self.process.pid}@")
+
     def stop(self) -> None:
         if self.process.poll() is None:
+            self.wake()  # a hung worker would never see the SIGTERM
             self.process.terminate()
             try:
                 self.process.wait(timeout=20)
@@ -89,19 +102,14 @@ def delete_prefix(url: str, prefix: str) -> None:
     client.close()
 
 
-def make_fleet_config(url: str) -> FleetConfig:
-    """A fleet of its own on the test Redis: a fresh key prefix, quick redelivery."""
-    return FleetConfig(
-        redis_url=url,
-        key_prefix=f"kaika-test-{uuid.uuid4().hex[:8]}",
-        visibility_timeout=TEST_VISIBILITY_TIMEOUT,
-        result_ttl=600,
-        max_retries=2,
-    )
+def make_fleet_config(url: str, **settings: int) -> FleetConfig:
+    """A fleet of its own on the test Redis: a fresh key prefix, quick redelivery (`settings` override)."""
+    values = {"visibility_timeout": TEST_VISIBILITY_TIMEOUT, "result_ttl": 600, "max_retries": 2, **settings}
+    return FleetConfig(redis_url=url, key_prefix=f"kaika-test-{uuid.uuid4().hex[:8]}", **values)
 
 
-def own_fleet(url: str) -> Iterator[FleetConfig]:
+def own_fleet(url: str, **settings: int) -> Iterator[FleetConfig]:
     """For a fixture: `yield from own_fleet(url)` gives a fresh fleet and removes its keys afterwards."""
-    config = make_fleet_config(url)
+    config = make_fleet_config(url, **settings)
     yield config
     delete_prefix(url, config.key_prefix)

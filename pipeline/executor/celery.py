@@ -41,6 +41,7 @@ from pipeline.executor.celery_jobs import (
     END_SCRIPT,
     PENDING,
     PROGRESS_MAXLEN,
+    REAP_SCRIPT,
     RELEASE_SCRIPT,
     TASK_NAME,
     TERMINAL_STATES,
@@ -147,6 +148,7 @@ class CeleryExecutor:
         self._create = self._redis.register_script(CREATE_SCRIPT)
         self._release_script = self._redis.register_script(RELEASE_SCRIPT)
         self._end = self._redis.register_script(END_SCRIPT)
+        self._reap = self._redis.register_script(REAP_SCRIPT)
         try:
             await self._refresh_models()
         except (RedisConnectionError, RedisTimeoutError) as error:
@@ -157,6 +159,7 @@ class CeleryExecutor:
                 f"Cannot reach Redis at {where.get('host')}:{where.get('port')} (REDIS_URL): {error}"
             ) from error
         self._spawn(self._keep_models_fresh())
+        self._spawn(self._reap_abandoned())
 
     async def close(self) -> None:
         """Stop reading; jobs stay recorded in Redis for the next `attach`."""
@@ -314,14 +317,7 @@ class CeleryExecutor:
         keys = JobKeys(self.config.key_prefix, handle.job_id)
         self._spawn(self._read(handle))  # reading first: a fast worker may start before send_task returns
         try:
-            await asyncio.to_thread(
-                self._app.send_task,
-                TASK_NAME,
-                args=(handle.job_id, request_to_payload(handle.request), self.preview_every),
-                task_id=handle.job_id,
-                queue=self._queue(handle.request.model),
-                priority=celery_priority(handle.tier),
-            )
+            await self._send(handle)
             await self._release_script(
                 keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN]
             )
@@ -330,10 +326,45 @@ class CeleryExecutor:
             message = "The job could not be sent to the workers; try again in a minute."
             with contextlib.suppress(Exception):  # recorded as failed too, so no restart runs it later
                 await self._end(
-                    keys=[keys.job, keys.events],
-                    args=[self.config.result_ttl, PROGRESS_MAXLEN, "failed", message, "1"],
+                    keys=[keys.job, keys.events, keys.lease],
+                    args=[self.config.result_ttl, PROGRESS_MAXLEN, "failed", message, "1", ""],
                 )
             handle._push(Failed(message))
+
+    async def _send(self, handle: CeleryJobHandle) -> None:
+        """Put the job on its model's queue (again, for a job taken back from a lost worker)."""
+        await asyncio.to_thread(
+            self._app.send_task,
+            TASK_NAME,
+            args=(handle.job_id, request_to_payload(handle.request), self.preview_every),
+            task_id=handle.job_id,
+            queue=self._queue(handle.request.model),
+            priority=celery_priority(handle.tier),
+        )
+
+    # --- lost workers ------------------------------------------------------------------------------
+
+    async def _reap_abandoned(self) -> None:
+        """Every `lease_renew_seconds`, queue again each job of ours whose worker stopped renewing its lease
+        (killed, hung, cut off), so another worker has it within about `lease_seconds` of the loss, however
+        long jobs run. The lost delivery's own message stays with the broker; should it come back (after
+        CELERY_VISIBILITY_TIMEOUT), its worker finds the job ended or held and does nothing."""
+        unsent: set[CeleryJobHandle] = set()  # taken back, but the broker refused the new message
+        while True:
+            await asyncio.sleep(self.config.lease_renew_seconds)
+            for handle in [h for h in self._handles.values() if h.released and not h.done]:
+                keys = JobKeys(self.config.key_prefix, handle.job_id)
+                try:
+                    if handle in unsent or await self._reap(
+                        keys=[keys.job, keys.events, keys.lease], args=[self.config.result_ttl]
+                    ):
+                        log.warning("Job %s lost its worker (lease expired); queued again", handle.job_id)
+                        unsent.add(handle)
+                        await self._send(handle)
+                        unsent.discard(handle)
+                except Exception as error:  # Redis or the broker away: the next round tries again
+                    log.warning("Could not queue lost job %s again: %s", handle.job_id, error)
+            unsent = {handle for handle in unsent if not handle.done}
 
     # --- reading progress ------------------------------------------------------------------------------
 
@@ -406,8 +437,8 @@ class CeleryExecutor:
         if self._waiting.remove(handle):
             keys = JobKeys(self.config.key_prefix, handle.job_id)
             await self._end(
-                keys=[keys.job, keys.events],
-                args=[self.config.result_ttl, PROGRESS_MAXLEN, "cancelled", "", "1"],
+                keys=[keys.job, keys.events, keys.lease],
+                args=[self.config.result_ttl, PROGRESS_MAXLEN, "cancelled", "", "1", ""],
             )
             handle._push(Cancelled())
             return True
@@ -420,7 +451,8 @@ class CeleryExecutor:
         await self.redis.hset(keys.job, "cancel", "1")
         await asyncio.to_thread(self._app.control.revoke, handle.job_id)
         await self._end(
-            keys=[keys.job, keys.events], args=[self.config.result_ttl, PROGRESS_MAXLEN, "cancelled", "", "1"]
+            keys=[keys.job, keys.events, keys.lease],
+            args=[self.config.result_ttl, PROGRESS_MAXLEN, "cancelled", "", "1", ""],
         )
         return True
 

@@ -7,6 +7,13 @@ its progress in the stream `<prefix>:job:<id>:events` and its images under
 `<prefix>:job:<id>:image:<i>`; everything expires `result_ttl` seconds after the last change.
 State changes that must happen once (start, finish, fail, cancel) are Lua scripts, so two workers
 that hold the same redelivered job, or a worker and a cancelling bot, can never both win.
+
+A running job holds a lease, `<prefix>:job:<id>:lease` (the worker's name, expiring `lease_seconds`
+after its last renewal), which its worker renews every `lease_seconds / 3` seconds. A worker that dies
+or hangs stops renewing; the bot's reaper then queues the job again (`REAP_SCRIPT`), so recovery takes
+about `lease_seconds`, however long jobs run. Each delivery that begins the job bumps `attempts`, and a
+worker writes progress or a result only while `attempts` is still its own, so a worker that wakes up
+after its job was taken over can never report it a second time.
 """
 
 from __future__ import annotations
@@ -46,10 +53,16 @@ class FleetConfig:
     visibility_timeout: int = 3600  # seconds before an unacknowledged job is given to another worker
     result_ttl: int = 86400  # seconds images, progress and job records stay in Redis
     max_retries: int = 2  # extra deliveries of one job (worker lost, Redis hiccup) before it fails
+    lease_seconds: int = 15  # a running job whose worker has not renewed its lease for this long is requeued
 
     @property
     def max_attempts(self) -> int:
         return self.max_retries + 1
+
+    @property
+    def lease_renew_seconds(self) -> float:
+        """How often a worker renews its job's lease, and the bot looks for expired ones: three chances a lease."""
+        return self.lease_seconds / 3
 
 
 def queue_for_model(prefix: str, model: str) -> str:
@@ -113,6 +126,10 @@ class JobKeys:
     @property
     def events(self) -> str:
         return f"{self.job}:events"
+
+    @property
+    def lease(self) -> str:
+        return f"{self.job}:lease"
 
     def image(self, index: int) -> str:
         return f"{self.job}:image:{index}"
@@ -182,8 +199,9 @@ return 1
 """
 )
 
-# A worker takes a delivery of the job. ARGV[3] max attempts, ARGV[4] worker name.
-# Returns {decision, attempt, queued seconds}: 'run', or why not ('missing', a terminal state).
+# A worker takes a delivery of the job. KEYS[3] lease; ARGV[3] max attempts, ARGV[4] worker name,
+# ARGV[5] lease milliseconds. Returns {decision, attempt, queued seconds}: 'run', or why not ('missing',
+# a terminal state, or 'leased': another worker holds the job and is alive).
 BEGIN_SCRIPT = (
     _NOW
     + _TERMINAL
@@ -191,8 +209,11 @@ BEGIN_SCRIPT = (
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', 0, '0'} end
 if terminal(state) then return {state, 0, '0'} end
+local holder = redis.call('GET', KEYS[3])
+if state == 'started' and holder and holder ~= ARGV[4] then return {'leased', 0, '0'} end
 if redis.call('HEXISTS', KEYS[1], 'cancel') == 1 then
   redis.call('HSET', KEYS[1], 'state', 'cancelled')
+  redis.call('DEL', KEYS[3])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'cancelled')
   """
     + _TOUCH
@@ -203,6 +224,7 @@ local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if attempt > tonumber(ARGV[3]) then
   local message = 'The job stopped its worker ' .. (attempt - 1) .. ' times and was given up.'
   redis.call('HSET', KEYS[1], 'state', 'failed', 'error', message)
+  redis.call('DEL', KEYS[3])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'failed', 'message', message)
   """
     + _TOUCH
@@ -210,6 +232,7 @@ if attempt > tonumber(ARGV[3]) then
   return {'failed', attempt, '0'}
 end
 redis.call('HSET', KEYS[1], 'state', 'started', 'worker', ARGV[4])
+redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 if attempt == 1 then redis.call('HSET', KEYS[1], 'started_at', now) end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'started', 'attempt', attempt, 'worker', ARGV[4])
 """
@@ -220,16 +243,57 @@ return {'run', attempt, tostring(queued)}
 """
 )
 
-# Store the images and the result once. KEYS[3..] image keys; ARGV[3] result JSON, ARGV[4..] PNG bytes.
-# Returns 1 for the delivery that finished the job, 0 when another delivery (or a cancel) ended it first.
+# Whether delivery ARGV[1] (its attempt number) still owns the job: it is the latest to begin it, and the
+# job has not ended. A Lua fragment; KEYS[1] is the job hash.
+_OWNED = """
+local function owned(attempt)
+  local state = redis.call('HGET', KEYS[1], 'state')
+  return state and not terminal(state) and redis.call('HGET', KEYS[1], 'attempts') == attempt
+end
+"""
+
+# The running worker keeps its lease. KEYS[1] job hash, KEYS[2] lease; ARGV[1] attempt, ARGV[2] worker
+# name, ARGV[3] lease milliseconds. Returns 0 when the job is no longer this delivery's to run.
+RENEW_SCRIPT = (
+    _TERMINAL
+    + _OWNED
+    + """
+if not owned(ARGV[1]) or redis.call('HGET', KEYS[1], 'state') ~= 'started' then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+)
+
+# A step of the running delivery. ARGV[3] attempt, ARGV[4] step, ARGV[5] total, ARGV[6] preview PNG
+# ('' for none). Returns 0 (nothing written) when the job is no longer this delivery's.
+STEP_SCRIPT = (
+    _TERMINAL
+    + _OWNED
+    + """
+if not owned(ARGV[3]) then return 0 end
+if ARGV[6] == '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'step', 'step', ARGV[4], 'total', ARGV[5])
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'step', 'step', ARGV[4], 'total', ARGV[5],
+             'preview', ARGV[6])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return 1
+"""
+)
+
+# Store the images and the result once. KEYS[3] lease, KEYS[4..] image keys; ARGV[3] attempt,
+# ARGV[4] result JSON, ARGV[5..] PNG bytes. Returns 1 for the delivery that finished the job, 0 when
+# another delivery (or a cancel) ended it first or has begun it since.
 FINISH_SCRIPT = (
     _TERMINAL
+    + _OWNED
     + """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state or terminal(state) then return 0 end
-for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ARGV[1]) end
-redis.call('HSET', KEYS[1], 'state', 'finished', 'result', ARGV[3])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'finished', 'result', ARGV[3])
+if not owned(ARGV[3]) then return 0 end
+for i = 4, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ARGV[1]) end
+redis.call('HSET', KEYS[1], 'state', 'finished', 'result', ARGV[4])
+redis.call('DEL', KEYS[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'finished', 'result', ARGV[4])
 """
     + _TOUCH
     + """
@@ -237,15 +301,19 @@ return 1
 """
 )
 
-# End the job as failed or cancelled, once. ARGV[3] 'failed' | 'cancelled', ARGV[4] message,
-# ARGV[5] '1' = only while no worker has started it (the bot cancelling a queued job).
+# End the job as failed or cancelled, once. KEYS[3] lease; ARGV[3] 'failed' | 'cancelled', ARGV[4]
+# message, ARGV[5] '1' = only while no worker has started it (the bot cancelling a queued job),
+# ARGV[6] the ending delivery's attempt ('' for the bot, which may end any delivery).
 END_SCRIPT = (
     _TERMINAL
+    + _OWNED
     + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or terminal(state) then return 0 end
 if ARGV[5] == '1' and state == 'started' then return 0 end
+if ARGV[6] ~= '' and not owned(ARGV[6]) then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'error', ARGV[4])
+redis.call('DEL', KEYS[3])
 if ARGV[3] == 'failed' then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', 'failed', 'message', ARGV[4])
 else
@@ -257,3 +325,13 @@ end
 return 1
 """
 )
+
+# The reaper: a started job whose lease has expired (its worker died or hangs) goes back to 'released',
+# for the caller to queue again. KEYS[3] lease. Returns 1 when the job was taken back.
+REAP_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'started' or redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'released')
+redis.call('HINCRBY', KEYS[1], 'reaped', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ from pipeline.executor.celery_jobs import (
     FINISH_SCRIPT,
     FINISHED,
     PROGRESS_MAXLEN,
+    RENEW_SCRIPT,
+    STEP_SCRIPT,
     TASK_NAME,
     FleetConfig,
     JobKeys,
@@ -64,6 +67,8 @@ class WorkerJobs:
         self.redis = client
         self._config = config
         self._begin = client.register_script(BEGIN_SCRIPT)
+        self._renew = client.register_script(RENEW_SCRIPT)
+        self._step = client.register_script(STEP_SCRIPT)
         self._finish = client.register_script(FINISH_SCRIPT)
         self._end = client.register_script(END_SCRIPT)
 
@@ -72,39 +77,84 @@ class WorkerJobs:
 
     def _common(self, job_id: str) -> tuple[list[str], list[Any]]:
         keys = self._keys(job_id)
-        return [keys.job, keys.events], [self._config.result_ttl, PROGRESS_MAXLEN]
+        return [keys.job, keys.events, keys.lease], [self._config.result_ttl, PROGRESS_MAXLEN]
+
+    @property
+    def _lease_ms(self) -> int:
+        return self._config.lease_seconds * 1000
 
     def begin(self, job_id: str, worker: str) -> tuple[str, int, float]:
-        """('run', attempt, seconds queued), or the reason not to run it ('missing' or a final state)."""
+        """('run', attempt, seconds queued), or the reason not to run it ('missing', 'leased' or a final
+        state). Running, the worker holds the job's lease from now on; `hold` keeps it."""
         keys, args = self._common(job_id)
-        decision, attempt, queued = self._begin(keys=keys, args=[*args, self._config.max_attempts, worker])
+        decision, attempt, queued = self._begin(
+            keys=keys, args=[*args, self._config.max_attempts, worker, self._lease_ms]
+        )
         return decision.decode(), int(attempt), float(queued)
 
-    def step(self, job_id: str, step: int, total: int, preview_png: bytes | None) -> None:
+    def hold(self, job_id: str, attempt: int, worker: str) -> Lease:
+        """Renew the lease of delivery `attempt` in a thread of its own until `Lease.release`."""
+        return Lease(self, job_id, attempt, worker)
+
+    def renew(self, job_id: str, attempt: int, worker: str) -> bool:
+        """Extend the lease; False when the job is no longer this delivery's (taken over, ended)."""
         keys = self._keys(job_id)
-        fields: dict[str, Any] = {"type": "step", "step": step, "total": total}
-        if preview_png:
-            fields["preview"] = preview_png
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(keys.events, fields, maxlen=PROGRESS_MAXLEN, approximate=True)
-            pipe.expire(keys.events, self._config.result_ttl)
-            pipe.execute()
+        return bool(self._renew(keys=[keys.job, keys.lease], args=[attempt, worker, self._lease_ms]))
+
+    def step(self, job_id: str, attempt: int, step: int, total: int, preview_png: bytes | None) -> bool:
+        """Report a step; False (nothing written) when the job is no longer this delivery's."""
+        keys, args = self._common(job_id)
+        return bool(self._step(keys=keys[:2], args=[*args, attempt, step, total, preview_png or b""]))
 
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self.redis.hexists(self._keys(job_id).job, "cancel"))
 
-    def finish(self, job_id: str, result: dict[str, Any], pngs: list[bytes]) -> bool:
-        """Store images and result; False when another delivery or a cancel ended the job first."""
+    def finish(self, job_id: str, attempt: int, result: dict[str, Any], pngs: list[bytes]) -> bool:
+        """Store images and result; False when another delivery or a cancel ended the job first, or
+        another delivery has begun it since."""
         keys, args = self._common(job_id)
         image_keys = [self._keys(job_id).image(i) for i in range(len(pngs))]
-        return bool(self._finish(keys=[*keys, *image_keys], args=[*args, dumps(result), *pngs]))
+        return bool(self._finish(keys=[*keys, *image_keys], args=[*args, attempt, dumps(result), *pngs]))
 
     def stored_result(self, job_id: str) -> dict[str, Any]:
         return json.loads(self.redis.hget(self._keys(job_id).job, "result") or "{}")
 
-    def end(self, job_id: str, state: str, message: str = "") -> bool:
+    def end(self, job_id: str, attempt: int | None, state: str, message: str = "") -> bool:
+        """End the job as `state` ('failed' or 'cancelled') if delivery `attempt` still owns it (None: any)."""
         keys, args = self._common(job_id)
-        return bool(self._end(keys=keys, args=[*args, state, message, "0"]))
+        return bool(
+            self._end(keys=keys, args=[*args, state, message, "0", "" if attempt is None else attempt])
+        )
+
+
+class Lease:
+    """Delivery `attempt`'s hold on a running job: renewed every `lease_renew_seconds` by a daemon thread,
+    so a worker that dies or hangs (its threads stopped with it) loses the job to another within about
+    `lease_seconds`. `lost` is set once the job is no longer this delivery's; the job then stops."""
+
+    def __init__(self, jobs: WorkerJobs, job_id: str, attempt: int, worker: str) -> None:
+        self._jobs = jobs
+        self.job_id = job_id
+        self.attempt = attempt
+        self.worker = worker
+        self.lost = threading.Event()
+        self._released = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name=f"lease-{job_id}", daemon=True)
+        self._thread.start()
+
+    def _keep(self) -> None:
+        interval = self._jobs._config.lease_renew_seconds
+        while not self._released.wait(interval):
+            try:
+                if not self._jobs.renew(self.job_id, self.attempt, self.worker):
+                    self.lost.set()  # the job stops at its next step
+                    return
+            except redis.RedisError as error:  # the lease may lapse; the job goes on, and may be taken over
+                log.warning("Could not renew the lease of job %s: %s", self.job_id, error)
+
+    def release(self) -> None:
+        self._released.set()
+        self._thread.join()
 
 
 class WorkerRuntime:
@@ -175,25 +225,48 @@ class WorkerRuntime:
             return {"job_id": job_id, "state": decision}
         if attempt > 1:
             log.warning("Job %s redelivered (attempt %d)", job_id, attempt)
+        lease = jobs.hold(job_id, attempt, worker)
+        try:
+            return self._run(job_id, payload, preview_every, worker, attempt, queued_seconds, lease)
+        finally:
+            lease.release()
+
+    def _run(
+        self,
+        job_id: str,
+        payload: dict[str, Any],
+        preview_every: int,
+        worker: str,
+        attempt: int,
+        queued_seconds: float,
+        lease: Lease,
+    ) -> dict[str, Any]:
+        jobs = self.jobs
         request = request_from_payload(payload)
         engine = self.engine()
+        lost = {"job_id": job_id, "state": "lost"}  # taken over by another delivery: it reports the job
 
         def on_step(step: int, total: int, previews: list[bytes | None]) -> None:
-            jobs.step(job_id, step, total, previews[0])  # one request per job: its preview is the first
+            # One request per job: its preview is the first.
+            if not jobs.step(job_id, attempt, step, total, previews[0]):
+                lease.lost.set()
+
+        def should_stop() -> bool:
+            return lease.lost.is_set() or jobs.cancel_requested(job_id)
 
         started = time.perf_counter()
         try:
             (result,) = engine.run(
-                [request],
-                on_step=on_step,
-                should_stop=lambda: jobs.cancel_requested(job_id),
-                preview_every=preview_every,
+                [request], on_step=on_step, should_stop=should_stop, preview_every=preview_every
             )
         except JobCancelled:
-            jobs.end(job_id, "cancelled")
+            if lease.lost.is_set():
+                log.warning("Job %s was taken over by another delivery; this one stops here", job_id)
+                return lost
+            jobs.end(job_id, attempt, "cancelled")
             return {"job_id": job_id, "state": "cancelled"}
         except PipelineError as error:
-            jobs.end(job_id, "failed", str(error))
+            jobs.end(job_id, attempt, "failed", str(error))
             return {"job_id": job_id, "state": "failed", "message": str(error)}
         except (redis.ConnectionError, redis.TimeoutError):
             raise  # lost Redis mid-job: the task retries it (see create_worker_app)
@@ -201,7 +274,7 @@ class WorkerRuntime:
             # Anything else is a bug or a broken device; the user gets a short reason, the log the trace.
             log.exception("Job %s failed", job_id)
             message = f"The generation failed on a worker ({type(error).__name__}: {error})."
-            jobs.end(job_id, "failed", message)
+            jobs.end(job_id, attempt, "failed", message)
             return {"job_id": job_id, "state": "failed", "message": message}
         compute_seconds = time.perf_counter() - started
         pngs = [encode_png(image) for image in result.images]
@@ -218,8 +291,10 @@ class WorkerRuntime:
             "attempt": attempt,
             "worker": worker,
         }
-        if not jobs.finish(job_id, summary, pngs):
-            log.info("Job %s had already ended; this delivery's result is dropped", job_id)
+        if not jobs.finish(job_id, attempt, summary, pngs):
+            log.warning(
+                "Job %s had ended or was taken over by another delivery; this result is dropped", job_id
+            )
             return {"job_id": job_id, "state": "duplicate"}
         return summary
 
@@ -240,7 +315,10 @@ def create_worker_app(config: FleetConfig, engine_options: EngineOptions) -> tup
                 raise task.retry(exc=error, countdown=2**task.request.retries) from error
             with contextlib.suppress(redis.RedisError):
                 runtime.jobs.end(
-                    job_id, "failed", "A worker kept losing its connection to Redis; the job was given up."
+                    job_id,
+                    None,
+                    "failed",
+                    "A worker kept losing its connection to Redis; the job was given up.",
                 )
             raise
 

@@ -85,6 +85,7 @@ def fleet_settings(fleet_config: FleetConfig, tiny_model_dir: Path, tmp_path: Pa
         redis_url=fleet_config.redis_url,
         celery_key_prefix=fleet_config.key_prefix,
         celery_visibility_timeout=fleet_config.visibility_timeout,
+        celery_lease_seconds=fleet_config.lease_seconds,
         model=str(tiny_model_dir),
         data_dir=tmp_path / "data",
         preview_every=1,

@@ -1,4 +1,5 @@
-"""A worker killed mid-job (kill -9): the job goes to another worker and its result arrives once.
+"""A worker killed mid-job (kill -9) on a fleet with a short visibility timeout: the job goes to another
+worker and its result arrives once (`test_worker_lease.py` does the same with the default settings).
 Also the worker command's answer to a model it cannot load."""
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ async def test_a_job_whose_worker_is_killed_is_redelivered_and_finishes_once(
     assert result.seeds == [3, 4] and len(result.images) == 2
     record = job_record(fleet_config, handle.job_id)
     assert record["attempts"] == "2" and record["state"] == "finished"
-    assert rescuer.log().count(f"[{handle.job_id}] received") == 1
+    # Both the reaper and the broker's visibility timeout may hand the job out again: it runs once, and
+    # the other delivery finds it held or finished and does nothing.
+    assert rescuer.log().count(f"Job {handle.job_id} redelivered (attempt 2)") == 1
+    assert f"Job {handle.job_id} redelivered (attempt 3)" not in rescuer.log()
     assert stream_types(fleet_config, handle.job_id).count("finished") == 1
 
 
