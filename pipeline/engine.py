@@ -15,6 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ from pipeline.loading import (
 )
 from pipeline.previews import latent_rgb_map, preview_images
 from pipeline.request import GenerationRequest, GenerationResult, Mode, Timings, can_share_call
+from pipeline.tiling import circular_padding
+from pipeline.weighting import needs_weighting, plain_request, weighted_embeddings
 
 __all__ = ["DEMO_MODEL_DIR", "DEMO_MODEL_ID", "Engine"]  # the demo model's names, for existing importers
 
@@ -198,7 +201,8 @@ class Engine:
         if not slots:
             return
         try:
-            images = self._call(requests, slots, on_step, should_stop, preview_every)
+            with self._tiling(requests[slots[0].request_index]):
+                images = self._call(requests, slots, on_step, should_stop, preview_every)
         except torch.OutOfMemoryError:
             self._free_memory()
             if len(slots) == 1:
@@ -216,6 +220,12 @@ class Engine:
             return
         for slot, image in zip(slots, images, strict=True):
             state.images[(slot.request_index, slot.image_index)] = image
+
+    def _tiling(self, request: GenerationRequest) -> AbstractContextManager[None]:
+        """--tile: the UNet's and the VAE's convolutions wrap around the edges for this call (`pipeline.tiling`);
+        a family without a UNet makes an ordinary image (the member is told: `service.jobs.request_notes`)."""
+        models = (getattr(self.txt2img, "unet", None), getattr(self.txt2img, "vae", None))
+        return circular_padding(models, enabled=request.tile and self.family.tile)
 
     def _free_memory(self) -> None:
         release_memory(self.device)
@@ -340,6 +350,8 @@ class Engine:
     ) -> dict[str, Any]:
         """Per-image prompt embeddings with --chaos noise on what the prompt says (`ENCODED_PROMPT`); plain
         text for a family Kaika does not encode itself (`ModelFamily.chaos` is then False)."""
+        if not self.family.prompt_weights:  # compel does not know its text encoders: the parts as one prompt
+            requests = [plain_request(r) if needs_weighting(r) else r for r in requests]
         outputs = ENCODED_PROMPT.get(self.family.name) if self.family.chaos else None
         if outputs is None:
             arguments = {"prompt": [requests[s.request_index].prompt for s in slots]}
@@ -377,12 +389,16 @@ class Engine:
         }
         denoiser = getattr(pipe, "unet", None)
         distilled = getattr(getattr(denoiser, "config", None), "time_cond_proj_dim", None) is not None
+        guided = guidance > 1 and not distilled
+        if self.family.prompt_weights and needs_weighting(request):
+            weighted = weighted_embeddings(pipe, self.family.name, request, guided=guided)
+            return {name: tensor.to(self.device) for name, tensor in weighted.items() if takes(pipe, name)}
         values.update(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
             device=self.device,
             num_images_per_prompt=1,
-            do_classifier_free_guidance=guidance > 1 and not distilled,
+            do_classifier_free_guidance=guided,
         )
         results = pipe.encode_prompt(**{name: value for name, value in values.items() if name in encode})
         return {

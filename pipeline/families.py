@@ -81,6 +81,9 @@ ENCODED_PROMPT = {
     ),
     "kandinsky3": ("prompt_embeds", "negative_prompt_embeds", "attention_mask", "negative_attention_mask"),
 }
+# Families whose text encoders compel knows, so a multi-prompt's parts are weighed (`pipeline.weighting`).
+WEIGHTED_FAMILIES = ("sd", "sdxl")
+
 # The encoded outputs --chaos perturbs: what the prompt says, not the negative prompt or the masks.
 CHAOS_OUTPUTS = ("prompt_embeds", "pooled_prompt_embeds")
 
@@ -108,6 +111,8 @@ class ModelFamily:
     chaos: bool = True  # whether --chaos changes its images (Kaika encodes its prompts: ENCODED_PROMPT)
     default_steps: int = 25
     default_guidance: float = 7.5  # at --stylize 100; 0 for models distilled to run without guidance
+    prompt_weights: bool = False  # whether a multi-prompt's weights (`cat:: dog::0.5`) change its images
+    tile: bool = False  # whether --tile makes seamless tiles: its denoiser is a UNet of convolutions
 
     def supports(self, mode: Mode) -> bool:
         return mode in self.modes
@@ -134,6 +139,8 @@ UNKNOWN_FAMILY = ModelFamily(
     modes=frozenset(Mode),
     step_callback="on_step_end",
     negative_prompt=True,
+    prompt_weights=True,
+    tile=True,
 )
 
 
@@ -182,6 +189,8 @@ def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFam
         chaos=name in ENCODED_PROMPT and hasattr(txt2img, "encode_prompt"),
         default_steps=steps,
         default_guidance=guidance,
+        prompt_weights=name in WEIGHTED_FAMILIES and getattr(txt2img, "text_encoder", None) is not None,
+        tile=getattr(txt2img, "unet", None) is not None,
     )
 
 

@@ -2,13 +2,18 @@
 
     a lighthouse at dusk --ar 16:9 --seed 7 --no boats, people --steps 30 --stylize 200 --chaos 40
 
-Flags come after the description; `--no` takes the rest of the words up to the next flag, the
-others take exactly one value. An em dash (what phones turn `--` into) counts as `--`.
+Flags come after the description; `--no` takes the rest of the words up to the next flag, `--tile`
+takes no value, the others take exactly one value. An em dash (what phones turn `--` into) counts as `--`.
+`parse_prompts` also makes several jobs of one prompt: `--repeat N`, and permutations
+(`a {red, blue} bird` is one job per option; a backslash before a brace or comma keeps it as text).
+A description may weigh its parts as Midjourney's multi-prompts do (`cat:: dog::0.5`; `prompt_parts`).
 Used by both `kaika imagine` and the bot's `/imagine`.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 import re
 from collections.abc import Callable, Collection
@@ -25,6 +30,10 @@ MAX_STYLIZE = 1000
 DEFAULT_STYLIZE = 100
 MAX_CHAOS = 100
 MAX_ASPECT_RATIO = 4.0  # wider than 4:1 (or taller than 1:4) leaves a model trained on squares
+# --q (--quality) values, as Midjourney offers them: the share of the steps to run.
+QUALITIES = (0.25, 0.5, 1.0, 2.0)
+# How many jobs one prompt may start (--repeat x permutations) when the caller sets no other cap.
+DEFAULT_MAX_JOBS = 4
 
 # Each flag's canonical name, and the aliases users type.
 FLAG_ALIASES: dict[str, str] = {
@@ -38,8 +47,18 @@ FLAG_ALIASES: dict[str, str] = {
     "chaos": "chaos",
     "c": "chaos",
     "model": "model",
+    "q": "quality",
+    "quality": "quality",
+    "repeat": "repeat",
+    "r": "repeat",
+    "tile": "tile",
 }
-KNOWN_FLAGS = "--ar (--aspect), --seed, --no, --steps, --stylize (--s), --chaos (--c), --model"
+# Flags that take no value: giving one is their presence.
+SWITCHES = frozenset({"tile"})
+KNOWN_FLAGS = (
+    "--ar (--aspect), --seed, --no, --steps, --stylize (--s), --chaos (--c), --q (--quality), "
+    "--repeat (--r), --tile, --model"
+)
 
 _FLAG = re.compile(r"(?:^|\s)(?:--|—(?=\w))([^\s]*)")
 
@@ -84,14 +103,76 @@ def parse_prompt(
     limits: Limits = DEFAULT_LIMITS,
     seed_source: SeedSource = random,  # type: ignore[assignment]
     models: Collection[str] | None = None,
+    max_jobs: int = DEFAULT_MAX_JOBS,
 ) -> GenerationRequest:
     """Turn `/imagine` text into a validated txt2img request; raise `RequestError` naming the bad flag.
 
     `family` describes the model (or is a function of the `--model` name, None meaning the default
     model): its native size and size multiple turn --ar into a size, its defaults fill --steps and
     scale --stylize into its own guidance; `models` lists the names `--model` may take (None: any).
-    Without `--seed`, the seed comes from `seed_source`.
+    Without `--seed`, the seed comes from `seed_source`. `--repeat` is checked but makes one request here;
+    `parse_prompts` makes every job of a prompt.
     """
+    return _parse_one(text, family, defaults, limits, seed_source, models, max_jobs).request
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    request: GenerationRequest
+    repeat: int
+    seed_given: bool
+
+
+def parse_prompts(
+    text: str,
+    *,
+    family: ModelFamily | Callable[[str | None], ModelFamily],
+    defaults: PromptDefaults = PromptDefaults(),
+    limits: Limits = DEFAULT_LIMITS,
+    seed_source: SeedSource = random,  # type: ignore[assignment]
+    models: Collection[str] | None = None,
+    max_jobs: int = DEFAULT_MAX_JOBS,
+) -> list[GenerationRequest]:
+    """Every job `text` asks for: one per permutation (`a {red, blue} bird`), each `--repeat N` times.
+
+    Raises `RequestError` when the prompt would make more than `max_jobs` jobs, before parsing any.
+    Repeats of a prompt with `--seed` continue its seeds (the second job starts where the first one's
+    images end), so each grid is new and all of them can be made again; without `--seed` each job draws
+    its own.
+    """
+    texts = expand_permutations(text, max_jobs)
+    parsed = [_parse_one(one, family, defaults, limits, seed_source, models, max_jobs) for one in texts]
+    total = sum(one.repeat for one in parsed)
+    if total > max_jobs:
+        made = f"{len(texts)} permutations x --repeat" if len(texts) > 1 else "--repeat"
+        raise RequestError(
+            f"This prompt makes {total} jobs ({made}); one prompt may make at most {max_jobs}."
+        )
+    requests = []
+    for one in parsed:
+        request = one.request
+        for copy in range(one.repeat):
+            if copy:
+                seed = (
+                    (request.seed + copy * request.num_images) % (MAX_SEED + 1)
+                    if one.seed_given
+                    else seed_source.randrange(MAX_SEED + 1)
+                )
+                requests.append(request.replace(seed=seed))
+            else:
+                requests.append(request)
+    return requests
+
+
+def _parse_one(
+    text: str,
+    family: ModelFamily | Callable[[str | None], ModelFamily],
+    defaults: PromptDefaults,
+    limits: Limits,
+    seed_source: SeedSource,
+    models: Collection[str] | None,
+    max_jobs: int,
+) -> _Parsed:
     description, flags = _split_flags(text)
     values: dict[str, str] = {}
     typed_names: dict[str, str] = {}  # error messages use the name the user typed (--s, --stylize)
@@ -123,9 +204,20 @@ def parse_prompt(
     if seed < 0:
         seed = seed_source.randrange(MAX_SEED + 1)
     steps = number("steps", 1, limits.max_steps, defaults.steps or described.default_steps)
+    quality = 1.0
+    if "quality" in values:
+        quality = _parse_quality(typed_names["quality"], values["quality"])
+        steps = max(1, round(steps * quality))
+        if steps > limits.max_steps:
+            raise RequestError(
+                f"--{typed_names['quality']} {values['quality']} makes {steps} steps; the limit is "
+                f"{limits.max_steps}. Ask for fewer --steps or a lower --{typed_names['quality']}."
+            )
     stylize = number("stylize", 0, MAX_STYLIZE, defaults.stylize)
     chaos = number("chaos", 0, MAX_CHAOS, defaults.chaos)
+    repeat = number("repeat", 1, max_jobs, 1)
     negative = values.get("no", "")
+    prompt_parts(description)  # a malformed multi-prompt is refused here, before anything is recorded
 
     request = GenerationRequest(
         prompt=description,
@@ -139,8 +231,10 @@ def parse_prompt(
         chaos=chaos,
         stylize=stylize,
         model=model,
+        tile="tile" in values,
+        quality=quality,
     )
-    return request.validate(limits)
+    return _Parsed(request.validate(limits), repeat, seed_given="seed" in values)
 
 
 def _split_flags(text: str) -> tuple[str, list[tuple[str, str, str]]]:
@@ -156,7 +250,12 @@ def _split_flags(text: str) -> tuple[str, list[tuple[str, str, str]]]:
         if canonical is None:
             shown = f"--{typed}" if typed else "'--' without a name"
             raise RequestError(f"Unknown flag {shown}; known flags: {KNOWN_FLAGS}.")
-        if not value:
+        if canonical in SWITCHES:
+            if value:
+                raise RequestError(
+                    f"--{typed} takes no value (got '{value}'); put the description before the flags."
+                )
+        elif not value:
             raise RequestError(f"--{typed} needs a value, such as {_EXAMPLES[canonical]}.")
         flags.append((typed, canonical, value))
     return description, flags
@@ -170,6 +269,8 @@ _EXAMPLES = {
     "stylize": f"--stylize 200 (0 to {MAX_STYLIZE})",
     "chaos": f"--chaos 40 (0 to {MAX_CHAOS})",
     "model": "--model name",
+    "quality": "--q .5 (one of .25, .5, 1, 2)",
+    "repeat": "--repeat 3",
 }
 
 
@@ -200,3 +301,139 @@ def _parse_aspect(flag: str, value: str) -> tuple[int, int]:
     if max(aspect_w / aspect_h, aspect_h / aspect_w) > MAX_ASPECT_RATIO:
         raise RequestError(f"--{flag} must be between 1:4 and 4:1 (got '{value}').")
     return aspect_w, aspect_h
+
+
+def _parse_quality(flag: str, value: str) -> float:
+    _require_single_word(flag, value)
+    try:
+        quality = float(value)
+    except ValueError:
+        quality = math.nan
+    if quality not in QUALITIES:
+        raise RequestError(f"--{flag} takes .25, .5, 1 or 2 (got '{value}').")
+    return quality
+
+
+# ---------------------------------------------------------------------------------------------- permutations
+
+_ESCAPABLE = "{},"
+
+
+def expand_permutations(text: str, max_jobs: int = DEFAULT_MAX_JOBS) -> list[str]:
+    """`text` once per combination of its `{a, b}` options, in order: `a {red, blue} bird` → `a red bird`,
+    `a blue bird`. Braces may nest and several multiply; `\\{`, `\\}` and `\\,` stand for themselves.
+
+    Raises `RequestError` for an unmatched brace, or when there would be more than `max_jobs` texts
+    (counted before any is made, so `{a,b}` ten times over costs nothing).
+    """
+    if not any(c in text for c in "{}\\"):
+        return [text]
+    sequence, end = _parse_sequence(text, 0, depth=0)
+    if end < len(text):  # only an unmatched } stops the outermost sequence early
+        raise RequestError("A } in the prompt has no matching {; write \\} for the brace itself.")
+    count = _count(sequence)
+    if count > max_jobs:
+        raise RequestError(
+            f"The {{…}} options in this prompt make {count:,} combinations; one prompt may make at most "
+            f"{max_jobs} jobs."
+        )
+    # An empty option ("a {, big} cat") leaves two spaces where it was.
+    return [re.sub(r" {2,}", " ", expanded).strip() for expanded in _expand(sequence)]
+
+
+# A sequence is text and choices in order; a choice is a list of sequences, one per option.
+_Sequence = list["str | list[_Sequence]"]
+
+
+def _parse_sequence(text: str, position: int, depth: int) -> tuple[_Sequence, int]:
+    items: _Sequence = []
+    literal: list[str] = []
+    while position < len(text):
+        char = text[position]
+        if char == "\\" and position + 1 < len(text) and text[position + 1] in _ESCAPABLE:
+            literal.append(text[position + 1])
+            position += 2
+            continue
+        if char == "}" or (char == "," and depth > 0):
+            break
+        if char == "{":
+            items.append("".join(literal))
+            literal = []
+            choice, position = _parse_choice(text, position + 1, depth + 1)
+            items.append(choice)
+            continue
+        literal.append(char)
+        position += 1
+    items.append("".join(literal))
+    return items, position
+
+
+def _parse_choice(text: str, position: int, depth: int) -> tuple[list[_Sequence], int]:
+    options = []
+    while True:
+        option, position = _parse_sequence(text, position, depth)
+        options.append(option)
+        if position >= len(text):
+            raise RequestError("A { in the prompt has no matching }; write \\{ for the brace itself.")
+        if text[position] == "}":
+            return options, position + 1
+        position += 1  # the comma between two options
+
+
+def _count(sequence: _Sequence) -> int:
+    return math.prod(sum(_count(option) for option in item) for item in sequence if isinstance(item, list))
+
+
+def _expand(sequence: _Sequence) -> list[str]:
+    alternatives = [
+        [item] if isinstance(item, str) else [text.strip() for option in item for text in _expand(option)]
+        for item in sequence
+    ]
+    return ["".join(parts) for parts in itertools.product(*alternatives)]
+
+
+# -------------------------------------------------------------------------------------------- multi-prompts
+
+_PART_END = re.compile(r"::(-?(?:\d+(?:\.\d*)?|\.\d+))?")
+
+
+@dataclass(frozen=True)
+class PromptPart:
+    """One part of a multi-prompt and its weight; a negative weight is something to keep out of the image."""
+
+    text: str
+    weight: float
+
+
+def prompt_parts(description: str) -> list[PromptPart]:
+    """The parts of a Midjourney multi-prompt: `cat:: dog::0.5` → cat (1), dog (0.5).
+
+    `::` ends a part; a number right after it is that part's weight (1 without one). A description without
+    `::` is one part of weight 1. Raises `RequestError` for an empty part or weights that add up to 0 or less
+    (Midjourney's rule: the image needs something to draw).
+    """
+    if "::" not in description:
+        return [PromptPart(description.strip(), 1.0)]
+    parts = []
+    start = 0
+    for match in _PART_END.finditer(description):
+        text = description[start : match.start()].strip()
+        if not text:
+            raise RequestError(f"A part of the multi-prompt before '{match.group(0)}' is empty.")
+        parts.append(PromptPart(text, float(match.group(1)) if match.group(1) else 1.0))
+        start = match.end()
+    rest = description[start:].strip()
+    if rest:
+        parts.append(PromptPart(rest, 1.0))
+    total = sum(part.weight for part in parts)
+    if total <= 0:
+        raise RequestError(
+            f"The weights of a multi-prompt must add up to more than 0 (got {total:g}); "
+            "give the parts to draw positive weights."
+        )
+    return parts
+
+
+def is_weighted(parts: list[PromptPart]) -> bool:
+    """Whether `parts` is more than a plain prompt (several parts, or a weight other than 1)."""
+    return len(parts) > 1 or parts[0].weight != 1

@@ -53,6 +53,8 @@ class GenerationRequest:
     source_image: bytes | None = None
     mask_image: bytes | None = None
     model: str | None = None  # None = the default model
+    tile: bool = False  # --tile: the image repeats seamlessly across its edges
+    quality: float = 1.0  # --q as asked; `steps` already holds what it means
 
     @property
     def seeds(self) -> list[int]:
@@ -104,13 +106,14 @@ class GenerationRequest:
 
 
 def can_share_call(a: GenerationRequest, b: GenerationRequest) -> bool:
-    """Whether `a` and `b` can run in one pipeline call: same model, mode, size, steps and guidance."""
+    """Whether `a` and `b` can run in one pipeline call: same model, mode, size, steps, guidance and --tile."""
     same = (
         a.model == b.model
         and a.mode == b.mode
         and (a.width, a.height) == (b.width, b.height)
         and a.steps == b.steps
         and a.guidance == b.guidance
+        and a.tile == b.tile  # --tile changes the model's convolutions for the whole call
     )
     return same and (a.mode is Mode.TXT2IMG or a.strength == b.strength)
 

@@ -30,7 +30,7 @@ from pipeline.executor.base import (
 )
 from pipeline.families import ModelFamily
 from pipeline.images import display_grid, encode_png, image_metadata
-from pipeline.prompt import DEFAULT_STYLIZE, PromptDefaults, parse_prompt
+from pipeline.prompt import DEFAULT_STYLIZE, PromptDefaults, is_weighted, parse_prompt, prompt_parts
 from pipeline.request import (
     GenerationRequest,
     GenerationResult,
@@ -66,6 +66,8 @@ REQUEST_PARAMS = (
     "strength",
     "chaos",
     "stylize",
+    "tile",
+    "quality",
 )
 
 
@@ -126,6 +128,15 @@ def request_notes(request: GenerationRequest, family: ModelFamily) -> list[str]:
         )
     if request.stylize != DEFAULT_STYLIZE and family.default_guidance == 0 and request.guidance == 0:
         notes.append("This model runs without guidance, so --stylize does not change its images.")
+    if not family.prompt_weights and is_weighted(prompt_parts(request.prompt)):
+        notes.append(
+            f"This model (a {family.name} model) does not weigh the parts of a multi-prompt; "
+            "they are used as one prompt, the negative ones as --no."
+        )
+    if request.tile and not family.tile:
+        notes.append(
+            f"--tile needs a model with a UNet; this one (a {family.name} model) makes an ordinary image."
+        )
     if request.chaos and not family.chaos:
         notes.append(
             f"--chaos does not change this model's images (its family, {family.name}, is not one Kaika varies)."
