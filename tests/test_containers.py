@@ -45,6 +45,13 @@ def test_the_single_profile_runs_the_model_in_the_bot_on_one_gpu(compose):
     assert "kaika-data:/data" in bot["volumes"]
 
 
+@pytest.mark.parametrize("name", ["bot", "bot-gpu"])
+def test_a_stopped_bot_has_time_to_finish_running_jobs_and_close(compose, name):
+    # SHUTDOWN_GRACE (8 s) is within Docker's default 10 s; the rest of the stop takes about a second.
+    assert compose["services"][name]["stop_grace_period"] == "15s"
+    assert Settings(_env_file=None).shutdown_grace == 8
+
+
 def test_the_fleet_profile_sends_jobs_to_one_worker_per_gpu(compose):
     services = compose["services"]
     assert services["bot"]["environment"]["EXECUTOR"] == "celery"
