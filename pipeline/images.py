@@ -120,3 +120,12 @@ def upscale_for_display(image: Image.Image, min_side: int = 512) -> Image.Image:
 def display_grid(images: Sequence[Image.Image]) -> Image.Image:
     """The 2x2 grid a person sees: `compose_grid` of the images, each enlarged to `DISPLAY_MIN_SIDE` if smaller."""
     return compose_grid([upscale_for_display(image, DISPLAY_MIN_SIDE) for image in images])
+
+
+def display_png(png: bytes) -> bytes:
+    """One image as a person sees it: enlarged like a grid's cells when smaller than `DISPLAY_MIN_SIDE` (the
+    stored image, and what the command line writes, keep the size the model made)."""
+    image = decode_image(png)
+    if min(image.size) >= DISPLAY_MIN_SIDE:
+        return png
+    return encode_png(upscale_for_display(image, DISPLAY_MIN_SIDE))

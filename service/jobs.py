@@ -29,7 +29,7 @@ from pipeline.executor.base import (
     Step,
 )
 from pipeline.families import ModelFamily
-from pipeline.images import display_grid, encode_png, image_metadata
+from pipeline.images import display_grid, display_png, encode_png, image_metadata
 from pipeline.prompt import DEFAULT_STYLIZE, PromptDefaults, is_weighted, parse_prompt, prompt_parts
 from pipeline.request import (
     GenerationRequest,
@@ -464,7 +464,10 @@ class JobService:
                 await reporter.waiting(event.position)
             elif isinstance(event, Started):
                 started = started or await self._try_start(job.id)
-                await reporter.progress(0, handle.request.steps, None)
+                if handle.request.mode is Mode.TXT2IMG:
+                    # Other modes run a share of the schedule that the pipeline counts its own way (SD and
+                    # FLUX round differently): their total comes with the first step, so it never jumps.
+                    await reporter.progress(0, handle.request.steps, None)
             elif isinstance(event, Step):
                 started = started or await self._try_start(job.id)
                 await reporter.progress(event.step, event.total, event.preview_png)
@@ -568,7 +571,8 @@ class JobService:
         done = await self._until_recorded(
             pending.job.id, lambda: self._finish(pending.job.id, copied, 0.0, started)
         )
-        await reporter.finished(Outcome(done, [data], data, offered=self.offered(pending.job.model)))
+        shown = await asyncio.to_thread(display_png, data)
+        await reporter.finished(Outcome(done, [data], shown, offered=self.offered(pending.job.model)))
 
     async def _fail_quietly(self, job_id: str, message: str, *, wait: bool = False) -> bool:
         """Record the job failed; False (logged) when it could not be, or had ended otherwise. With `wait`,
@@ -661,7 +665,7 @@ def _encode_result(request: GenerationRequest, result: GenerationResult, job_id:
         encode_png(image, image_metadata(request, seed=seed, model_id=result.model_id, job_id=job_id))
         for image, seed in zip(result.images, result.seeds, strict=True)
     ]
-    grid = images[0] if len(images) == 1 else encode_png(display_grid(result.images))
+    grid = display_png(images[0]) if len(images) == 1 else encode_png(display_grid(result.images))
     return _Encoded(images, grid)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline.images import display_png
 from testkit.fake_discord import EPHEMERAL_FLAG
 from tests.fixtures.discord_helpers import (
     FAST_STEPS,
@@ -34,7 +35,10 @@ async def test_u2_posts_the_second_image_alone_and_an_upscale_stays_with_the_own
     upscale = await storage.jobs.get(job_id_of(kaika, int(message["id"])))
     assert upscale.kind == "upscale" and upscale.parent_job_id == grid_job and upscale.parent_image_index == 1
     assert upscale.owner_id == ada.id and upscale.requester_id == bo.id  # Midjourney's rule
-    assert image_of(kaika, message) == await storage.images.get(parent.images[1].storage_key)
+    stored = await storage.images.get(parent.images[1].storage_key)
+    # Shown enlarged like the grid's cells (the 64-pixel image at 256); the stored image keeps its size.
+    assert (png_size(stored), png_size(image_of(kaika, message))) == ((64, 64), (256, 256))
+    assert image_of(kaika, message) == display_png(stored)
 
 
 async def test_v3_posts_four_variations_linked_to_the_third_image(start_kaika):
@@ -74,7 +78,9 @@ async def test_single_image_buttons_upscale_and_vary(start_kaika):
     single = await kaika.finished(await kaika.fake.press(ada, grid_id, "U1"))
 
     upscaled = await kaika.finished(await kaika.fake.press(ada, int(single["id"]), "Upscale (Creative)"))
-    assert png_size(image_of(kaika, upscaled)) == (128, 128)  # twice the 64x64 image
+    record = await kaika.services.storage.jobs.get(job_id_of(kaika, int(upscaled["id"])))
+    assert (record.images[0].width, record.images[0].height) == (128, 128)  # twice the 64x64 image
+    assert png_size(image_of(kaika, upscaled)) == (256, 256)  # shown enlarged, as grid cells are
     assert kaika.fake.labels(int(upscaled["id"])) == SINGLE_LABELS
 
     varied = await kaika.finished(await kaika.fake.press(ada, int(single["id"]), "Vary (Subtle)"))

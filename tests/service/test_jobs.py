@@ -52,6 +52,21 @@ async def test_a_reported_job_gives_its_place_back(services: Services):
     await services.jobs.imagine(ADA, GUILD, REQUEST)  # the place is free again
 
 
+async def test_the_step_total_a_member_sees_never_changes_during_a_job(services: Services):
+    grid = await services.jobs.imagine(ADA, GUILD, REQUEST.replace(steps=8))
+    shown = RecordingReporter()
+    async with asyncio.timeout(60):
+        await grid.start(shown)
+    assert {total for _, total in shown.steps} == {8} and shown.steps[0] == (0, 8)
+    # A variation runs the last share of an 8-step schedule: its first report already has that total.
+    variation = await services.jobs.press(ADA, GUILD, ButtonAction.VARY, grid.job.id, 0)
+    varied = RecordingReporter()
+    async with asyncio.timeout(60):
+        await variation.start(varied)
+    assert varied.outcome is not None
+    assert len({total for _, total in varied.steps}) == 1 and varied.steps[-1][0] == varied.steps[-1][1]
+
+
 async def test_a_job_given_up_before_it_is_followed_is_failed_and_frees_its_place(services: Services):
     pending = await services.jobs.imagine(ADA, GUILD, REQUEST)
     await pending.abandon("Discord did not take the acknowledgement.")
