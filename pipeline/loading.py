@@ -48,6 +48,7 @@ def load_model(
 
     Raises `ModelLoadError` with a message naming the setting at fault.
     """
+    quiet_libraries()
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     pipe, model_id = _load_pipeline(source, torch_dtype, config)
@@ -64,6 +65,22 @@ def load_model(
     gan = load_gan_upscaler(upscaler, torch_device) if upscaler else None
     log.info("loaded %s on %s (%s)", model_id, torch_device, torch_dtype)
     return LoadedModel(pipe, model_id, torch_device, gan)
+
+
+def quiet_libraries() -> None:
+    """No progress bars or notices from diffusers, transformers and the hub in Kaika's log: loading bars and
+    advice such as "install torchvision" fill a bot's or worker's log at every start. Their errors still show;
+    LOG_LEVEL=DEBUG keeps everything."""
+    import diffusers
+    import huggingface_hub
+    import transformers
+
+    huggingface_hub.utils.disable_progress_bars()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        diffusers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.set_verbosity_error()
 
 
 def derived_pipelines(txt2img: Any) -> tuple[Any | None, Any | None]:
@@ -107,6 +124,7 @@ def describe_without_weights(source: str) -> ModelFamily | None:
     from accelerate import init_empty_weights
     from diffusers import AutoPipelineForText2Image, DiffusionPipeline
 
+    quiet_libraries()
     location = str(DEMO_MODEL_DIR) if not source else str(Path(source).expanduser())
     if Path(location).is_file() or Path(location).suffix.lower() in SINGLE_FILE_SUFFIXES:
         return None

@@ -376,3 +376,9 @@ def test_a_model_too_big_for_the_device_names_model(tiny_model_dir, monkeypatch)
         ModelLoadError, match=r"MODEL='.*tiny-sd' does not fit in the memory of cpu; try DTYPE=float16"
     ):
         Engine.load(str(tiny_model_dir), device="cpu")
+
+
+def test_loading_a_model_writes_no_progress_bars_or_library_notices(tiny_model_dir, capfd):
+    Engine.load(str(tiny_model_dir), device="cpu", dtype="float32")
+    printed = capfd.readouterr()
+    assert printed.out == "" and printed.err == ""  # no "Loading pipeline components…" bars, no advice
