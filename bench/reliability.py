@@ -1,0 +1,422 @@
+"""Reliability against real processes: `kaika worker` processes on the real Redis, the job service as the bot
+runs it on the real PostgreSQL, default settings (CELERY_VISIBILITY_TIMEOUT 3600 s, CELERY_LEASE_SECONDS 15).
+
+    python bench/reliability.py             # Redis redis://127.0.0.1:6379/15, PostgreSQL postgres@127.0.0.1/test
+    python bench/reliability.py --runs 3
+
+Scenarios, each run a fresh job (the tiny test model on CPU, one torch thread per worker):
+1. worker killed (kill -9) mid-job, a second worker idle: recovery is from the kill to the job starting on the
+   other worker;
+2. worker hung (SIGSTOP) mid-job: likewise; the hung worker is then woken and must report nothing;
+3. 200 /imagine from 50 members at once, MAX_QUEUE=60 and MAX_JOBS_PER_USER=2: refusals must record nothing;
+4. Redis unreachable: the request is refused and recorded as nothing;
+5. PostgreSQL cut mid-job for --outage seconds: recovery is from the database's return to the member being told;
+6. PostgreSQL cut mid-job and the bot restarted before it returns: recovery is from the restart (the database
+   back) to the member being told, by the restarted bot.
+
+A job is completed when it is recorded done and its member was told one result; lost when it was accepted and
+never completed; told twice when its member heard more than one outcome (two results, or a failure and a result),
+across restarts too. One run of everything takes about five minutes on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["OMP_NUM_THREADS"] = "1"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+import torch  # noqa: E402
+from redis.connection import parse_url  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+
+from pipeline.errors import PipelineError  # noqa: E402
+from pipeline.executor.celery_jobs import FleetConfig, JobKeys  # noqa: E402
+from pipeline.request import GenerationRequest  # noqa: E402
+from service.admission import Place, Requester  # noqa: E402
+from service.jobs import Outcome  # noqa: E402
+from service.recovery import recover_unfinished  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from service.wiring import Services  # noqa: E402
+from storage.records import JobStatus  # noqa: E402
+from testkit.fleet import WorkerProcess, delete_prefix  # noqa: E402
+from testkit.outage import OutageProxy  # noqa: E402
+from testkit.tiny_pipeline import save_tiny_model  # noqa: E402
+
+# Seconds of work on a CPU, so a job is still running when its worker is lost.
+LONG = GenerationRequest(prompt="a lighthouse at dusk", seed=3, width=64, height=64, steps=100, num_images=2)
+QUICK = GenerationRequest(prompt="a red circle", seed=5, width=64, height=64, steps=2, num_images=1)
+PLACE = Place(guild_id=5, channel_id=6)
+JOB_BOUND = 180.0  # seconds a job may take, recovery included, before it counts as lost
+
+
+class Reporter:
+    """What one job's member is told, and when."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.results = 0
+        self.failures = 0
+        self.told_at: float | None = None
+
+    async def waiting(self, position: int) -> None:
+        pass
+
+    async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
+        self.steps += 1
+
+    async def finished(self, outcome: Outcome) -> None:
+        self.results += 1
+        self.told_at = time.time()
+
+    async def failed(self, message: str) -> None:
+        self.failures += 1
+        self.told_at = time.time()
+
+    @property
+    def told(self) -> int:
+        return self.results + self.failures
+
+
+@dataclass
+class Row:
+    scenario: str
+    runs: int = 0
+    completed: int = 0
+    lost: int = 0
+    told_twice: int = 0
+    recovery: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, done: bool, told: int) -> None:
+        self.completed += done and told == 1
+        self.lost += not done
+        self.told_twice += told > 1
+
+    def cells(self) -> list[str]:
+        recovery = (
+            f"{statistics.median(self.recovery):.1f} (max {max(self.recovery):.1f})" if self.recovery else "—"
+        )
+        return [
+            self.scenario,
+            str(self.runs),
+            str(self.completed),
+            str(self.lost),
+            str(self.told_twice),
+            recovery,
+        ]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, folder: Path, model: Path, database_url: str) -> None:
+        self.args = args
+        self.folder = folder
+        self.model = model
+        self.database_url = database_url
+        self.config = FleetConfig(redis_url=args.redis_url, key_prefix=f"kaika-bench-{uuid.uuid4().hex[:8]}")
+        self.workers: list[WorkerProcess] = []
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "executor": "celery",
+            "redis_url": self.config.redis_url,
+            "celery_key_prefix": self.config.key_prefix,
+            "model": str(self.model),
+            "data_dir": self.folder / "data",
+            "database_url": self.database_url,
+            "preview_every": 0,
+            **overrides,
+        }
+        return Settings(_env_file=None, **values)
+
+    def ready_workers(self, count: int) -> None:
+        """`count` live, responsive workers (replacing killed ones)."""
+        self.workers = [w for w in self.workers if w.process.poll() is None]
+        while len(self.workers) < count:
+            log = self.folder / f"worker-{uuid.uuid4().hex[:6]}.log"
+            self.workers.append(WorkerProcess(self.config, self.model, log))
+        for worker in self.workers:
+            worker.wait_ready()
+
+    def record(self, job_id: str) -> dict[str, str]:
+        client = redis.Redis.from_url(self.config.redis_url, decode_responses=True)
+        try:
+            return client.hgetall(JobKeys(self.config.key_prefix, job_id).job)
+        finally:
+            client.close()
+
+    def started_again_at(self, job_id: str) -> float | None:
+        """Unix time the job's second delivery began (from its stream entry's id)."""
+        client = redis.Redis.from_url(self.config.redis_url)
+        try:
+            for entry_id, fields in client.xrange(JobKeys(self.config.key_prefix, job_id).events):
+                if fields[b"type"] == b"started" and fields.get(b"attempt") == b"2":
+                    return int(entry_id.split(b"-")[0]) / 1000
+        finally:
+            client.close()
+        return None
+
+    def finished_entries(self, job_id: str) -> int:
+        client = redis.Redis.from_url(self.config.redis_url)
+        try:
+            entries = client.xrange(JobKeys(self.config.key_prefix, job_id).events)
+            return sum(fields[b"type"] == b"finished" for _, fields in entries)
+        finally:
+            client.close()
+
+    # --- 1 and 2: a worker lost mid-job --------------------------------------------------------------
+
+    async def lost_worker(self, name: str, lose: Callable[[WorkerProcess], None]) -> Row:
+        row = Row(name)
+        services = await Services.open(self.settings())
+        try:
+            for run in range(self.args.runs):
+                self.ready_workers(2)
+                reporter = Reporter()
+                pending = await services.jobs.imagine(Requester(1, "ada"), PLACE, LONG.replace(seed=run))
+                task = pending.start(reporter)
+                assert task is not None
+                await until(lambda r=reporter: r.steps > 0, 90)
+                worker_name = self.record(pending.job.id)["worker"]
+                [holder] = [w for w in self.workers if w.is_named(worker_name)]
+                lose(holder)
+                lost_at = time.time()
+                done = await finished_within(task, JOB_BOUND)
+                again = self.started_again_at(pending.job.id)
+                if again is not None:
+                    row.recovery.append(again - lost_at)
+                if holder.process.poll() is None:  # hung: wake it; it must drop its job without a word
+                    holder.wake()
+                    await until(lambda h=holder: "taken over by another delivery" in h.log(), 60)
+                    await asyncio.sleep(1.0)
+                record = await services.storage.jobs.get(pending.job.id)
+                stored = done and record is not None and record.status is JobStatus.DONE
+                row.runs += 1
+                row.count(stored, reporter.told + max(0, self.finished_entries(pending.job.id) - 1))
+        finally:
+            await services.close()
+        row.notes.append("recovery: seconds from losing the worker to the job starting on another")
+        return row
+
+    # --- 3: a burst over the limits ------------------------------------------------------------------
+
+    async def burst(self) -> Row:
+        row = Row("200 /imagine from 50 members at once (MAX_QUEUE=60, 2 each)")
+        self.ready_workers(2)
+        services = await Services.open(self.settings(max_queue=60, max_jobs_per_user=2))
+        try:
+            members = [Requester(100 + n, f"member{n}") for n in range(50)]
+            reporters: list[tuple[str, Reporter]] = []
+            refused = 0
+
+            async def ask(member: Requester) -> None:
+                nonlocal refused
+                try:
+                    pending = await services.jobs.imagine(member, PLACE, QUICK)
+                except PipelineError:
+                    refused += 1
+                    return
+                reporters.append((pending.job.id, reporter := Reporter()))
+                pending.start(reporter)
+
+            await asyncio.gather(*(ask(members[n % 50]) for n in range(200)))
+            try:
+                async with asyncio.timeout(JOB_BOUND):
+                    await services.jobs.wait_idle()
+            except TimeoutError:
+                pass
+            for job_id, reporter in reporters:
+                record = await services.storage.jobs.get(job_id)
+                row.count(record is not None and record.status is JobStatus.DONE, reporter.told)
+            row.runs = 1
+            report = await services.storage.stats.usage("24h")
+            rate = "n/a" if report.failure_rate is None else f"{report.failure_rate:.0%}"
+            row.notes.append(
+                f"burst: {len(reporters)} accepted, {refused} refused; refusals recorded as failed "
+                f"{report.failed}, /stats failure rate {rate}"
+            )
+        finally:
+            await services.close()
+        return row
+
+    # --- 4: Redis unreachable ------------------------------------------------------------------------
+
+    async def redis_down(self) -> Row:
+        row = Row("Redis unreachable: a request")
+        where = parse_url(self.config.redis_url)
+        with OutageProxy(where.get("host", "127.0.0.1"), where.get("port", 6379)) as proxy:
+            url = f"redis://{proxy.host}:{proxy.port}/{where.get('db', 0)}"
+            services = await Services.open(self.settings(redis_url=url))
+            try:
+                proxy.cut()
+                try:
+                    await services.jobs.imagine(Requester(2, "bo"), PLACE, QUICK)
+                    answer = "accepted"
+                except PipelineError as error:
+                    answer = f"refused ({error})"
+                proxy.restore()
+                recorded = len(await services.storage.jobs.recent_for_user(2))
+                row.runs = 1
+                row.notes.append(f"Redis down: {answer}; jobs recorded {recorded}")
+            finally:
+                await services.close()
+        return row
+
+    # --- 5 and 6: PostgreSQL cut mid-job -------------------------------------------------------------
+
+    async def database_cut(self, restart: bool) -> Row:
+        name = (
+            "PostgreSQL cut mid-job, bot restarted"
+            if restart
+            else f"PostgreSQL cut mid-job ({self.args.outage:g} s)"
+        )
+        row = Row(name)
+        target = make_url(self.database_url)
+        with OutageProxy(target.host or "127.0.0.1", target.port or 5432) as proxy:
+            proxied = target.set(host=proxy.host, port=proxy.port).render_as_string(hide_password=False)
+            for run in range(self.args.runs):
+                self.ready_workers(2)
+                services = await Services.open(self.settings(database_url=proxied))
+                reporter = Reporter()
+                pending = await services.jobs.imagine(Requester(3, "cy"), PLACE, LONG.replace(seed=100 + run))
+                task = pending.start(reporter)
+                assert task is not None and pending.handle is not None
+                await until(lambda r=reporter: r.steps > 0, 90)
+                proxy.cut()
+                cut_at = time.time()
+                await until(lambda h=pending.handle: h.done, JOB_BOUND)  # the images are made
+                await asyncio.sleep(max(0.0, cut_at + self.args.outage - time.time()))
+                if reporter.told:  # during the outage nothing may be told: no result is recorded yet
+                    row.notes.append(f"PostgreSQL: run {run + 1} told its member during the outage")
+                if restart:
+                    await services.close()
+                    proxy.restore()
+                    back_at = time.time()
+                    services = await Services.open(self.settings(database_url=proxied))
+                    again = Reporter()
+                    await recover_unfinished(services.jobs, lambda job, r=again: r, _nothing)
+                    try:
+                        async with asyncio.timeout(JOB_BOUND):
+                            await services.jobs.wait_idle()
+                    except TimeoutError:
+                        pass
+                    told = reporter.told + again.told
+                    told_at = again.told_at
+                else:
+                    proxy.restore()
+                    back_at = time.time()
+                    await finished_within(task, JOB_BOUND)
+                    told = reporter.told
+                    told_at = reporter.told_at
+                record = await services.storage.jobs.get(pending.job.id)
+                await services.close()
+                row.runs += 1
+                row.count(record is not None and record.status is JobStatus.DONE, told)
+                if told_at is not None:
+                    row.recovery.append(told_at - back_at)
+        row.notes.append(
+            "PostgreSQL: recovery is seconds from the database's return (and the restart) to the member told"
+        )
+        return row
+
+
+async def _nothing(job: Any) -> None:
+    pass
+
+
+async def until(condition: Callable[[], bool], seconds: float) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 - polled state of processes and jobs
+            await asyncio.sleep(0.05)
+
+
+async def finished_within(task: asyncio.Task[None], seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            await task
+    except TimeoutError:
+        return False
+    return True
+
+
+def table(rows: list[Row]) -> str:
+    header = ["scenario", "runs", "jobs completed", "lost", "told twice", "seconds to recovery, median (max)"]
+    lines = [header, ["---"] * len(header), *(row.cells() for row in rows)]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+async def create_database(url: str) -> str:
+    name = f"kaika_reliability_{uuid.uuid4().hex[:8]}"
+    await autocommit(url, f'CREATE DATABASE "{name}"')
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+async def autocommit(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--runs", type=int, default=2, help="runs of each lost-worker and outage scenario")
+    parser.add_argument("--outage", type=float, default=10.0, help="seconds PostgreSQL stays cut")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.ERROR)  # the outages make every waiting job log a warning per try
+    started = time.monotonic()
+
+    database = await create_database(args.postgres_url)
+    with tempfile.TemporaryDirectory() as folder:
+        bench = Bench(args, Path(folder), save_tiny_model(Path(folder) / "tiny-sd"), database)
+        print(
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; lease {bench.config.lease_seconds} s, "
+            f"visibility timeout {bench.config.visibility_timeout} s; {args.runs} runs per scenario",
+            flush=True,
+        )
+        try:
+            rows = [
+                await bench.lost_worker("worker killed (kill -9) mid-job", WorkerProcess.kill),
+                await bench.lost_worker("worker hung (SIGSTOP) mid-job", WorkerProcess.hang),
+                await bench.burst(),
+                await bench.redis_down(),
+                await bench.database_cut(restart=False),
+                await bench.database_cut(restart=True),
+            ]
+        finally:
+            for worker in bench.workers:
+                worker.stop()
+            delete_prefix(args.redis_url, bench.config.key_prefix)
+            await autocommit(
+                args.postgres_url, f'DROP DATABASE IF EXISTS "{make_url(database).database}" WITH (FORCE)'
+            )
+    print(table(rows))
+    for note in dict.fromkeys(note for row in rows for note in row.notes):
+        print(f"- {note}")
+    print(f"({time.monotonic() - started:.0f} s in all)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
