@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from bot.progress import JobMessage
-from tests.fixtures.discord_helpers import FAST_STEPS, GRID_LABELS
+from tests.fixtures.discord_helpers import FAST_STEPS, GRID_LABELS, grid_of
 from tests.fixtures.storage import DiskFull
 
 UNAVAILABLE = "Kaika's storage is unavailable right now; try again in a minute."
@@ -60,9 +60,12 @@ async def test_commands_during_a_postgresql_outage_say_storage_is_unavailable(st
     kaika = await start_kaika(database_url=url)
     fake = kaika.fake
     ada = fake.add_member("ada")
+    grid_id, _ = await grid_of(kaika, ada)
     proxy.cut()
     for interaction in [
         await kaika.imagine(ada, f"a lighthouse --steps {FAST_STEPS}"),
+        await fake.press(ada, grid_id, "🔄"),
+        await fake.press(ada, grid_id, "U1"),
         await fake.slash(ada, "info"),
         await fake.slash(ada, "history"),
     ]:
@@ -73,7 +76,7 @@ async def test_commands_during_a_postgresql_outage_say_storage_is_unavailable(st
         ]
         assert all(m["flags"] & 64 for m in replies)  # ephemeral: only the member sees it
     proxy.restore()
-    assert await kaika.services.storage.jobs.recent_for_user(ada.id) == []
+    assert len(await kaika.services.storage.jobs.recent_for_user(ada.id)) == 1  # the grid's job alone
     message = await kaika.finished(await kaika.imagine(ada, f"a lighthouse --steps {FAST_STEPS}"))
     assert fake.labels(int(message["id"])) == GRID_LABELS
 
