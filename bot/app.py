@@ -14,9 +14,18 @@ from bot.errors import reply_error
 from bot.lifecycle import StopRequested, StopSignals, log_in, serve
 from bot.progress import ChannelJobMessage
 from bot.sync import sync_if_changed
-from bot.views import CUSTOM_ID, header, interrupted_notice, reroll_view
+from bot.views import (
+    CUSTOM_ID,
+    REMIX_SUBMIT_EVENT,
+    TOOL_ID,
+    header,
+    interrupted_notice,
+    remix_submission,
+    reroll_view,
+)
 from service.errors import USER_ERRORS, JobGone, SettingError
 from service.jobs import Reporter
+from service.readback import prompt_line
 from service.recovery import recover_unfinished
 from service.settings import Settings, configure_logging, load_settings
 from service.wiring import Services
@@ -84,7 +93,7 @@ class KaikaBot(commands.Bot):
         return ChannelJobMessage(
             self.get_partial_messageable(job.channel_id),
             job.id,
-            header(job.prompt, job.kind, f"<@{job.requester_id}>"),
+            header(prompt_line(job), job.kind, f"<@{job.requester_id}>"),
             interval=self.settings.progress_edit_interval,
             storage=self.services.storage,
         )
@@ -98,11 +107,15 @@ class KaikaBot(commands.Bot):
         )
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        """Answer presses of buttons whose custom_id is not Kaika's grammar at all (forged or ancient)."""
+        """Pass a Remix editor's submission on (as the event `remix_submit`), and answer presses of buttons
+        whose custom_id is not Kaika's grammar at all (forged or ancient)."""
+        if submitted := remix_submission(interaction):
+            self.dispatch(REMIX_SUBMIT_EVENT, interaction, *submitted)
+            return
         if interaction.type is not discord.InteractionType.component:
             return
         custom_id = str((interaction.data or {}).get("custom_id", ""))
-        if CUSTOM_ID.fullmatch(custom_id) is None:
+        if not any(grammar.fullmatch(custom_id) for grammar in (CUSTOM_ID, TOOL_ID)):
             await reply_error(interaction, JobGone())
 
 

@@ -11,6 +11,7 @@ from bot.interactions import Acknowledgement
 from bot.progress import JobMessage
 from bot.views import header
 from service.jobs import PendingJob
+from service.readback import prompt_line
 from service.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ async def start_job(
             return
     reporter = JobMessage(
         interaction,
-        header(pending.job.prompt, pending.job.kind, interaction.user.mention, pending.notes),
+        header(prompt_line(pending.job), pending.job.kind, interaction.user.mention, pending.notes),
         interval=progress_interval,
         storage=services.storage,
     )

@@ -32,6 +32,7 @@ CHOICE_VALUE = 100
 BUTTON_LABEL = 80
 SELECT_OPTION_LABEL = 100
 MODAL_TITLE = 45
+TEXT_INPUT_VALUE = 4000  # a modal's text input: its value and prefilled text
 
 ELLIPSIS = "…"
 

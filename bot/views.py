@@ -1,9 +1,14 @@
-"""What a job's message shows: its header and result lines, and its persistent buttons.
+"""What a job's message shows: its header and result lines, its persistent buttons, and Remix's editor.
 
 Buttons are `DynamicItem`s whose custom_id `kaika:<action>:<job_id>:<index>` names their job, so a
 button works after a restart: the job is loaded from storage when it is pressed. A press is passed
 on as the bot event `job_button` (handled by the imagine extension), which keeps this module below
-the flow that starts jobs and renders them with these views.
+the flow that starts jobs and renders them with these views. The ℹ️ and 🖌 Remix buttons
+(`kaika:info:<job_id>`, `kaika:remix:<job_id>`) start no job: they become the events `job_info` and
+`job_remix`. With Remix on, a press of a button that starts from a prompt (`ButtonAction.remixable`)
+opens a `RemixModal` instead; its submission (`kaika:remixed:<action>:<job_id>:<index>` and the edited
+text, read by `remix_submission` wherever it arrives, so an editor outlives a restart too) becomes the
+event `remix_submit`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Collection, Sequence
 import discord
 
 from bot.errors import reply_error
-from bot.limits import BUTTON_LABEL, MemberText, Part, fit, shorten
+from bot.limits import BUTTON_LABEL, MODAL_TITLE, TEXT_INPUT_VALUE, MemberText, Part, fit, shorten
 from service.errors import JobGone
 from service.jobs import ButtonAction as Action
 from storage.records import JobKind, JobRecord
@@ -22,6 +27,17 @@ from storage.records import JobKind, JobRecord
 CUSTOM_ID = re.compile(r"kaika:(?P<action>[a-z]{1,8}):(?P<job_id>[A-Za-z0-9_-]{1,64}):(?P<index>\d{1,2})")
 # The bot event a press becomes: `on_job_button(interaction, action, job_id, index)`.
 PRESS_EVENT = "job_button"
+# The buttons of a job's message that start no job: ℹ️ (its parameters) and 🖌 Remix (turn Remix on or off).
+TOOL_ID = re.compile(r"kaika:(?P<tool>info|remix):(?P<job_id>[A-Za-z0-9_-]{1,64})")
+# The bot events they become: `on_job_info(interaction, job_id)`, `on_job_remix(interaction, job_id)`.
+INFO_EVENT = "job_info"
+REMIX_EVENT = "job_remix"
+# A Remix editor's submission: `on_remix_submit(interaction, action, job_id, index, prompt)`.
+REMIX_SUBMIT_EVENT = "remix_submit"
+REMIX_MODAL_ID = re.compile(
+    r"kaika:remixed:(?P<action>[a-z]{1,8}):(?P<job_id>[A-Za-z0-9_-]{1,64}):(?P<index>\d{1,2})"
+)
+_PROMPT_INPUT = "prompt"
 
 
 def custom_id(action: Action | str, job_id: str, index: int) -> str:
@@ -70,6 +86,89 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID):
         interaction.client.dispatch(PRESS_EVENT, interaction, action, self.job_id, self.index)
 
 
+_TOOL_LOOKS: dict[str, dict[str, str]] = {"info": {"emoji": "ℹ️"}, "remix": {"emoji": "🖌", "label": "Remix"}}
+
+
+class JobToolButton(discord.ui.DynamicItem[discord.ui.Button], template=TOOL_ID):
+    """ℹ️ or 🖌 Remix on a job's message."""
+
+    def __init__(self, tool: str, job_id: str, *, row: int | None = None) -> None:
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.secondary,
+                row=row,
+                custom_id=f"kaika:{tool}:{job_id}",
+                **_TOOL_LOOKS[tool],
+            )
+        )
+        self.tool = tool
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> JobToolButton:
+        return cls(match["tool"], match["job_id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        interaction.client.dispatch(f"job_{self.tool}", interaction, self.job_id)
+
+
+class RemixModal(discord.ui.Modal):
+    """Remix's editor: the job's prompt and flags, to change before the button's job starts from them.
+
+    Its submission is read by `remix_submission` (the bot's `on_interaction`), not by this object, which
+    lives only in the process that opened it.
+    """
+
+    def __init__(self, action: Action, job_id: str, index: int, prompt: str) -> None:
+        super().__init__(
+            title=shorten(f"Remix: {_PRESSED.get(action, 'edit the prompt')}", MODAL_TITLE),
+            timeout=1.0,  # discord.py needs not keep it: see `remix_submission`
+            custom_id=f"kaika:remixed:{action.value}:{job_id}:{index}",
+        )
+        assert REMIX_MODAL_ID.fullmatch(self.custom_id), self.custom_id
+        self.add_item(
+            discord.ui.TextInput(
+                label="Prompt and flags",
+                style=discord.TextStyle.paragraph,
+                custom_id=_PROMPT_INPUT,
+                default=shorten(prompt, TEXT_INPUT_VALUE),
+                max_length=TEXT_INPUT_VALUE,
+            )
+        )
+
+
+def remix_submission(interaction: discord.Interaction) -> tuple[str, str, int, str] | None:
+    """(action, job id, image index, edited text) of a submitted Remix editor; None for any other interaction."""
+    if interaction.type is not discord.InteractionType.modal_submit:
+        return None
+    data: dict = interaction.data or {}  # type: ignore[assignment]
+    match = REMIX_MODAL_ID.fullmatch(str(data.get("custom_id", "")))
+    if match is None:
+        return None
+    text = next((c.get("value", "") for c in _inputs(data) if c.get("custom_id") == _PROMPT_INPUT), "")
+    return match["action"], match["job_id"], int(match["index"]), text
+
+
+def _inputs(component: dict) -> list[dict]:
+    """The text inputs of a submitted modal, in action rows or labels (both are how Discord sends them)."""
+    found = [component] if component.get("type") == discord.ComponentType.text_input.value else []
+    for child in [*component.get("components", []), component.get("component") or {}]:
+        if child:
+            found += _inputs(child)
+    return found
+
+
+# What the editor's title says the pressed button will do.
+_PRESSED = {
+    Action.VARY: "vary this image",
+    Action.VARY_SUBTLE: "Vary (Subtle)",
+    Action.VARY_STRONG: "Vary (Strong)",
+    Action.REROLL: "re-roll the prompt",
+}
+
+
 def grid_view(
     job_id: str, num_images: int = 4, offered: Collection[Action] = frozenset(Action)
 ) -> discord.ui.View:
@@ -77,7 +176,7 @@ def grid_view(
     buttons = [JobButton(Action.UPSCALE, job_id, i, label=f"U{i + 1}", row=0) for i in range(num_images)]
     buttons += [JobButton(Action.VARY, job_id, i, label=f"V{i + 1}", row=1) for i in range(num_images)]
     buttons.append(JobButton(Action.REROLL, job_id, 0, emoji="🔄", row=1))
-    return _view(buttons, offered)
+    return _view(buttons, offered, job_id)
 
 
 def single_view(
@@ -89,7 +188,7 @@ def single_view(
         JobButton(Action.UPSCALE_SUBTLE, job_id, index, label="Upscale (Subtle)", row=1),
         JobButton(Action.UPSCALE_CREATIVE, job_id, index, label="Upscale (Creative)", row=1),
     ]
-    return _view(buttons, offered)
+    return _view(buttons, offered, job_id)
 
 
 def result_view(
@@ -101,12 +200,18 @@ def result_view(
     return grid_view(job_id, num_images, offered)
 
 
-def _view(buttons: list[JobButton], offered: Collection[Action]) -> discord.ui.View:
+def _view(buttons: list[JobButton], offered: Collection[Action], job_id: str) -> discord.ui.View:
+    """The `offered` buttons, then ℹ️ and 🖌 Remix on the last row."""
     view = discord.ui.View(timeout=None)
     for button in buttons:
         if button.action in offered:
             view.add_item(button)
+    view.add_item(JobToolButton("info", job_id, row=TOOL_ROW))
+    view.add_item(JobToolButton("remix", job_id, row=TOOL_ROW))
     return view
+
+
+TOOL_ROW = 4  # Discord's last row of buttons: the rows above are the job's own
 
 
 def reroll_view(job_id: str) -> discord.ui.View:
@@ -116,7 +221,8 @@ def reroll_view(job_id: str) -> discord.ui.View:
 
 
 def header(job_prompt: str, kind: JobKind, mention: str, notes: Sequence[str] = ()) -> tuple[Part, ...]:
-    """The first line of a job's message: its prompt, what kind of job, and whose; then any notes on it.
+    """The first line of a job's message: its prompt and flags (`service.readback.prompt_line`), what kind of
+    job, and whose; then any notes on it.
 
     In parts for `bot.limits.fit`, which shortens the prompt when the whole message would be too long.
     """
@@ -125,7 +231,8 @@ def header(job_prompt: str, kind: JobKind, mention: str, notes: Sequence[str] = 
         JobKind.REROLL: " (re-roll)",
         JobKind.VARIATION: " (variations)",
         JobKind.UPSCALE: " (upscale)",
-    }[kind]
+        JobKind.REMIX: " (remix)",
+    }.get(kind, f" ({kind})")
     return ("**", MemberText(job_prompt), f"**{what} — {mention}", *(f"\n-# {note}" for note in notes))
 
 

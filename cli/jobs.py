@@ -56,6 +56,7 @@ def add_job_commands(commands: argparse._SubParsersAction) -> None:
         "--strong as Vary (Strong) (V1–V4 on a grid).",
     )
     vary.add_argument("--strong", action="store_true", help="vary more, as Vary (Strong)")
+    _add_prompt_argument(vary)
     upscale = _add_press_command(
         commands,
         "upscale",
@@ -64,13 +65,14 @@ def add_job_commands(commands: argparse._SubParsersAction) -> None:
         "does; --creative as Upscale (Creative). The job belongs to the image's owner.",
     )
     upscale.add_argument("--creative", action="store_true", help="refine more freely, as Upscale (Creative)")
-    _add_press_command(
+    reroll = _add_press_command(
         commands,
         "reroll",
         help="the prompt of a job again with a new seed (the 🔄 button)",
         description="Four new images from the prompt and settings of job JOB, with a new seed, as 🔄 does.",
         with_index=False,
     )
+    _add_prompt_argument(reroll)
 
 
 def _add_press_command(
@@ -102,6 +104,14 @@ def _add_common_arguments(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_prompt_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--prompt",
+        metavar="TEXT",
+        help="Remix: this prompt and flags instead of the job's (see kaika info JOB); recorded as a remix",
+    )
+
+
 def _image_number(text: str) -> int:
     try:
         number = int(text)
@@ -119,6 +129,7 @@ class Press:
     action: ButtonAction
     job_id: str
     number: int
+    prompt: str | None = None  # Remix: the edited prompt and flags
 
 
 def _press_of(args: argparse.Namespace) -> Press:
@@ -130,7 +141,7 @@ def _press_of(args: argparse.Namespace) -> Press:
         action = ButtonAction.UPSCALE_CREATIVE if args.creative else ButtonAction.UPSCALE_SUBTLE
     else:
         action = ButtonAction.REROLL
-    return Press(action, args.job.strip(), getattr(args, "index", 1))
+    return Press(action, args.job.strip(), getattr(args, "index", 1), prompt=getattr(args, "prompt", None))
 
 
 def _run_imagine(args: argparse.Namespace) -> int:
@@ -212,7 +223,12 @@ async def press(
     services = await Services.open(settings)
     try:
         pending = await services.jobs.press(
-            _local_user(owner), Place(None, None), press.action, parent.id, press.number - 1
+            _local_user(owner),
+            Place(None, None),
+            press.action,
+            parent.id,
+            press.number - 1,
+            prompt=press.prompt,
         )
         return await _follow(services, pending, label), pending.request
     finally:
@@ -220,11 +236,16 @@ async def press(
 
 
 async def _check_press(settings: Settings, press: Press) -> JobRecord:
-    """The recorded job `press` acts on, or the user's error: no such job, not finished, no such image."""
+    """The recorded job `press` acts on, or the user's error: no such job, not finished, no such image, a
+    Remix prompt with a bad flag."""
     from cli.errors import NoSuchImage
+    from pipeline.families import UNKNOWN_FAMILY
+    from pipeline.prompt import parse_prompt
     from service.jobs import ButtonAction, pressable
     from service.wiring import open_storage
 
+    if press.prompt is not None:
+        parse_prompt(press.prompt, family=UNKNOWN_FAMILY)  # the flags; the size is settled after loading
     storage = await open_storage(settings)
     try:
         parent = await pressable(storage, press.job_id, press.action)

@@ -1,4 +1,4 @@
-"""The `kaika` command: the job commands (`imagine`, `vary`, `upscale`, `reroll`, in `cli.jobs`), and
+"""The `kaika` command: the job commands (`imagine`, `vary`, `upscale`, `reroll`, in `cli.jobs`), `kaika info`, and
 `kaika bot`, `kaika worker`, `kaika healthcheck`, `kaika train-demo`, `kaika eval-demo`."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import re
 import sys
 from typing import Any, NoReturn
 
+from cli.info import add_info_command
 from cli.jobs import add_job_commands
 
 # A job id is 12 URL-safe characters (`storage.new_job_id`), so one in 64 starts with a dash.
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="kaika", description="Kaika: your own Midjourney-style image bot.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_job_commands(commands)
+    add_info_command(commands)
     _add_worker_command(commands)
     _add_bot_command(commands)
     _add_healthcheck_command(commands)

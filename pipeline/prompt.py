@@ -18,7 +18,7 @@ import random
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from pipeline.errors import RequestError
 from pipeline.families import ModelFamily
@@ -231,10 +231,33 @@ def _parse_one(
         chaos=chaos,
         stylize=stylize,
         model=model,
+        flags=_flags_text(flags),
         tile="tile" in values,
         quality=quality,
     )
     return _Parsed(request.validate(limits), repeat, seed_given="seed" in values)
+
+
+class TypedFlag(NamedTuple):
+    """A flag as the member typed it (`typed` is `s` for `--s`) and the name it stands for."""
+
+    typed: str
+    canonical: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"--{self.typed} {self.value}".rstrip()
+
+
+def split_prompt(text: str) -> tuple[str, list[TypedFlag]]:
+    """The description and the flags of `text`, each as typed (an em dash reads `--`); raises `RequestError`
+    for an unknown flag or one without its value, as `parse_prompt` does."""
+    description, flags = _split_flags(text)
+    return description, [TypedFlag(*flag) for flag in flags]
+
+
+def _flags_text(flags: list[tuple[str, str, str]]) -> str:
+    return " ".join(str(TypedFlag(*flag)) for flag in flags)
 
 
 def _split_flags(text: str) -> tuple[str, list[tuple[str, str, str]]]:

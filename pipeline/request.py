@@ -55,6 +55,7 @@ class GenerationRequest:
     model: str | None = None  # None = the default model
     tile: bool = False  # --tile: the image repeats seamlessly across its edges
     quality: float = 1.0  # --q as asked; `steps` already holds what it means
+    flags: str = ""  # the flags as the member typed them (`--ar 3:2 --s 200`), shown back beside the prompt
 
     @property
     def seeds(self) -> list[int]:

@@ -1,30 +1,58 @@
-"""A user's saved defaults (/settings): flags applied to their prompts when the prompt leaves them out."""
+"""A user's saved defaults (/settings): flags applied to their prompts when the prompt leaves them out, a
+suffix added to every prompt (Midjourney's /prefer suffix), and whether Remix is on."""
 
 from __future__ import annotations
 
-# Flags a saved default may supply when the prompt does not give them.
-DEFAULT_FLAGS = ("ar", "stylize", "chaos", "steps", "model")
-# Short forms a prompt may use for a flag, which count as giving it.
-_ALIASES = {"stylize": "s", "chaos": "c"}
+from pipeline.prompt import split_prompt
+
+# Flags a saved default may supply when the prompt does not give them (NEGATIVE: the negative prompt).
+NEGATIVE = "no"
+DEFAULT_FLAGS = ("ar", "stylize", "chaos", "steps", "model", NEGATIVE)
+# Saved besides the flags: text added to every prompt, and Remix (buttons open the prompt to edit first).
+SUFFIX = "suffix"
+REMIX = "remix"
+SAVED_KEYS = (*DEFAULT_FLAGS, SUFFIX, REMIX)
 
 
 def with_defaults(prompt: str, model: str | None, defaults: dict[str, object]) -> str:
-    """The prompt with `--model` from the option and the user's saved defaults for flags it lacks."""
-    text = prompt
-    lowered = f" {prompt.lower()} "
+    """The prompt with `--model model`, the user's suffix and their saved defaults for flags it lacks.
+
+    The suffix's words follow the prompt's description and its flags count where the prompt gives none of
+    its own, as do the saved flags after them. Raises the prompt parser's RequestError for an unknown flag.
+    """
+    description, flags = split_prompt(prompt)
+    given = {flag.canonical for flag in flags}
+    words = [description]
+    shown = [str(flag) for flag in flags]
+    suffix = defaults.get(SUFFIX)
+    if isinstance(suffix, str) and suffix:
+        suffix_words, suffix_flags = split_prompt(suffix)
+        words.append(suffix_words)
+        for flag in suffix_flags:
+            if flag.canonical not in given:
+                shown.append(str(flag))
+                given.add(flag.canonical)
     if model:
-        text += f" --model {model}"
+        shown.append(f"--model {model}")  # given twice if the prompt has --model too: the parser says so
+        given.add("model")
     for flag in DEFAULT_FLAGS:
         value = defaults.get(flag)
-        if value is None or f" --{flag}" in lowered or (flag == "model" and model):
-            continue
-        alias = _ALIASES.get(flag)
-        if alias and f" --{alias} " in lowered:
-            continue
-        text += f" --{flag} {value}"
-    return text
+        if value is not None and flag not in given:
+            shown.append(f"--{flag} {value}")
+    return " ".join(part for part in (*words, *shown) if part)
+
+
+def remix_on(defaults: dict[str, object]) -> bool:
+    return bool(defaults.get(REMIX))
 
 
 def format_defaults(defaults: dict[str, object]) -> str:
-    shown = [f"--{k} {v}" for k, v in sorted(defaults.items()) if k in DEFAULT_FLAGS]
-    return " ".join(shown) if shown else "none"
+    """The saved flags and Remix as /settings and /info show them; the negative prompt and the suffix are the
+    member's own words, which a front end shows apart (escaped)."""
+    flags = " ".join(
+        f"--{k} {v}" for k, v in sorted(defaults.items()) if k in DEFAULT_FLAGS and k != NEGATIVE
+    )
+    shown = [flags] if flags else []
+    if remix_on(defaults):
+        shown.append("Remix on")
+    return "; ".join(shown) or "none"

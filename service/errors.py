@@ -41,6 +41,13 @@ class NotOffered(UserError):
         )
 
 
+class NotRemixable(UserError):
+    """An edited prompt (Remix) given to a button that does not start from a prompt (an upscale)."""
+
+    def __init__(self) -> None:
+        super().__init__("Remix edits the prompt of Vary and 🔄; this button keeps its image's prompt.")
+
+
 class SettingError(UserError):
     """A setting keeps Kaika from starting: its value is invalid, or what it points at cannot be reached or
     written. The message names the setting (as in `.env`) and what to fix, on one line."""

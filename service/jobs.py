@@ -40,8 +40,9 @@ from pipeline.request import (
     variation_request,
 )
 from service.admission import Capacity, Place, Requester, Slot, check_may_press, check_prompt, daily_quota
-from service.defaults import DEFAULT_FLAGS, with_defaults
-from service.errors import JobGone, JobNotDone, NotOffered
+from service.defaults import DEFAULT_FLAGS, REMIX, SAVED_KEYS, SUFFIX, remix_on, with_defaults
+from service.errors import JobGone, JobNotDone, NotOffered, NotRemixable
+from service.readback import prompt_line
 from storage import Storage
 from storage.errors import IllegalTransition, StorageError, StorageUnavailable
 from storage.errors import JobNotFound as StorageJobNotFound
@@ -68,6 +69,7 @@ REQUEST_PARAMS = (
     "stylize",
     "tile",
     "quality",
+    "flags",
 )
 
 
@@ -81,6 +83,23 @@ class ButtonAction(StrEnum):
     VARY_STRONG = "vx"
     UPSCALE_SUBTLE = "us"
     UPSCALE_CREATIVE = "uc"
+
+    @property
+    def remixable(self) -> bool:
+        """Whether, with Remix on, this button opens its prompt to edit before the job starts."""
+        return self in REMIXABLE
+
+
+# The buttons Remix acts on: each starts from a job's prompt (a new button opts in by joining this set).
+REMIXABLE = frozenset(
+    {ButtonAction.VARY, ButtonAction.VARY_SUBTLE, ButtonAction.VARY_STRONG, ButtonAction.REROLL}
+)
+
+
+def remixed_kind(kind: JobKind) -> JobKind:
+    """The kind a job gets when its button's prompt was edited with Remix: a variation or a re-roll becomes
+    a remix; a kind that says more about its images (an upscale) keeps saying it."""
+    return JobKind.REMIX if kind in (JobKind.VARIATION, JobKind.REROLL) else kind
 
 
 # What a button needs of the model that made the job's images.
@@ -225,17 +244,35 @@ class JobService:
     async def save_defaults(
         self, user_id: int, given: dict[str, object], *, reset: bool = False
     ) -> dict[str, object]:
-        """Forget the user's defaults (`reset`), then save `given` flags; returns the defaults now saved.
+        """Forget the user's defaults (`reset`), then save `given` ones; returns the defaults now saved.
 
-        The prompt parser judges what a flag may be: a bad value raises its RequestError, saving nothing.
+        `given` holds flags (`DEFAULT_FLAGS`: "ar", …, "no" for the negative prompt), "suffix" (text added to
+        every prompt; "none" forgets it) and "remix" (a bool). The prompt parser judges what a flag and a
+        suffix may be: a bad value raises its RequestError, saving nothing.
         """
-        if given:
-            self.parse("settings check " + " ".join(f"--{k} {v}" for k, v in given.items()))
+        values = {k: v for k, v in given.items() if k in DEFAULT_FLAGS}
+        suffix = given.get(SUFFIX)
+        if isinstance(suffix, str):
+            suffix = " ".join(suffix.split())
+            values[SUFFIX] = None if suffix.lower() in ("", "none") else suffix
+        if REMIX in given:
+            values[REMIX] = True if given[REMIX] else None  # off is the default: nothing kept
+        checked = " ".join(f"--{k} {v}" for k, v in values.items() if k in DEFAULT_FLAGS)
+        if values.get(SUFFIX):
+            checked = f"{values[SUFFIX]} {checked}"
+        if checked:
+            self.parse(with_defaults("settings check", None, {SUFFIX: checked}))
         if reset:
-            await self.storage.users.set_defaults(user_id, **dict.fromkeys(DEFAULT_FLAGS))
-        if given:
-            await self.storage.users.set_defaults(user_id, **given)
+            await self.storage.users.set_defaults(user_id, **dict.fromkeys(SAVED_KEYS))
+        if values:
+            await self.storage.users.set_defaults(user_id, **values)  # type: ignore[arg-type]
         return await self.storage.users.defaults(user_id)
+
+    async def toggle_remix(self, user_id: int) -> bool:
+        """Turn the user's Remix on if it was off, off if it was on; returns whether it is on now."""
+        on = not remix_on(await self.storage.users.defaults(user_id))
+        await self.storage.users.set_defaults(user_id, **{REMIX: True if on else None})
+        return on
 
     def resume(
         self,
@@ -320,13 +357,64 @@ class JobService:
         return handle
 
     async def press(
-        self, requester: Requester, place: Place, action: ButtonAction, parent_id: str, index: int
+        self,
+        requester: Requester,
+        place: Place,
+        action: ButtonAction,
+        parent_id: str,
+        index: int,
+        *,
+        prompt: str | None = None,
     ) -> PendingJob:
         """Check and record the job a button on job `parent_id` asks for.
 
+        With `prompt` (Remix: the job's prompt and flags as the member edited them), the new job starts from
+        the same image with that prompt instead, recorded as a remix (see `remixed_kind`).
+
         Raises JobGone for a job that does not exist (deleted, forged id) or has no such image,
-        NotAllowed where the guild lets only owners press buttons, and the errors of `imagine`.
+        NotAllowed where the guild lets only owners press buttons, NotRemixable for a `prompt` on a button
+        Remix does not act on, and the errors of `imagine` (of the edited prompt too).
         """
+        parent, settings = await self._pressable(requester, place, action, parent_id, index)
+        start_from = request_of(parent)
+        if prompt is not None:
+            if not action.remixable:
+                raise NotRemixable()
+            start_from = self.parse(prompt)
+            check_prompt(start_from.prompt, start_from.negative_prompt, settings)
+            if action not in self.offered(start_from.model):
+                raise NotOffered()
+        kind, request = await self._derive(action, parent, start_from, index)
+        image_index = None if kind is JobKind.REROLL else index
+        return await self._admit(
+            requester,
+            place,
+            settings,
+            kind if prompt is None else remixed_kind(kind),
+            request,
+            parent=parent,
+            index=image_index,
+            copy=action is ButtonAction.UPSCALE,
+        )
+
+    async def remix_prompt(
+        self, requester: Requester, place: Place, action: ButtonAction, parent_id: str, index: int
+    ) -> str | None:
+        """The text a Remix editor opens with (the job's prompt and flags) when the member has Remix on and
+        `action` is one Remix acts on; None when the press should start its job as it is.
+
+        Refuses what `press` would refuse of the job itself before anyone types (JobGone, NotAllowed, …).
+        """
+        if not action.remixable or not remix_on(await self.storage.users.defaults(requester.user_id)):
+            return None
+        parent, _ = await self._pressable(requester, place, action, parent_id, index)
+        return prompt_line(parent)
+
+    async def _pressable(
+        self, requester: Requester, place: Place, action: ButtonAction, parent_id: str, index: int
+    ) -> tuple[JobRecord, GuildSettings]:
+        """The job a press of `action` on image `index` of `parent_id` starts from, and the guild's settings,
+        once the press is allowed."""
         parent = await self.storage.jobs.get(parent_id)
         if parent is None:
             raise JobGone()
@@ -338,17 +426,7 @@ class JobService:
         check_may_press(requester, parent, settings)
         if action not in self.offered(parent.model):
             raise NotOffered()
-        kind, request = await self._derive(action, parent, request_of(parent), index)
-        return await self._admit(
-            requester,
-            place,
-            settings,
-            kind,
-            request,
-            parent=parent,
-            index=None if kind is JobKind.REROLL else index,
-            copy=action is ButtonAction.UPSCALE,
-        )
+        return parent, settings
 
     async def _derive(
         self, action: ButtonAction, parent: JobRecord, parent_request: GenerationRequest, index: int

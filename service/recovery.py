@@ -76,6 +76,8 @@ async def _rebuild(
     request = request_of(job)
     if job.kind is JobKind.IMAGINE or job.kind is JobKind.REROLL:
         return request, None
+    if job.kind is JobKind.REMIX and job.parent_image_index is None:  # a re-roll with an edited prompt
+        return request, None
     parent = await service.storage.jobs.get(job.parent_job_id) if job.parent_job_id else None
     index = job.parent_image_index
     if parent is None or index is None or not 0 <= index < len(parent.images):

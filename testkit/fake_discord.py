@@ -2,8 +2,8 @@
 
 The real discord.py client connects to it through the `DISCORD_API_BASE` and `DISCORD_GATEWAY_URL`
 settings. It answers login, command sync, the gateway handshake and heartbeats; it dispatches
-`INTERACTION_CREATE` for slash commands and button presses built from what the bot really synced
-and sent; it keeps every message the bot created or edited (with attachment bytes) and records
+`INTERACTION_CREATE` for slash commands, button presses and modal submissions built from what the
+bot really synced and sent; it keeps every message the bot created or edited (with attachment bytes) and records
 every REST call. Request bodies are validated against Discord's OpenAPI spec when it is present
 at `../shared/discord-api-spec/openapi.json` next to the repository.
 
@@ -215,7 +215,7 @@ class FakeUser:
 class FakeInteraction:
     id: int
     token: str
-    kind: int  # 2 = application command, 3 = component, 4 = autocomplete
+    kind: int  # 2 = application command, 3 = component, 4 = autocomplete, 5 = modal submit
     user: FakeUser
     payload: dict[str, Any]
     dispatched_at: float
@@ -526,6 +526,54 @@ class FakeDiscord:
             raise AssertionError(f"message {message_id} has no button {custom_id!r}")
         data = {"custom_id": custom_id, "component_type": 2}
         return await self._dispatch_interaction(3, user, data, message=message)
+
+    def modal(self, interaction: FakeInteraction) -> dict[str, Any]:
+        """The modal the bot opened in answer to `interaction` (its callback's data)."""
+        if interaction.response_type != 9 or interaction.response is None:
+            raise AssertionError(f"the bot answered with type {interaction.response_type}, not a modal")
+        return interaction.response["data"]
+
+    def modal_inputs(self, interaction: FakeInteraction) -> dict[str, dict[str, Any]]:
+        """The text inputs of the modal opened in answer to `interaction`, by label (Discord shows a label)."""
+        inputs = {}
+        for row in self.modal(interaction)["components"]:
+            if row.get("type") == 18:  # a label holding its component
+                inputs[row["label"]] = row["component"]
+            else:  # an action row of text inputs, each with its own label
+                inputs.update((c["label"], c) for c in row.get("components", []) if c.get("type") == 4)
+        return inputs
+
+    async def submit_modal(
+        self, user: FakeUser, opened: FakeInteraction, values: dict[str, str] | None = None
+    ) -> FakeInteraction:
+        """Submit the modal the bot opened in answer to `opened`, as Discord's client does: each text input
+        with `values[label]`, or what it was prefilled with. Like the client, it refuses to submit an empty
+        required input or a value outside the input's length bounds."""
+        values = dict(values or {})
+        modal = self.modal(opened)
+        submitted = []
+        for row in modal["components"]:
+            if row.get("type") == 18:
+                submitted.append(
+                    {"type": 18, "component": self._filled(row["component"], row["label"], values)}
+                )
+            else:
+                inputs = [c for c in row.get("components", []) if c.get("type") == 4]
+                filled = [self._filled(c, c["label"], values) for c in inputs]
+                submitted.append({"type": 1, "components": filled})
+        if values:
+            raise AssertionError(f"the modal has no inputs labelled {sorted(values)}")
+        data = {"custom_id": modal["custom_id"], "components": submitted}
+        return await self._dispatch_interaction(5, user, data, message=opened.payload.get("message"))
+
+    @staticmethod
+    def _filled(text_input: dict[str, Any], label: str, values: dict[str, str]) -> dict[str, Any]:
+        value = values.pop(label, text_input.get("value") or "")
+        if text_input.get("required", True) and not value:
+            raise AssertionError(f"Discord does not submit a modal whose required {label!r} is empty")
+        if not text_input.get("min_length", 0) <= len(value) <= text_input.get("max_length", 4000):
+            raise AssertionError(f"Discord does not submit {label!r} of {len(value)} characters")
+        return {"type": 4, "custom_id": text_input["custom_id"], "value": value}
 
     async def wait_acked(self, interaction: FakeInteraction, seconds: float = 10.0) -> FakeInteraction:
         await self.wait_until(lambda: interaction.acked_at is not None, seconds)

@@ -1,4 +1,4 @@
-"""/imagine and the job buttons: check, acknowledge, record, then report as the job runs."""
+"""/imagine and the job buttons (with Remix's editor): check, acknowledge, record, then report as the job runs."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import reply_error
 from bot.flow import start_job
-from bot.interactions import KaikaCog, place
+from bot.interactions import Acknowledgement, KaikaCog, place
 from bot.limits import fit_choices
-from bot.views import PRESS_EVENT, JobButton
+from bot.views import PRESS_EVENT, REMIX_EVENT, REMIX_SUBMIT_EVENT, JobButton, JobToolButton, RemixModal
+from service.errors import JobGone
 from service.jobs import ButtonAction, PendingJob
+
+REMIX_ON = (
+    "Remix is on: V1–V4, Vary and 🔄 now open the prompt and its flags for you to edit before the new job "
+    "starts from the same image. Press 🖌 Remix again (or `/settings remix:False`) to turn it off."
+)
+REMIX_OFF = "Remix is off: the buttons start their jobs from the prompt as it is."
 
 
 class ImagineCog(KaikaCog):
@@ -46,18 +54,60 @@ class ImagineCog(KaikaCog):
     async def press(
         self, interaction: discord.Interaction, action: ButtonAction, job_id: str, index: int
     ) -> None:
-        """A job button was pressed (see `bot.views.JobButton`)."""
+        """A job button was pressed (see `bot.views.JobButton`); with Remix on, its editor opens first."""
+        try:
+            text = await self.services.jobs.remix_prompt(
+                self.requester(interaction), place(interaction), action, job_id, index
+            )
+        except Exception as error:
+            await reply_error(interaction, error)
+            return
+        if text is not None:
+            await interaction.response.send_modal(RemixModal(action, job_id, index, text))
+            return
+        await self._start_press(interaction, action, job_id, index)
 
+    @commands.Cog.listener(f"on_{REMIX_SUBMIT_EVENT}")
+    async def remix_submit(
+        self, interaction: discord.Interaction, action: str, job_id: str, index: int, prompt: str
+    ) -> None:
+        """A Remix editor was submitted (see `bot.views.remix_submission`): the job starts from the edited prompt."""
+        try:
+            pressed = ButtonAction(action)
+        except ValueError:  # the grammar's shape with an action Kaika never made
+            await reply_error(interaction, JobGone())
+            return
+        await self._start_press(interaction, pressed, job_id, index, prompt)
+
+    async def _start_press(
+        self,
+        interaction: discord.Interaction,
+        action: ButtonAction,
+        job_id: str,
+        index: int,
+        prompt: str | None = None,
+    ) -> None:
         async def prepare() -> PendingJob:
             return await self.services.jobs.press(
-                self.requester(interaction), place(interaction), action, job_id, index
+                self.requester(interaction), place(interaction), action, job_id, index, prompt=prompt
             )
 
         await start_job(
             interaction, self.services, prepare, progress_interval=self.config.progress_edit_interval
         )
 
+    @commands.Cog.listener(f"on_{REMIX_EVENT}")
+    async def toggle_remix(self, interaction: discord.Interaction, job_id: str) -> None:
+        """🖌 Remix was pressed: the member's Remix goes on or off (as `/settings remix`)."""
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            try:
+                on = await self.services.jobs.toggle_remix(interaction.user.id)
+            except Exception as error:
+                await ack.fail(error)
+                return
+            await ack.send(REMIX_ON if on else REMIX_OFF)
+
 
 async def setup(bot: commands.Bot) -> None:
-    bot.add_dynamic_items(JobButton)
+    bot.add_dynamic_items(JobButton, JobToolButton)
     await bot.add_cog(ImagineCog(bot.services, bot.settings))  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""Commands about your own jobs: /info, /history, /show, /settings, /delete."""
+"""Commands about your own jobs: /info, /history, /show, /settings, /delete, and a job's ℹ️ button."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.interactions import Acknowledgement, KaikaCog
-from bot.limits import MemberText, Part, fit
+from bot.limits import MemberText, Part, fit, shorten
 from bot.progress import fit_attachment
-from bot.views import header, message_link, result_view
+from bot.views import INFO_EVENT, header, message_link, result_view
 from pipeline.images import decode_image, display_grid, encode_png
-from service.defaults import format_defaults
+from service.defaults import NEGATIVE, SUFFIX, format_defaults
 from service.errors import JobGone, JobNotDone
-from storage.records import JobStatus
+from service.readback import parameters_of, prompt_line, settings_lines, shown_flags
+from storage.records import JobRecord, JobStatus
 
 # A prompt named in a list or a confirmation is shown to this many characters at most.
 PROMPT_IN_LIST = 80
@@ -42,9 +43,8 @@ class UserCog(KaikaCog):
                 f"Your jobs queued or running: {services.jobs.in_flight(interaction.user.id)} "
                 f"(at most {services.jobs.capacity.max_jobs_per_user} at once)",
                 f"Jobs waiting or running for everyone: {services.jobs.capacity.in_flight()} (at most {services.jobs.capacity.max_queue})",
-                f"Your defaults: {format_defaults(defaults)}",
             ]
-            await ack.send("\n".join(lines))
+            await ack.send(fit("\n".join(lines), "\n", *defaults_parts(defaults)))
 
     @app_commands.command(name="history", description="Your recent jobs, with links to their messages")
     async def history(self, interaction: discord.Interaction) -> None:
@@ -57,8 +57,11 @@ class UserCog(KaikaCog):
             for job in jobs:
                 link = message_link(job)
                 where = f" — {link}" if link else ""
+                seed = "" if job.seed is None else f" (seed {job.seed})"
                 lines += ["\n" if lines else "", f"`{job.id}` {job.kind} {job.status}: "]
-                lines += [MemberText(job.prompt, at_most=PROMPT_IN_LIST), where]
+                # The prompt to PROMPT_IN_LIST characters, then all its flags.
+                shown = " ".join(p for p in (shorten(job.prompt, PROMPT_IN_LIST), shown_flags(job)) if p)
+                lines += [MemberText(shown), seed, where]
             await ack.send(fit(*lines))
 
     @app_commands.command(name="show", description="Post a finished job again, with its buttons")
@@ -75,7 +78,7 @@ class UserCog(KaikaCog):
         data, extension = await asyncio.to_thread(_showable, images, interaction.filesize_limit)
         view = result_view(job.id, len(images), self.services.jobs.offered(job.model))
         await interaction.edit_original_response(
-            content=fit(*header(job.prompt, job.kind, f"<@{job.owner_id}>")),
+            content=fit(*header(prompt_line(job), job.kind, f"<@{job.owner_id}>", [seeds_note(job)])),
             attachments=[discord.File(io.BytesIO(data), filename=f"kaika_{job.id}.{extension}")],
             view=view,
         )
@@ -89,6 +92,9 @@ class UserCog(KaikaCog):
         chaos="--chaos 0 to 100",
         steps="--steps",
         model="--model",
+        negative="What to leave out of every image when the prompt has no --no (none: forget it)",
+        suffix="Words and flags added to every prompt, such as: oil painting --ar 3:2 (none: forget it)",
+        remix="Remix: V, Vary and 🔄 open the prompt for you to edit first",
         reset="Forget all your defaults",
     )
     async def settings(
@@ -99,14 +105,18 @@ class UserCog(KaikaCog):
         chaos: int | None = None,
         steps: int | None = None,
         model: str | None = None,
+        negative: str | None = None,
+        suffix: str | None = None,
+        remix: bool | None = None,
         reset: bool = False,
     ) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
             given = {"ar": ar, "stylize": stylize, "chaos": chaos, "steps": steps, "model": model}
+            given |= {NEGATIVE: negative, SUFFIX: suffix, "remix": remix}
             given = {k: v for k, v in given.items() if v is not None}
             defaults = await self.services.jobs.save_defaults(interaction.user.id, given, reset=reset)
             verb = "Saved. " if given or reset else ""
-            await ack.send(f"{verb}Your defaults: {format_defaults(defaults)}")
+            await ack.send(fit(verb, *defaults_parts(defaults)))
 
     @app_commands.command(
         name="delete", description="Delete one of your jobs and its images (admins: any job)"
@@ -118,6 +128,44 @@ class UserCog(KaikaCog):
             await ack.send(
                 fit(f"Deleted job `{job.id}` (", MemberText(job.prompt, at_most=PROMPT_IN_LIST), ").")
             )
+
+    @commands.Cog.listener(f"on_{INFO_EVENT}")
+    async def job_info(self, interaction: discord.Interaction, job_id: str) -> None:
+        """ℹ️ on a job's message: its full parameters, to the member alone."""
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            try:
+                job = await self.services.storage.jobs.get(job_id)
+                if job is None:
+                    raise JobGone()
+            except Exception as error:
+                await ack.fail(error)
+                return
+            await ack.send(fit(*parameter_parts(job)))
+
+
+def parameter_parts(job: JobRecord) -> list[Part]:
+    """What ℹ️ shows of a job: its prompt and flags, negative prompt, each image's seed, model, steps,
+    guidance, size and the job it comes from."""
+    parameters = parameters_of(job)
+    parts: list[Part] = [f"**Job `{job.id}`** ({job.kind}, {job.status}) — <@{job.owner_id}>\nPrompt: "]
+    parts.append(MemberText(prompt_line(job)))
+    if job.negative_prompt:
+        parts += ["\nNegative prompt: ", MemberText(job.negative_prompt)]
+    parts.append("".join(f"\n{line}" for line in settings_lines(parameters)))
+    return parts
+
+
+def seeds_note(job: JobRecord) -> str:
+    return "Seeds: " + ", ".join(str(image.seed) for image in job.images)
+
+
+def defaults_parts(defaults: dict[str, object]) -> list[Part]:
+    """The member's saved defaults; their own words (negative prompt, suffix) escaped, on lines of their own."""
+    parts: list[Part] = [f"Your defaults: {format_defaults(defaults)}"]
+    for key, name in ((NEGATIVE, "negative prompt"), (SUFFIX, "suffix")):
+        if defaults.get(key):
+            parts += [f"\nYour {name}: ", MemberText(str(defaults[key]))]
+    return parts
 
 
 def _showable(images: list[bytes], limit: int) -> tuple[bytes, str]:

@@ -5,12 +5,7 @@ from __future__ import annotations
 import pytest
 
 from testkit.fake_discord import MANAGE_GUILD, CommandHidden
-from tests.fixtures.discord_helpers import FAST_STEPS, GRID_LABELS, grid_of, png_size
-
-
-async def answer(fake, interaction):
-    await fake.wait_until(lambda: fake.reply_text(interaction))
-    return fake.reply_text(interaction)
+from tests.fixtures.discord_helpers import FAST_STEPS, GRID_LABELS, answer, grid_of, png_size
 
 
 async def test_history_show_info_and_delete_of_your_jobs(start_kaika):

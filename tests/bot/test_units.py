@@ -34,6 +34,17 @@ def test_custom_ids_round_trip_through_the_one_regex():
         ("a cat --c 5", None, {"chaos": 9, "steps": 3}, "a cat --c 5 --steps 3"),
         ("a cat", "other", {"model": "mine"}, "a cat --model other"),
         ("a cat", None, {"model": "mine", "unknown": 1}, "a cat --model mine"),
+        ("a cat —ar 1:1", None, {}, "a cat --ar 1:1"),
+        ("a cat", None, {"no": "blurry", "ar": "2:1"}, "a cat --ar 2:1 --no blurry"),
+        ("a cat --no dogs", None, {"no": "blurry"}, "a cat --no dogs"),
+        ("a cat", None, {"suffix": "oil painting --ar 3:2"}, "a cat oil painting --ar 3:2"),
+        (
+            "a cat --ar 1:1",
+            None,
+            {"suffix": "oil --ar 3:2 --s 50", "stylize": 9},
+            "a cat oil --ar 1:1 --s 50",
+        ),
+        ("a cat", None, {"suffix": "--steps 4", "steps": 9}, "a cat --steps 4"),
     ],
 )
 def test_saved_defaults_fill_only_missing_flags(prompt, model, defaults, expected):
@@ -94,20 +105,14 @@ def test_model_names_are_read_from_the_executor_at_each_imagine():
 
 
 def test_result_views_show_only_the_buttons_offered():
+    # 🔄 and ℹ️ have an emoji, no label; ℹ️ and 🖌 Remix end every result.
     every = [item.item.label for item in result_view("job1", 4).children]
-    assert every == ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", None]  # 🔄 has an emoji, no label
+    assert every == ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", None, None, "Remix"]
     no_variations = offered_actions({Mode.TXT2IMG, Mode.UPSCALE})
-    assert [item.item.label for item in result_view("job1", 4, no_variations).children] == [
-        "U1",
-        "U2",
-        "U3",
-        "U4",
-        None,
-    ]
-    assert [item.item.label for item in result_view("job1", 1, no_variations).children] == [
-        "Upscale (Subtle)",
-        "Upscale (Creative)",
-    ]
+    grid = [item.item.label for item in result_view("job1", 4, no_variations).children]
+    assert grid == ["U1", "U2", "U3", "U4", None, None, "Remix"]
+    single = [item.item.label for item in result_view("job1", 1, no_variations).children]
+    assert single == ["Upscale (Subtle)", "Upscale (Creative)", None, "Remix"]
 
 
 def test_a_jobs_header_carries_its_notes_as_small_print():
