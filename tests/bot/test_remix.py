@@ -111,3 +111,38 @@ async def test_upscale_never_opens_the_editor_and_a_refused_press_opens_none(sta
     await answer(fake, await fake.slash(ada, "delete", job_id=grid_job))
     gone = await fake.press(ada, grid_id, "V1")
     assert await answer(fake, gone) == "This job no longer exists." and gone.ephemeral
+
+
+async def test_an_edit_with_a_blocked_word_is_refused_and_records_nothing(start_kaika):
+    kaika = await start_kaika()
+    fake, storage = kaika.fake, kaika.services.storage
+    ada = fake.add_member("ada")
+    grid_id, _ = await grid_of(kaika, ada)
+    await answer(fake, await fake.subcommand(fake.guild_owner, "admin blocklist add", term="dragon"))
+    await remix_on(kaika, ada)
+    before = await storage.jobs.recent_for_user(ada.id)
+
+    opened = await fake.wait_acked(await fake.press(ada, grid_id, "🔄"))
+    refused = await fake.submit_modal(ada, opened, {PROMPT: f"a red dragon --steps {FAST_STEPS}"})
+    assert "blocked term 'dragon'" in await answer(fake, refused) and refused.ephemeral
+    assert await storage.jobs.recent_for_user(ada.id) == before
+
+
+async def test_an_editor_opened_before_a_restart_still_starts_its_job(start_kaika):
+    first = await start_kaika()
+    ada = first.fake.add_member("ada")
+    grid_id, grid_job = await grid_of(first, ada)
+    await remix_on(first, ada)
+    opened = await first.fake.wait_acked(await first.fake.press(ada, grid_id, "V4"))
+    await first.close()
+
+    second = await start_kaika()
+    edited = f"a red square --steps {FAST_STEPS}"
+    message = await second.finished(await second.fake.submit_modal(ada, opened, {PROMPT: edited}))
+    remix = await second.services.storage.jobs.get(job_id_of(second, int(message["id"])))
+    assert (remix.kind, remix.prompt, remix.parent_job_id, remix.parent_image_index) == (
+        JobKind.REMIX,
+        "a red square",
+        grid_job,
+        3,
+    )
