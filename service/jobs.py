@@ -30,7 +30,14 @@ from pipeline.executor.base import (
 )
 from pipeline.families import ModelFamily
 from pipeline.images import display_grid, display_png, encode_png, image_metadata
-from pipeline.prompt import DEFAULT_STYLIZE, PromptDefaults, is_weighted, parse_prompt, prompt_parts
+from pipeline.prompt import (
+    DEFAULT_STYLIZE,
+    PromptDefaults,
+    is_weighted,
+    parse_prompt,
+    prompt_parts,
+    split_prompt,
+)
 from pipeline.request import (
     GenerationRequest,
     GenerationResult,
@@ -386,6 +393,8 @@ class JobService:
                 raise NotOffered()
         kind, request = await self._derive(action, parent, start_from, index)
         image_index = None if kind is JobKind.REROLL else index
+        if prompt is not None and any(flag.canonical == "seed" for flag in split_prompt(prompt)[1]):
+            request = request.replace(seed=start_from.seed)  # an edit that gives --seed keeps it
         return await self._admit(
             requester,
             place,

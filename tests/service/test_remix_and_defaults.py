@@ -116,3 +116,16 @@ async def test_a_remixed_variation_records_its_lineage_and_parameters(services: 
         "Prompt: a harbour at night --steps 2",
     ]
     assert f"From job {grid.id}, image #4" in describe_parameters(parameters)
+
+
+async def test_a_remix_keeps_a_seed_the_edit_gives_and_draws_one_otherwise(services: Services):
+    jobs = services.jobs
+    grid = await imagined(services, ADA, "a harbour --seed 3 --steps 1")
+    seeded = await run(
+        await jobs.press(ADA, GUILD, ButtonAction.REROLL, grid.id, 0, prompt="a boat --seed 9 --steps 1")
+    )
+    assert (seeded.kind, seeded.seed, prompt_line(seeded)) == (JobKind.REMIX, 9, "a boat --seed 9 --steps 1")
+    drawn = await run(
+        await jobs.press(ADA, GUILD, ButtonAction.REROLL, grid.id, 0, prompt="a boat --steps 1")
+    )
+    assert drawn.seed not in (3, 9)

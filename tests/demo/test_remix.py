@@ -1,0 +1,39 @@
+"""Remix on the demo model: the command line's `reroll --prompt` draws what the edited prompt asks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline.demo.checker import read
+from storage.records import JobKind
+from tests.fixtures.cli import job
+
+
+@pytest.fixture
+def demo_data(tmp_path, monkeypatch) -> Path:
+    """DATA_DIR in a fresh folder and the packaged demo model (an empty MODEL) on the CPU."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("MODEL", "")
+    monkeypatch.setenv("DEVICE", "cpu")
+    monkeypatch.setenv("DTYPE", "float32")
+    return tmp_path / "data"
+
+
+def test_a_remixed_reroll_draws_the_edited_prompt(demo_data, kaika):
+    # Seeds the demo model is known to draw each prompt with on all four images (tests/demo/test_packaged_model.py).
+    first = kaika("imagine", "a red circle on a blue background --seed 1", "--json").json()
+    edited = "a yellow star on a black background --seed 2"
+    printed = kaika("reroll", first["job_id"], "--prompt", edited, "--json").json()
+    record = job(demo_data, printed["job_id"])
+    assert (record.kind, record.parent_job_id, record.seed) == (JobKind.REMIX, first["job_id"], 2)
+    readings = [read(Image.open(path)) for path in printed["images"]]
+    assert [reading.background for reading in readings] == ["black"] * 4
+    assert [[(r.color, r.shape) for r in reading.regions] for reading in readings] == [
+        [("yellow", "star")]
+    ] * 4
+    assert [read(Image.open(path)).background for path in first["images"]] == ["blue"] * 4
