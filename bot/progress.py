@@ -31,6 +31,10 @@ PREVIEW_MIN_SIDE = 256
 UPLOAD_LIMIT = 10_000_000
 
 
+# A job's status until its first report, on the messages of one prompt's several jobs.
+QUEUED_TEXT = "Queued"
+
+
 def waiting_text(position: int) -> str:
     return f"Waiting to start (position {position})"
 
@@ -151,6 +155,28 @@ class JobMessage:
         for file in attachments:
             file.reset()
         return await channel.send(content, files=attachments, view=view or MISSING)
+
+
+class FollowupJobMessage(JobMessage):
+    """Another job of the same /imagine (--repeat, {a, b} permutations): a follow-up `message` of the
+    interaction (already sent), edited as the job advances."""
+
+    def __init__(
+        self,
+        interaction: discord.Interaction,
+        message: discord.WebhookMessage,
+        header: tuple[Part, ...],
+        *,
+        interval: float,
+        storage: Any,
+    ) -> None:
+        super().__init__(interaction, header, interval=interval, storage=storage)
+        self.label = f"follow-up {message.id} of interaction {interaction.id}"
+        self.message = message
+
+    async def _edit(self, **fields: Any) -> discord.Message:
+        self.message = await self.message.edit(**fields)
+        return self.message
 
 
 class ChannelJobMessage(JobMessage):

@@ -23,13 +23,21 @@ if TYPE_CHECKING:
     from storage.records import JobRecord
 
     # What a command runs: (settings, owner's name) → the finished job's outcome and the request it ran.
-    Job = Callable[[Settings, str], Awaitable[tuple[Outcome, GenerationRequest]]]
+    Finished = tuple[Outcome, GenerationRequest]
+    # What a command runs: (settings, owner's name) → the finished job's outcome and the request it ran, or
+    # for a prompt of several jobs (--repeat, {a, b} permutations) each one's, or the error that ended it.
+    Job = Callable[[Settings, str], Awaitable[Finished | list[Finished | Exception]]]
 
 PRINTED = (
     "Prints the job id, then the path of each PNG written, a line each: the 2x2 grid first (when the job "
     "made several images), then the images as <stem>-1.png, <stem>-2.png, … With --json, prints one JSON "
     "object instead, with the keys job_id, kind, seed, width, height, model, images (the paths) and grid "
     "(a path or null). Progress goes to stderr; an error is one line on stderr with exit status 2."
+)
+SEVERAL = (
+    "A prompt that makes several jobs (--repeat N, {a, b} permutations) prints each job's lines in turn; with "
+    "--json, one JSON object a line, a job each. Should some of its jobs fail, the others are still written "
+    "and printed, each failure is a line on stderr, and the exit status is 2."
 )
 
 
@@ -39,7 +47,7 @@ def add_job_commands(commands: argparse._SubParsersAction) -> None:
         help="generate four images from a prompt into a folder",
         description=(
             "Generate a 2x2 grid and its four images with MODEL, using the same prompt syntax as /imagine: "
-            'kaika imagine "a lighthouse at dusk --ar 16:9 --seed 7 --no boats". ' + PRINTED
+            'kaika imagine "a lighthouse at dusk --ar 16:9 --seed 7 --no boats". ' + PRINTED + " " + SEVERAL
         ),
     )
     imagine.add_argument(
@@ -170,40 +178,76 @@ def _run(args: argparse.Namespace, job: Job) -> int:
     try:
         settings = load_settings()
         check_out_folder(out_dir)  # before anything is recorded or run
-        outcome, request = asyncio.run(job(settings, owner))
+        finished = asyncio.run(job(settings, owner))
     except USER_ERRORS as error:
         print(f"{name}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{name}: cancelled", file=sys.stderr)
         return 130
-    try:
-        written = write_outcome(outcome, request, out_dir)
-    except OSError as error:
-        print(f"{name}: job {outcome.job.id} is done, but writing its PNGs failed: {error}", file=sys.stderr)
-        return 1
-    print(written.as_json() if args.json else written.as_lines())
-    return 0
+    results = finished if isinstance(finished, list) else [finished]
+    status = 0
+    for number, result in enumerate(results, start=1):
+        of_several = f"job {number} of {len(results)}: " if len(results) > 1 else ""
+        if isinstance(result, Exception):
+            print(f"{name}: {of_several}{result}", file=sys.stderr)
+            status = max(status, 2)
+            continue
+        outcome, request = result
+        try:
+            written = write_outcome(outcome, request, out_dir)
+        except OSError as error:
+            print(
+                f"{name}: {of_several}job {outcome.job.id} is done, but writing its PNGs failed: {error}",
+                file=sys.stderr,
+            )
+            status = max(status, 1)
+            continue
+        print(written.as_json() if args.json else written.as_lines(), flush=True)
+    return status
 
 
-async def imagine(settings: Settings, text: str, *, owner: str) -> tuple[Outcome, GenerationRequest]:
-    """Parse `text`, record and run it as the local user (with a progress bar); return its outcome and request.
+async def imagine(settings: Settings, text: str, *, owner: str) -> Finished | list[Finished | Exception]:
+    """Parse `text`, record and run it as the local user (with a progress bar); return its outcome and request
+    — for a prompt of several jobs (--repeat, {a, b} permutations), each job's, or the user's error that
+    ended it (the others still finish).
 
-    The same job service as the bot: the job is recorded in storage (DATA_DIR / DATABASE_URL) before
-    it runs and its images are stored with it, owned by LOCAL_USER_ID under the name `owner`.
+    The same job service as the bot: the jobs are recorded in storage (DATA_DIR / DATABASE_URL) before
+    they run and their images are stored with them, owned by LOCAL_USER_ID under the name `owner`.
     """
+    import asyncio
+
     from pipeline.families import UNKNOWN_FAMILY
-    from pipeline.prompt import parse_prompt
+    from pipeline.prompt import parse_prompts
+    from service.errors import USER_ERRORS
     from service.jobs import Place
     from service.wiring import Services
 
     # Check the flags before spending seconds loading the model; the size is settled after loading.
-    seed = parse_prompt(text, family=UNKNOWN_FAMILY).seed
+    checked = parse_prompts(text, family=UNKNOWN_FAMILY, max_jobs=settings.max_jobs_per_prompt)
     services = await Services.open(settings)
     try:
-        request = services.jobs.parse(text).replace(seed=seed)
-        pending = await services.jobs.imagine(_local_user(owner), Place(None, None), request)
-        return await _follow(services, pending, "imagine"), pending.request
+        requests = [
+            request.replace(seed=first.seed)
+            for request, first in zip(services.jobs.parse_all(text), checked, strict=True)
+        ]
+        pending = await services.jobs.imagine_all(_local_user(owner), Place(None, None), requests)
+        if len(pending) == 1:
+            return await _follow(services, pending[0], "imagine"), pending[0].request
+        labels = [f"imagine {number}/{len(pending)}" for number in range(1, len(pending) + 1)]
+        outcomes = await asyncio.gather(
+            *(_follow(services, job, label) for job, label in zip(pending, labels, strict=True)),
+            return_exceptions=True,
+        )
+        results: list[Finished | Exception] = []
+        for job, outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, USER_ERRORS):
+                results.append(outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                results.append((outcome, job.request))
+        return results
     finally:
         await services.close()
 

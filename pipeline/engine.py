@@ -224,7 +224,8 @@ class Engine:
     def _tiling(self, request: GenerationRequest) -> AbstractContextManager[None]:
         """--tile: the UNet's and the VAE's convolutions wrap around the edges for this call (`pipeline.tiling`);
         a family without a UNet makes an ordinary image (the member is told: `service.jobs.request_notes`)."""
-        models = (getattr(self.txt2img, "unet", None), getattr(self.txt2img, "vae", None))
+        pipe = self.txt2img
+        models = (getattr(pipe, "unet", None), getattr(pipe, "vae", None) or getattr(pipe, "movq", None))
         return circular_padding(models, enabled=request.tile and self.family.tile)
 
     def _free_memory(self) -> None:

@@ -139,6 +139,23 @@ class Capacity:
             )
         return Slot(self._counts, requester.user_id)
 
+    def admit_group(self, requester: Requester, count: int) -> list[Slot]:
+        """Places for the `count` jobs of one prompt (--repeat, {a, b} permutations), all or none.
+
+        They are admitted together as one job would be (the requester has fewer than `max_jobs_per_user` in
+        flight), so a prompt's jobs may take the requester past that limit; the queue must have room for all.
+        """
+        if not self.admitting:
+            raise Restarting()
+        room = self.max_queue - self.in_flight()
+        if count > room:
+            raise QueueFull(
+                f"This prompt makes {count} jobs and the queue has room for {max(room, 0)} now; "
+                "try again in a few minutes or ask for fewer."
+            )
+        self.admit(requester).release()  # the usual refusal when the requester has too many in flight
+        return [Slot(self._counts, requester.user_id) for _ in range(count)]
+
     def resume(self, user_id: int) -> Slot:
         """A place for a job a previous process had already admitted (no limit applies again)."""
         return Slot(self._counts, user_id)

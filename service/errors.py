@@ -67,6 +67,10 @@ class JobNotDone(UserError):
         )
 
 
+class TooManyJobs(UserError):
+    """One prompt asks for more jobs (--repeat, {a, b} permutations) than the requester may start now."""
+
+
 # Every error class whose message is meant for the person who caused it.
 USER_ERRORS: tuple[type[Exception], ...] = (UserError, PipelineError, StorageError)
 

@@ -35,6 +35,7 @@ from pipeline.prompt import (
     PromptDefaults,
     is_weighted,
     parse_prompt,
+    parse_prompts,
     prompt_parts,
     split_prompt,
 )
@@ -48,7 +49,7 @@ from pipeline.request import (
 )
 from service.admission import Capacity, Place, Requester, Slot, check_may_press, check_prompt, daily_quota
 from service.defaults import DEFAULT_FLAGS, REMIX, SAVED_KEYS, SUFFIX, remix_on, with_defaults
-from service.errors import JobGone, JobNotDone, NotOffered, NotRemixable
+from service.errors import JobGone, JobNotDone, NotOffered, NotRemixable, TooManyJobs
 from service.readback import prompt_line
 from storage import Storage
 from storage.errors import IllegalTransition, StorageError, StorageUnavailable
@@ -215,6 +216,7 @@ class JobService:
         models: Collection[str] | None = None,
         max_queue: int = 100,
         max_jobs_per_user: int = 2,
+        max_jobs_per_prompt: int = 4,
         seed_source: random.Random | None = None,
     ) -> None:
         self.storage = storage
@@ -223,6 +225,7 @@ class JobService:
         self.defaults = defaults or PromptDefaults()
         self.models = models  # the names --model accepts; None: the executor's `model_names`
         self.capacity = Capacity(max_queue=max_queue, max_jobs_per_user=max_jobs_per_user)
+        self.max_jobs_per_prompt = max_jobs_per_prompt  # --repeat x {a, b} permutations
         self.seeds = seed_source or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
         self._handles: set[JobHandle] = set()  # submitted and not yet ended
@@ -232,21 +235,36 @@ class JobService:
 
     def parse(self, text: str) -> GenerationRequest:
         """/imagine text → a validated request; raises RequestError naming the bad flag."""
-        return parse_prompt(
-            text,
-            family=self.executor.family,
-            defaults=self.defaults,
-            limits=self.limits,
-            seed_source=self.seeds,
+        return parse_prompt(text, **self._parse_options())
+
+    def parse_all(self, text: str) -> list[GenerationRequest]:
+        """/imagine text → the validated request of each job it asks for (--repeat, {a, b} permutations; at
+        most `max_jobs_per_prompt`); raises RequestError naming what is wrong."""
+        return parse_prompts(text, **self._parse_options())
+
+    def _parse_options(self) -> dict[str, Any]:
+        return {
+            "family": self.executor.family,
+            "defaults": self.defaults,
+            "limits": self.limits,
+            "seed_source": self.seeds,
             # The executor's list is read each time (fleet workers announce theirs after the bot
             # starts); an empty one (no worker yet) leaves the name to the executor.
-            models=self.models if self.models is not None else (self.executor.model_names or None),
-        )
+            "models": self.models if self.models is not None else (self.executor.model_names or None),
+            "max_jobs": self.max_jobs_per_prompt,
+        }
 
     async def parse_for(self, user_id: int, prompt: str, model: str | None = None) -> GenerationRequest:
         """`prompt` with `--model model` and the user's saved defaults (/settings) for flags it lacks."""
         saved = await self.storage.users.defaults(user_id)
         return self.parse(with_defaults(prompt, model, saved))
+
+    async def parse_all_for(
+        self, user_id: int, prompt: str, model: str | None = None
+    ) -> list[GenerationRequest]:
+        """Every job of `prompt` (see `parse_all`), with `--model model` and the user's saved defaults."""
+        saved = await self.storage.users.defaults(user_id)
+        return self.parse_all(with_defaults(prompt, model, saved))
 
     async def save_defaults(
         self, user_id: int, given: dict[str, object], *, reset: bool = False
@@ -313,6 +331,39 @@ class JobService:
         check_prompt(request.prompt, request.negative_prompt, settings)
         return await self._admit(requester, place, settings, JobKind.IMAGINE, request)
 
+    async def imagine_all(
+        self, requester: Requester, place: Place, requests: list[GenerationRequest]
+    ) -> list[PendingJob]:
+        """Check and record the jobs of one /imagine prompt (`parse_all`), all or none: a refusal (blocked
+        term, the daily quota left, the queue's room) records nothing."""
+        if len(requests) == 1:
+            return [await self.imagine(requester, place, requests[0])]
+        settings = await self.guild_settings(place.guild_id)
+        for request in requests:
+            check_prompt(request.prompt, request.negative_prompt, settings)
+        quota = daily_quota(requester, settings)
+        if quota is not None:
+            left = max(quota - await self.storage.jobs.jobs_last_24h(requester.user_id), 0)
+            if len(requests) > left:
+                raise TooManyJobs(
+                    f"This prompt makes {len(requests)} jobs, but {left} of your {quota} jobs a day "
+                    f"{'is' if left == 1 else 'are'} left; ask for fewer (--repeat, {{…}} options)."
+                )
+        slots = self.capacity.admit_group(requester, len(requests))
+        admitted: list[PendingJob] = []
+        try:
+            for request, slot in zip(requests, slots, strict=True):
+                admitted.append(
+                    await self._admit(requester, place, settings, JobKind.IMAGINE, request, slot=slot)
+                )
+        except BaseException:
+            for slot in slots[len(admitted) :]:
+                slot.release()
+            for pending in admitted:  # one refused (a quota race): the prompt's jobs go together
+                await pending.withdraw()
+            raise
+        return admitted
+
     async def _admit(
         self,
         requester: Requester,
@@ -324,10 +375,12 @@ class JobService:
         parent: JobRecord | None = None,
         index: int | None = None,
         copy: bool = False,
+        slot: Slot | None = None,
     ) -> PendingJob:
-        """Take a place in flight, record the job (storage enforces ban and quota) and queue it — or, for
-        `copy` (a U press), keep the parent's image to copy; any refusal gives the place back."""
-        slot = self.capacity.admit(requester)
+        """Take a place in flight (or the `slot` already taken), record the job (storage enforces ban and quota)
+        and queue it — or, for `copy` (a U press), keep the parent's image to copy; any refusal gives the place
+        back."""
+        slot = slot or self.capacity.admit(requester)
         try:
             job = await self.storage.jobs.create(
                 kind,
@@ -738,6 +791,16 @@ class PendingJob:
         self.slot.release()
         await self.service._cancel_work(self.job.id)
         await self.service._fail_quietly(self.job.id, reason)
+
+    async def withdraw(self) -> None:
+        """Take the job back before it is followed, as if never asked for (`storage.jobs.withdraw`): stop the
+        work, remove its record (no failure, no use of the quota), free its place."""
+        self.slot.release()
+        await self.service._cancel_work(self.job.id)
+        try:
+            await self.service.storage.jobs.withdraw(self.job.id)
+        except StorageError:
+            log.warning("Could not withdraw job %s", self.job.id, exc_info=True)
 
 
 @dataclass(frozen=True)

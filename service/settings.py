@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     executor: Literal["local", "celery"] = "local"
     max_batch: int = Field(default=4, ge=1)
     max_jobs_per_user: int = Field(default=2, ge=1)
+    max_jobs_per_prompt: int = Field(default=4, ge=1)
     max_queue: int = Field(default=100, ge=1)
     preview_every: int = Field(default=5, ge=0)
     redis_url: str = "redis://127.0.0.1:6379/0"

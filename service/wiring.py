@@ -124,6 +124,7 @@ class Services:
             executor,
             max_queue=settings.max_queue,
             max_jobs_per_user=settings.max_jobs_per_user,
+            max_jobs_per_prompt=settings.max_jobs_per_prompt,
             defaults=PromptDefaults(steps=settings.model_steps or None, guidance=settings.model_guidance),
         )
         return cls(storage, executor, jobs)

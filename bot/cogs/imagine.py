@@ -33,9 +33,9 @@ class ImagineCog(KaikaCog):
     async def imagine(self, interaction: discord.Interaction, prompt: str, model: str | None = None) -> None:
         jobs = self.services.jobs
 
-        async def prepare() -> PendingJob:
-            request = await jobs.parse_for(interaction.user.id, prompt, model)
-            return await jobs.imagine(self.requester(interaction), place(interaction), request)
+        async def prepare() -> list[PendingJob]:
+            requests = await jobs.parse_all_for(interaction.user.id, prompt, model)
+            return await jobs.imagine_all(self.requester(interaction), place(interaction), requests)
 
         await start_job(
             interaction, self.services, prepare, progress_interval=self.config.progress_edit_interval
