@@ -24,7 +24,7 @@ REMIX_OFF = "Remix is off: the buttons start their jobs from the prompt as it is
 class ImagineCog(KaikaCog):
     @app_commands.command(
         name="imagine",
-        description="Create four images from a prompt (flags: --ar --seed --no --steps --s --c --model)",
+        description="Four images from a prompt (flags: --ar --seed --no --steps --s --c --q --tile --repeat --model)",
     )
     @app_commands.describe(
         prompt="What to draw, then flags such as --ar 16:9 --seed 7 --no text",

@@ -89,3 +89,28 @@ async def test_a_prompt_needing_more_jobs_than_the_quota_has_left_records_none(s
     assert len(await kaika.services.storage.jobs.recent_for_user(ada.id)) == 1
     messages = await messages_of(kaika, await kaika.imagine(ada, f"more --steps {FAST_STEPS} --r 2"), 2)
     assert len(messages) == 2 and len(await kaika.services.storage.jobs.recent_for_user(ada.id)) == 3
+
+
+async def test_a_job_whose_message_discord_refuses_is_given_up_and_the_shown_ones_run(
+    start_kaika, monkeypatch
+):
+    import types
+
+    import discord
+
+    from bot.flow import NOT_ACKNOWLEDGED
+
+    async def refused_follow_up(self, *args, **kwargs):
+        raise discord.HTTPException(types.SimpleNamespace(status=500, reason="Server Error"), "refused")
+
+    monkeypatch.setattr(discord.Webhook, "send", refused_follow_up)
+    kaika = await start_kaika()
+    ada = kaika.fake.add_member("ada")
+    interaction = await kaika.imagine(ada, f"a {{red, blue}} circle --steps {FAST_STEPS}")
+
+    [shown] = await messages_of(kaika, interaction, 1)
+    assert "a red circle" in shown["content"]
+    jobs = {job.prompt: job for job in await kaika.services.storage.jobs.recent_for_user(ada.id)}
+    assert jobs["a red circle"].status == "done"
+    assert (jobs["a blue circle"].status, jobs["a blue circle"].error) == ("failed", NOT_ACKNOWLEDGED)
+    assert kaika.services.jobs.in_flight(ada.id) == 0
