@@ -16,8 +16,10 @@ from bot.progress import ChannelJobMessage
 from bot.sync import sync_if_changed
 from bot.views import (
     CUSTOM_ID,
+    EDIT_SUBMIT_EVENT,
     REMIX_SUBMIT_EVENT,
     TOOL_ID,
+    edit_submission,
     header,
     interrupted_notice,
     remix_submission,
@@ -107,10 +109,14 @@ class KaikaBot(commands.Bot):
         )
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        """Pass a Remix editor's submission on (as the event `remix_submit`), and answer presses of buttons
+        """Pass a Remix editor's or an `EditModal`'s submission on (as the event `remix_submit` or
+        `edit_submit`), and answer presses of buttons
         whose custom_id is not Kaika's grammar at all (forged or ancient)."""
         if submitted := remix_submission(interaction):
             self.dispatch(REMIX_SUBMIT_EVENT, interaction, *submitted)
+            return
+        if asked := edit_submission(interaction):
+            self.dispatch(EDIT_SUBMIT_EVENT, interaction, *asked)
             return
         if interaction.type is not discord.InteractionType.component:
             return

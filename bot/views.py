@@ -38,6 +38,13 @@ REMIX_MODAL_ID = re.compile(
     r"kaika:remixed:(?P<action>[a-z]{1,8}):(?P<job_id>[A-Za-z0-9_-]{1,64}):(?P<index>\d{1,2})"
 )
 _PROMPT_INPUT = "prompt"
+# Vary (Region)'s and Custom Zoom's question: `on_edit_submit(interaction, action, job_id, index, answer,
+# prompt)` once submitted (see `EditModal`).
+EDIT_SUBMIT_EVENT = "edit_submit"
+EDIT_MODAL_ID = re.compile(
+    r"kaika:asked:(?P<action>[a-z]{1,8}):(?P<job_id>[A-Za-z0-9_-]{1,64}):(?P<index>\d{1,2})"
+)
+_ANSWER_INPUT = "answer"
 
 
 def custom_id(action: Action | str, job_id: str, index: int) -> str:
@@ -166,6 +173,13 @@ _PRESSED = {
     Action.VARY_SUBTLE: "Vary (Subtle)",
     Action.VARY_STRONG: "Vary (Strong)",
     Action.REROLL: "re-roll the prompt",
+    Action.ZOOM_OUT_2X: "Zoom Out 2x",
+    Action.ZOOM_OUT_15X: "Zoom Out 1.5x",
+    Action.MAKE_SQUARE: "Make Square",
+    Action.PAN_LEFT: "pan left",
+    Action.PAN_RIGHT: "pan right",
+    Action.PAN_UP: "pan up",
+    Action.PAN_DOWN: "pan down",
 }
 
 
@@ -182,13 +196,86 @@ def grid_view(
 def single_view(
     job_id: str, index: int = 0, offered: Collection[Action] = frozenset(Action)
 ) -> discord.ui.View:
+    """A single image's buttons: vary, upscale, then the edits (Zoom Out, Make Square, the pans)."""
     buttons = [
         JobButton(Action.VARY_SUBTLE, job_id, index, label="Vary (Subtle)", row=0),
         JobButton(Action.VARY_STRONG, job_id, index, label="Vary (Strong)", row=0),
+        JobButton(Action.VARY_REGION, job_id, index, label="Vary (Region)", row=0),
         JobButton(Action.UPSCALE_SUBTLE, job_id, index, label="Upscale (Subtle)", row=1),
         JobButton(Action.UPSCALE_CREATIVE, job_id, index, label="Upscale (Creative)", row=1),
+        JobButton(Action.ZOOM_OUT_2X, job_id, index, label="Zoom Out 2x", row=2),
+        JobButton(Action.ZOOM_OUT_15X, job_id, index, label="Zoom Out 1.5x", row=2),
+        JobButton(Action.ZOOM_CUSTOM, job_id, index, label="Custom Zoom", row=2),
+        JobButton(Action.MAKE_SQUARE, job_id, index, label="Make Square", row=2),
+        *(JobButton(action, job_id, index, emoji=emoji, row=3) for action, emoji in PAN_BUTTONS),
     ]
     return _view(buttons, offered, job_id)
+
+
+PAN_BUTTONS = (
+    (Action.PAN_LEFT, "⬅️"),
+    (Action.PAN_RIGHT, "➡️"),
+    (Action.PAN_UP, "⬆️"),
+    (Action.PAN_DOWN, "⬇️"),
+)
+
+
+class EditModal(discord.ui.Modal):
+    """What Vary (Region) and Custom Zoom ask before their job starts: the region or the factor, and with
+    Remix on the prompt and flags too.
+
+    As Remix's editor, its submission is read by `edit_submission` from its custom_id
+    (`kaika:asked:<action>:<job_id>:<index>`), not by this object, so it outlives a restart.
+    """
+
+    def __init__(self, action: Action, job_id: str, index: int, prompt: str | None = None) -> None:
+        region = action is Action.VARY_REGION
+        super().__init__(
+            title="Vary (Region)" if region else "Custom Zoom",
+            timeout=1.0,  # discord.py needs not keep it: see `edit_submission`
+            custom_id=f"kaika:asked:{action.value}:{job_id}:{index}",
+        )
+        assert EDIT_MODAL_ID.fullmatch(self.custom_id), self.custom_id
+        self.add_item(
+            discord.ui.TextInput(
+                label="Region to vary" if region else "Zoom out by (above 1, at most 2)",
+                custom_id=_ANSWER_INPUT,
+                default="centre" if region else "1.5",
+                placeholder="left, right, top, bottom, centre, or x,y,w,h in percent"
+                if region
+                else "a number such as 1.5",
+                max_length=40,
+            )
+        )
+        if prompt is not None:
+            self.add_item(
+                discord.ui.TextInput(
+                    label="Prompt and flags (Remix)",
+                    style=discord.TextStyle.paragraph,
+                    custom_id=_PROMPT_INPUT,
+                    default=shorten(prompt, TEXT_INPUT_VALUE),
+                    max_length=TEXT_INPUT_VALUE,
+                )
+            )
+
+
+def edit_submission(interaction: discord.Interaction) -> tuple[str, str, int, str, str | None] | None:
+    """(action, job id, image index, the region or factor typed, the prompt or None) of a submitted
+    `EditModal`; None for any other interaction."""
+    if interaction.type is not discord.InteractionType.modal_submit:
+        return None
+    data: dict = interaction.data or {}  # type: ignore[assignment]
+    match = EDIT_MODAL_ID.fullmatch(str(data.get("custom_id", "")))
+    if match is None:
+        return None
+    values = {c.get("custom_id"): c.get("value", "") for c in _inputs(data)}
+    return (
+        match["action"],
+        match["job_id"],
+        int(match["index"]),
+        values.get(_ANSWER_INPUT, ""),
+        values.get(_PROMPT_INPUT),
+    )
 
 
 def result_view(
@@ -232,6 +319,10 @@ def header(job_prompt: str, kind: JobKind, mention: str, notes: Sequence[str] = 
         JobKind.VARIATION: " (variations)",
         JobKind.UPSCALE: " (upscale)",
         JobKind.REMIX: " (remix)",
+        JobKind.REGION: " (vary region)",
+        JobKind.ZOOM: " (zoom out)",
+        JobKind.PAN: " (pan)",
+        JobKind.SQUARE: " (make square)",
     }.get(kind, f" ({kind})")
     return ("**", MemberText(job_prompt), f"**{what} — {mention}", *(f"\n-# {note}" for note in notes))
 

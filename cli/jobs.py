@@ -1,4 +1,5 @@
-"""The job commands: `kaika imagine`, and `kaika vary`, `upscale` and `reroll`, the result's buttons.
+"""The job commands: `kaika imagine`, and `kaika vary`, `upscale`, `reroll`, `region`, `zoom`, `pan` and
+`square`, the result's buttons.
 
 Each turns its arguments into calls of the job service the bot uses (`service.jobs.JobService`), as the
 local user (`storage.LOCAL_USER_ID`, named after the login or `--owner`; an admin, so no daily quota), and
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from pipeline.editing import Edit
     from pipeline.request import GenerationRequest
     from service.jobs import ButtonAction, Outcome, PendingJob, Requester
     from service.settings import Settings
@@ -81,6 +83,57 @@ def add_job_commands(commands: argparse._SubParsersAction) -> None:
         with_index=False,
     )
     _add_prompt_argument(reroll)
+    region = _add_press_command(
+        commands,
+        "region",
+        help="one part of an image of a job made again (Vary (Region))",
+        description="Four images of image INDEX of job JOB with the part in --box generated again and the "
+        "rest kept as it is, as Vary (Region) does.",
+    )
+    region.add_argument(
+        "--box",
+        required=True,
+        type=_edit_argument("region"),
+        metavar="X,Y,W,H",
+        help="the part to vary, in percent of the width and height (25,25,50,50), or a preset: "
+        "left, right, top, bottom, centre",
+    )
+    zoom = _add_press_command(
+        commands,
+        "zoom",
+        help="an image of a job zoomed out: a new border around it (Zoom Out)",
+        description="Four images of image INDEX of job JOB shrunk into the centre of a canvas of the same "
+        "size, the border around it generated, as Zoom Out 2x, 1.5x and Custom Zoom do.",
+    )
+    zoom.add_argument(
+        "--factor",
+        default="2",
+        type=_edit_argument("zoom"),
+        help="how far to zoom out: above 1, at most 2 (default: 2)",
+    )
+    pan = _add_press_command(
+        commands,
+        "pan",
+        help="an image of a job extended on one side (the ⬅️ ➡️ ⬆️ ⬇️ buttons)",
+        description="Four images of image INDEX of job JOB extended by half on one side, the new strip "
+        "generated to match, as the pan buttons do.",
+    )
+    pan.add_argument(
+        "--direction",
+        required=True,
+        type=_edit_argument("pan"),
+        metavar="{left,right,up,down}",
+        help="the side to extend",
+    )
+    square = _add_press_command(
+        commands,
+        "square",
+        help="a wide or tall image of a job made square (Make Square)",
+        description="Four square images of image INDEX of job JOB: the image in the middle, the rest "
+        "generated, as Make Square does.",
+    )
+    for edit in (region, zoom, pan, square):
+        _add_prompt_argument(edit, "Remix: this prompt and flags for what is generated, instead of the job's")
 
 
 def _add_press_command(
@@ -112,12 +165,26 @@ def _add_common_arguments(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_prompt_argument(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--prompt",
-        metavar="TEXT",
-        help="Remix: this prompt and flags instead of the job's (see kaika info JOB); recorded as a remix",
-    )
+def _edit_argument(kind: str) -> Callable[[str], Edit]:
+    """An argparse type turning --box, --factor or --direction into its edit; a bad value is the
+    usual one-line error, before anything loads."""
+    from pipeline import editing
+    from pipeline.errors import RequestError
+
+    def parse(text: str) -> Edit:
+        try:
+            return {"zoom": editing.zoom, "region": editing.region, "pan": editing.pan}[kind](text)
+        except RequestError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+def _add_prompt_argument(
+    command: argparse.ArgumentParser,
+    help: str = "Remix: this prompt and flags instead of the job's (see kaika info JOB); recorded as a remix",
+) -> None:
+    command.add_argument("--prompt", metavar="TEXT", help=help)
 
 
 def _image_number(text: str) -> int:
@@ -137,6 +204,7 @@ class Press:
     action: ButtonAction
     job_id: str
     number: int
+    edit: Edit | None = None  # what Vary (Region) and Custom Zoom ask for
     prompt: str | None = None  # Remix: the edited prompt and flags
 
 
@@ -147,8 +215,20 @@ def _press_of(args: argparse.Namespace) -> Press:
         action = ButtonAction.VARY_STRONG if args.strong else ButtonAction.VARY_SUBTLE
     elif args.command == "upscale":
         action = ButtonAction.UPSCALE_CREATIVE if args.creative else ButtonAction.UPSCALE_SUBTLE
-    else:
+    elif args.command == "reroll":
         action = ButtonAction.REROLL
+    else:
+        from pipeline import editing
+        from service.jobs import PRESET_EDITS
+
+        given = {"region": "box", "zoom": "factor", "pan": "direction"}.get(args.command)
+        edit = editing.square() if given is None else getattr(args, given)
+        # The button that makes this edit, else the one that asks for it (Vary Region, Custom Zoom).
+        presets = [button for button, preset in PRESET_EDITS.items() if preset == edit]
+        if presets:
+            return Press(presets[0], args.job.strip(), args.index, prompt=args.prompt)
+        asking = ButtonAction.VARY_REGION if args.command == "region" else ButtonAction.ZOOM_CUSTOM
+        return Press(asking, args.job.strip(), args.index, edit, prompt=args.prompt)
     return Press(action, args.job.strip(), getattr(args, "index", 1), prompt=getattr(args, "prompt", None))
 
 
@@ -272,6 +352,7 @@ async def press(
             press.action,
             parent.id,
             press.number - 1,
+            edit=press.edit,
             prompt=press.prompt,
         )
         return await _follow(services, pending, label), pending.request
@@ -283,9 +364,10 @@ async def _check_press(settings: Settings, press: Press) -> JobRecord:
     """The recorded job `press` acts on, or the user's error: no such job, not finished, no such image, a
     Remix prompt with a bad flag."""
     from cli.errors import NoSuchImage
+    from pipeline.editing import check_edit
     from pipeline.families import UNKNOWN_FAMILY
     from pipeline.prompt import parse_prompt
-    from service.jobs import ButtonAction, pressable
+    from service.jobs import ButtonAction, edit_of, pressable
     from service.wiring import open_storage
 
     if press.prompt is not None:
@@ -297,6 +379,10 @@ async def _check_press(settings: Settings, press: Press) -> JobRecord:
         await storage.close()
     if press.action is not ButtonAction.REROLL and not 1 <= press.number <= len(parent.images):
         raise NoSuchImage(parent, press.number)
+    edit = edit_of(press.action, press.edit)
+    if edit is not None:
+        image = parent.images[press.number - 1]
+        check_edit(edit, image.width, image.height)
     return parent
 
 

@@ -123,7 +123,13 @@ def region(text: str) -> Edit:
     return Edit("region", box=(x, y, w, h))
 
 
-def zoom(factor: float) -> Edit:
+def zoom(factor: float | str) -> Edit:
+    """A Zoom Out edit by `factor` (a number, or as typed: "1.5")."""
+    if isinstance(factor, str):
+        try:
+            factor = float(factor.strip().removesuffix("x"))
+        except ValueError:
+            raise RequestError(f"The zoom factor is a number such as 1.5, not {factor.strip()!r}.") from None
     low, high = ZOOM_RANGE
     if not low < factor <= high:
         raise RequestError(
@@ -181,6 +187,13 @@ def _fitted(width: int, height: int, inside: tuple[int, int]) -> tuple[int, int]
     return min(inside[0], max(1, round(width * scale))), min(inside[1], max(1, round(height * scale)))
 
 
+def check_edit(edit: Edit, width: int, height: int) -> None:
+    """RequestError for an edit that would change nothing of a `width` x `height` image: Make Square of
+    a square one. Needs no model, so a front end can answer at once."""
+    if edit.kind == "square" and width == height:
+        raise RequestError("This image is square already; Make Square is for wide or tall images.")
+
+
 def layout(edit: Edit, width: int, height: int, native: int, multiple: int) -> Layout:
     """Where the `width` x `height` source goes and what is generated, for a family of `native` side and
     size `multiple`. RequestError for an edit that would change nothing (Make Square on a square image)."""
@@ -199,8 +212,7 @@ def layout(edit: Edit, width: int, height: int, native: int, multiple: int) -> L
         inner = _fitted(width, height, (round(canvas[0] / edit.factor), round(canvas[1] / edit.factor)))
         return _centred(canvas, inner)
     if edit.kind == "square":
-        if width == height:
-            raise RequestError("This image is square already; Make Square is for wide or tall images.")
+        check_edit(edit, width, height)
         side = max(width, height)
         canvas = (
             (side, side) if fits(side, side, native, multiple) else size_for_aspect(1, 1, native, multiple)

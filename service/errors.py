@@ -33,11 +33,15 @@ class JobGone(UserError):
 
 
 class NotOffered(UserError):
-    """A button (or its command) asks for what the job's model cannot make."""
+    """A button (or its command) asks for what the job's model cannot make: variations, or an edit."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, inpainting: bool = False) -> None:
         super().__init__(
-            "This job's model cannot make variations (it has no image-to-image pipeline); use U or 🔄 instead."
+            "This job's model cannot inpaint (it has no inpainting pipeline), so it has no Vary (Region), "
+            "Zoom Out, Pan or Make Square; use U, V or 🔄 instead."
+            if inpainting
+            else "This job's model cannot make variations (it has no image-to-image pipeline); "
+            "use U or 🔄 instead."
         )
 
 

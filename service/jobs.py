@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from pipeline.errors import PipelineError
+from pipeline import editing
+from pipeline.errors import PipelineError, RequestError
 from pipeline.executor.base import (
     Cancelled,
     Executor,
@@ -75,9 +76,9 @@ REQUEST_PARAMS = (
     "strength",
     "chaos",
     "stylize",
+    "flags",
     "tile",
     "quality",
-    "flags",
 )
 
 
@@ -91,6 +92,16 @@ class ButtonAction(StrEnum):
     VARY_STRONG = "vx"
     UPSCALE_SUBTLE = "us"
     UPSCALE_CREATIVE = "uc"
+    # The editing buttons of a single image; each inpaints (see `pipeline.editing`).
+    VARY_REGION = "vr"  # asks which part first (`EDIT_ASKS`)
+    ZOOM_OUT_2X = "zt"
+    ZOOM_OUT_15X = "zh"
+    ZOOM_CUSTOM = "zc"  # asks the factor first
+    MAKE_SQUARE = "sq"
+    PAN_LEFT = "pl"
+    PAN_RIGHT = "pr"
+    PAN_UP = "pu"
+    PAN_DOWN = "pd"
 
     @property
     def remixable(self) -> bool:
@@ -101,7 +112,17 @@ class ButtonAction(StrEnum):
 # The buttons Remix acts on: each starts from a job's prompt (a new button opts in by joining this set).
 REMIXABLE = frozenset(
     {ButtonAction.VARY, ButtonAction.VARY_SUBTLE, ButtonAction.VARY_STRONG, ButtonAction.REROLL}
-)
+) | {  # and the edits, which keep their image and take the new prompt for what they generate
+    ButtonAction.VARY_REGION,
+    ButtonAction.ZOOM_OUT_2X,
+    ButtonAction.ZOOM_OUT_15X,
+    ButtonAction.ZOOM_CUSTOM,
+    ButtonAction.MAKE_SQUARE,
+    ButtonAction.PAN_LEFT,
+    ButtonAction.PAN_RIGHT,
+    ButtonAction.PAN_UP,
+    ButtonAction.PAN_DOWN,
+}
 
 
 def remixed_kind(kind: JobKind) -> JobKind:
@@ -114,10 +135,53 @@ def remixed_kind(kind: JobKind) -> JobKind:
 _VARIATIONS = frozenset({ButtonAction.VARY, ButtonAction.VARY_SUBTLE, ButtonAction.VARY_STRONG})
 
 
+# What each editing button does to its image; the two that ask first take the edit given with the press.
+PRESET_EDITS = {
+    ButtonAction.ZOOM_OUT_2X: editing.zoom(2),
+    ButtonAction.ZOOM_OUT_15X: editing.zoom(1.5),
+    ButtonAction.MAKE_SQUARE: editing.square(),
+    ButtonAction.PAN_LEFT: editing.pan("left"),
+    ButtonAction.PAN_RIGHT: editing.pan("right"),
+    ButtonAction.PAN_UP: editing.pan("up"),
+    ButtonAction.PAN_DOWN: editing.pan("down"),
+}
+EDIT_ASKS = {ButtonAction.VARY_REGION: "region", ButtonAction.ZOOM_CUSTOM: "zoom"}
+EDITS = frozenset(PRESET_EDITS) | frozenset(EDIT_ASKS)
+EDIT_KINDS = {
+    "region": JobKind.REGION,
+    "zoom": JobKind.ZOOM,
+    "pan": JobKind.PAN,
+    "square": JobKind.SQUARE,
+}
+
+
 def offered_actions(modes: Collection[Mode]) -> frozenset[ButtonAction]:
-    """The buttons a finished job offers, given what its model can make: variations need image-to-image;
-    upscales fall back to a plain enlargement, so they are always there."""
-    return frozenset(ButtonAction) - (frozenset() if Mode.IMG2IMG in modes else _VARIATIONS)
+    """The buttons a finished job offers, given what its model can make: variations need image-to-image,
+    the edits (Vary Region, Zoom Out, Pan, Make Square) inpainting; upscales fall back to a plain
+    enlargement, so they are always there."""
+    missing = (frozenset() if Mode.IMG2IMG in modes else _VARIATIONS) | (
+        frozenset() if Mode.INPAINT in modes else EDITS
+    )
+    return frozenset(ButtonAction) - missing
+
+
+def asked_edit(action: ButtonAction, answer: str) -> editing.Edit:
+    """The edit a member typed for a button that asks (`EDIT_ASKS`): a region, or a zoom factor."""
+    return editing.region(answer) if EDIT_ASKS.get(action) == "region" else editing.zoom(answer)
+
+
+def edit_of(action: ButtonAction, given: editing.Edit | None) -> editing.Edit | None:
+    """The edit a press of `action` makes: its preset, or `given` for the buttons that ask (a RequestError
+    when that is missing or of another kind); None for the buttons that do not edit."""
+    if action in PRESET_EDITS:
+        return PRESET_EDITS[action]
+    asked = EDIT_ASKS.get(action)
+    if asked is None:
+        return None
+    if given is None or given.kind != asked:
+        wanted = "the region to vary" if asked == "region" else "the zoom factor"
+        raise RequestError(f"This button needs {wanted}.")
+    return given
 
 
 @dataclass(frozen=True)
@@ -316,6 +380,13 @@ class JobService:
         """The buttons a finished job of `model` offers (see `offered_actions`)."""
         return offered_actions(self.executor.family(model).modes)
 
+    def offered_for(self, job: JobRecord) -> frozenset[ButtonAction]:
+        """The buttons of finished `job`: those its model can serve, but Make Square under a square image."""
+        offered = self.offered(job.model)
+        if job.images and all(image.width == image.height for image in job.images):
+            offered -= {ButtonAction.MAKE_SQUARE}
+        return offered
+
     def in_flight(self, user_id: int) -> int:
         """Jobs of `user_id` this service has queued or running now."""
         return self.capacity.in_flight(user_id)
@@ -375,6 +446,7 @@ class JobService:
         parent: JobRecord | None = None,
         index: int | None = None,
         copy: bool = False,
+        edit: editing.Edit | None = None,
         slot: Slot | None = None,
     ) -> PendingJob:
         """Take a place in flight (or the `slot` already taken), record the job (storage enforces ban and quota)
@@ -391,7 +463,7 @@ class JobService:
                 channel_id=place.channel_id,
                 parent_job_id=None if parent is None else parent.id,
                 parent_image_index=index,
-                **self._job_fields(request),
+                **self._job_fields(request, edit),
             )
             if copy:
                 assert parent is not None and index is not None
@@ -425,8 +497,12 @@ class JobService:
         index: int,
         *,
         prompt: str | None = None,
+        edit: editing.Edit | None = None,
     ) -> PendingJob:
         """Check and record the job a button on job `parent_id` asks for.
+
+        The buttons that ask before they edit (Vary Region, Custom Zoom: `EDIT_ASKS`) take the `edit`
+        asked; 🔄 on an edited grid makes the same edit of the same image again with a new seed.
 
         With `prompt` (Remix: the job's prompt and flags as the member edited them), the new job starts from
         the same image with that prompt instead, recorded as a remix (see `remixed_kind`).
@@ -437,6 +513,9 @@ class JobService:
         """
         parent, settings = await self._pressable(requester, place, action, parent_id, index)
         start_from = request_of(parent)
+        edit = edit_of(action, edit)
+        if action is ButtonAction.REROLL and (again := await self._edited_image(parent)) is not None:
+            parent, index, edit = again
         if prompt is not None:
             if not action.remixable:
                 raise NotRemixable()
@@ -444,7 +523,7 @@ class JobService:
             check_prompt(start_from.prompt, start_from.negative_prompt, settings)
             if action not in self.offered(start_from.model):
                 raise NotOffered()
-        kind, request = await self._derive(action, parent, start_from, index)
+        kind, request = await self._derive(action, parent, start_from, index, edit)
         image_index = None if kind is JobKind.REROLL else index
         if prompt is not None and any(flag.canonical == "seed" for flag in split_prompt(prompt)[1]):
             request = request.replace(seed=start_from.seed)  # an edit that gives --seed keeps it
@@ -457,6 +536,33 @@ class JobService:
             parent=parent,
             index=image_index,
             copy=action is ButtonAction.UPSCALE,
+            edit=edit,
+        )
+
+    async def _edited_image(self, job: JobRecord) -> tuple[JobRecord, int, editing.Edit] | None:
+        """The image an edit job (Zoom Out, Pan, …) started from and its edit; None for any other job."""
+        edit = editing.Edit.from_params(job.params)
+        if edit is None or job.parent_job_id is None or job.parent_image_index is None:
+            return None
+        parent = await self.storage.jobs.get(job.parent_job_id)
+        if parent is None or not 0 <= job.parent_image_index < len(parent.images):
+            raise JobGone()
+        return parent, job.parent_image_index, edit
+
+    async def edit_request(
+        self, start_from: GenerationRequest, source: bytes, edit: editing.Edit, *, seed: int
+    ) -> GenerationRequest:
+        """`edit` of image `source` with the settings of `start_from`, sized for its model's family
+        (`pipeline.editing.edit_request`); its PNGs are made off the event loop."""
+        family = self.executor.family(start_from.model)
+        return await asyncio.to_thread(
+            editing.edit_request,
+            start_from,
+            source,
+            edit,
+            seed=seed,
+            native=family.native_size,
+            multiple=family.size_multiple,
         )
 
     async def remix_prompt(
@@ -471,6 +577,14 @@ class JobService:
             return None
         parent, _ = await self._pressable(requester, place, action, parent_id, index)
         return prompt_line(parent)
+
+    async def check_press(
+        self, requester: Requester, place: Place, action: ButtonAction, parent_id: str, index: int
+    ) -> JobRecord:
+        """The job a press would start from, or what `press` would refuse of the job itself (JobGone,
+        NotAllowed, NotOffered, …): for a front end that asks the member something first."""
+        parent, _ = await self._pressable(requester, place, action, parent_id, index)
+        return parent
 
     async def _pressable(
         self, requester: Requester, place: Place, action: ButtonAction, parent_id: str, index: int
@@ -487,12 +601,21 @@ class JobService:
         check_prompt(parent.prompt, parent.negative_prompt, settings)
         check_may_press(requester, parent, settings)
         if action not in self.offered(parent.model):
-            raise NotOffered()
+            raise NotOffered(inpainting=action in EDITS)
         return parent, settings
 
     async def _derive(
-        self, action: ButtonAction, parent: JobRecord, parent_request: GenerationRequest, index: int
+        self,
+        action: ButtonAction,
+        parent: JobRecord,
+        parent_request: GenerationRequest,
+        index: int,
+        edit: editing.Edit | None = None,
     ) -> tuple[JobKind, GenerationRequest]:
+        if edit is not None:
+            source = await self.storage.images.get(parent.images[index].storage_key)
+            request = await self.edit_request(parent_request, source, edit, seed=self.seeds.randrange(2**32))
+            return EDIT_KINDS[edit.kind], request
         if action is ButtonAction.REROLL:
             return JobKind.REROLL, parent_request.replace(seed=self.seeds.randrange(2**32), num_images=4)
         image = parent.images[index]
@@ -513,11 +636,12 @@ class JobService:
             single, source, creative=action is ButtonAction.UPSCALE_CREATIVE
         )
 
-    def _job_fields(self, request: GenerationRequest) -> dict[str, Any]:
+    def _job_fields(self, request: GenerationRequest, edit: editing.Edit | None = None) -> dict[str, Any]:
         return {
             "prompt": request.prompt,
             "negative_prompt": request.negative_prompt,
-            "params": request_params(request),
+            # An edit is kept too, so its canvas and mask can be made again (recovery, 🔄).
+            "params": {**request_params(request), **(edit.params() if edit else {})},
             "seed": request.seed,
             "model": request.model,
         }
@@ -699,7 +823,7 @@ class JobService:
         ]
         seconds = result.timings.compute_seconds
         done = await self._until_recorded(job.id, lambda: self._finish(job.id, images, seconds, started))
-        return Outcome(done, encoded.images, encoded.grid, result, self.offered(job.model))
+        return Outcome(done, encoded.images, encoded.grid, result, self.offered_for(done))
 
     async def _copy(self, pending: PendingJob, reporter: Reporter) -> None:
         assert pending.copy_of is not None
@@ -712,7 +836,7 @@ class JobService:
             pending.job.id, lambda: self._finish(pending.job.id, copied, 0.0, started)
         )
         shown = await asyncio.to_thread(display_png, data)
-        await reporter.finished(Outcome(done, [data], shown, offered=self.offered(pending.job.model)))
+        await reporter.finished(Outcome(done, [data], shown, offered=self.offered_for(done)))
 
     async def _fail_quietly(self, job_id: str, message: str, *, wait: bool = False) -> bool:
         """Record the job failed; False (logged) when it could not be, or had ended otherwise. With `wait`,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from pipeline.editing import Edit
 from pipeline.executor.base import ResumableExecutor, UnknownJob
 from pipeline.request import GenerationRequest, Mode
 from service.errors import JobGone
@@ -85,6 +86,9 @@ async def _rebuild(
     if request.mode is Mode.TXT2IMG:  # a U press: the parent's image itself
         return request, (parent, index)
     source = await service.storage.images.get(parent.images[index].storage_key)
+    edit = Edit.from_params(job.params)
+    if edit is not None:  # Zoom Out, Pan, …: the same canvas and mask again
+        return await service.edit_request(request, source, edit, seed=request.seed), None
     return request.replace(source_image=source), None
 
 

@@ -10,9 +10,18 @@ from bot.errors import reply_error
 from bot.flow import start_job
 from bot.interactions import Acknowledgement, KaikaCog, place
 from bot.limits import fit_choices
-from bot.views import PRESS_EVENT, REMIX_EVENT, REMIX_SUBMIT_EVENT, JobButton, JobToolButton, RemixModal
+from bot.views import (
+    EDIT_SUBMIT_EVENT,
+    PRESS_EVENT,
+    REMIX_EVENT,
+    REMIX_SUBMIT_EVENT,
+    EditModal,
+    JobButton,
+    JobToolButton,
+    RemixModal,
+)
 from service.errors import JobGone
-from service.jobs import ButtonAction, PendingJob
+from service.jobs import EDIT_ASKS, ButtonAction, PendingJob, asked_edit
 
 REMIX_ON = (
     "Remix is on: V1–V4, Vary and 🔄 now open the prompt and its flags for you to edit before the new job "
@@ -54,7 +63,11 @@ class ImagineCog(KaikaCog):
     async def press(
         self, interaction: discord.Interaction, action: ButtonAction, job_id: str, index: int
     ) -> None:
-        """A job button was pressed (see `bot.views.JobButton`); with Remix on, its editor opens first."""
+        """A job button was pressed (see `bot.views.JobButton`); with Remix on, its editor opens first, and
+        Vary (Region) and Custom Zoom ask their question first (`bot.views.EditModal`)."""
+        if action in EDIT_ASKS:
+            await self._ask(interaction, action, job_id, index)
+            return
         try:
             text = await self.services.jobs.remix_prompt(
                 self.requester(interaction), place(interaction), action, job_id, index
@@ -79,6 +92,40 @@ class ImagineCog(KaikaCog):
             return
         await self._start_press(interaction, pressed, job_id, index, prompt)
 
+    async def _ask(
+        self, interaction: discord.Interaction, action: ButtonAction, job_id: str, index: int
+    ) -> None:
+        """Open the question of Vary (Region) or Custom Zoom (with the prompt too when Remix is on), once the
+        press itself is allowed."""
+        jobs, requester = self.services.jobs, self.requester(interaction)
+        try:
+            await jobs.check_press(requester, place(interaction), action, job_id, index)
+            prompt = await jobs.remix_prompt(requester, place(interaction), action, job_id, index)
+        except Exception as error:
+            await reply_error(interaction, error)
+            return
+        await interaction.response.send_modal(EditModal(action, job_id, index, prompt))
+
+    @commands.Cog.listener(f"on_{EDIT_SUBMIT_EVENT}")
+    async def edit_submit(
+        self,
+        interaction: discord.Interaction,
+        action: str,
+        job_id: str,
+        index: int,
+        answer: str,
+        prompt: str | None,
+    ) -> None:
+        """Vary (Region) or Custom Zoom was answered (see `bot.views.edit_submission`): its job starts."""
+        try:
+            pressed = ButtonAction(action)
+        except ValueError:
+            pressed = None
+        if pressed not in EDIT_ASKS:  # the grammar's shape with an action that asks nothing
+            await reply_error(interaction, JobGone())
+            return
+        await self._start_press(interaction, pressed, job_id, index, prompt, answer=answer)
+
     async def _start_press(
         self,
         interaction: discord.Interaction,
@@ -86,10 +133,19 @@ class ImagineCog(KaikaCog):
         job_id: str,
         index: int,
         prompt: str | None = None,
+        *,
+        answer: str | None = None,
     ) -> None:
         async def prepare() -> PendingJob:
+            edit = None if answer is None else asked_edit(action, answer)
             return await self.services.jobs.press(
-                self.requester(interaction), place(interaction), action, job_id, index, prompt=prompt
+                self.requester(interaction),
+                place(interaction),
+                action,
+                job_id,
+                index,
+                prompt=prompt,
+                edit=edit,
             )
 
         await start_job(

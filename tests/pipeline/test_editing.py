@@ -60,6 +60,9 @@ def test_zoom_factor_must_be_above_one_and_at_most_two(factor):
     with pytest.raises(RequestError, match="zoom factor must be above 1 and at most 2"):
         editing.zoom(factor)
     assert editing.zoom(1.5).factor == 1.5 and editing.zoom(2).factor == 2.0
+    assert editing.zoom(" 1.25 ").factor == 1.25 and editing.zoom("2x").factor == 2.0
+    with pytest.raises(RequestError, match=r"The zoom factor is a number such as 1\.5, not 'far'\."):
+        editing.zoom(" far")
 
 
 def test_pan_names_its_directions():

@@ -10,13 +10,15 @@ from typing import Any
 
 import pytest
 
+from pipeline import editing
+from pipeline.errors import RequestError
 from pipeline.executor.local import LocalExecutor
 from pipeline.families import UNKNOWN_FAMILY
 from pipeline.prompt import parse_prompt
 from pipeline.request import GenerationRequest, Mode
 from service.admission import Place, Requester
 from service.errors import NotOffered
-from service.jobs import ButtonAction, offered_actions, request_notes
+from service.jobs import EDITS, ButtonAction, offered_actions, request_notes
 from service.settings import Settings
 from service.wiring import Services
 from storage.errors import QuotaExceeded
@@ -91,11 +93,13 @@ async def test_a_job_storage_refuses_holds_no_place(services: Services):
     assert services.jobs.in_flight(ADA.user_id) == 1
 
 
-def test_variations_are_offered_only_by_models_that_can_make_them():
-    assert offered_actions({Mode.TXT2IMG, Mode.IMG2IMG, Mode.UPSCALE}) == frozenset(ButtonAction)
+def test_variations_and_edits_are_offered_only_by_models_that_can_make_them():
+    assert offered_actions(set(Mode)) == frozenset(ButtonAction)
     without = offered_actions({Mode.TXT2IMG, Mode.UPSCALE})
     assert ButtonAction.VARY not in without and ButtonAction.VARY_SUBTLE not in without
     assert {ButtonAction.UPSCALE, ButtonAction.UPSCALE_SUBTLE, ButtonAction.REROLL} <= without
+    assert not EDITS & without
+    assert offered_actions({Mode.TXT2IMG, Mode.IMG2IMG, Mode.UPSCALE}) == frozenset(ButtonAction) - EDITS
 
 
 async def test_a_job_of_a_model_without_image_to_image_offers_no_variations(tmp_path: Path):
@@ -116,6 +120,10 @@ async def test_a_job_of_a_model_without_image_to_image_offers_no_variations(tmp_
         assert ButtonAction.UPSCALE in reporter.outcome.offered
         with pytest.raises(NotOffered, match="cannot make variations"):
             await opened.jobs.press(ADA, GUILD, ButtonAction.VARY, pending.job.id, 0)
+        assert not EDITS & reporter.outcome.offered
+        for edit in (ButtonAction.ZOOM_OUT_2X, ButtonAction.PAN_LEFT):
+            with pytest.raises(NotOffered, match=r"cannot inpaint .*no Vary \(Region\), Zoom Out, Pan"):
+                await opened.jobs.press(ADA, GUILD, edit, pending.job.id, 0)
         assert opened.jobs.in_flight(ADA.user_id) == 0  # the refused press holds no place
         assert [job.id for job in await opened.storage.jobs.recent_for_user(ADA.user_id)] == [pending.job.id]
     finally:
@@ -166,3 +174,97 @@ async def test_a_model_named_in_models_is_picked_with_that_name(tiny_model_dir: 
             await opened.close()
     finally:
         await executor.close()
+
+
+async def run_to_outcome(pending) -> Any:
+    reporter = RecordingReporter()
+    async with asyncio.timeout(60):
+        await pending.start(reporter)
+    assert reporter.failure is None, reporter.failure
+    return reporter.outcome
+
+
+async def test_edits_record_their_kind_lineage_and_edit_and_their_buttons_fit_the_image(services: Services):
+    bo = Requester(2, "bo")
+    grid = await run_to_outcome(await services.jobs.imagine(ADA, GUILD, REQUEST.replace(num_images=2)))
+    assert ButtonAction.MAKE_SQUARE not in grid.offered  # its images are square
+    zoom = await run_to_outcome(
+        await services.jobs.press(bo, GUILD, ButtonAction.ZOOM_OUT_15X, grid.job.id, 1)
+    )
+    record = zoom.job
+    assert (record.kind, record.parent_job_id, record.parent_image_index) == ("zoom", grid.job.id, 1)
+    assert (record.owner_id, record.requester_id) == (bo.user_id, bo.user_id)  # the variation's rule
+    assert record.params["edit"] == "zoom" and record.params["factor"] == 1.5
+    assert record.params["mode"] == "inpaint" and len(zoom.images) == 4
+
+    pan = await run_to_outcome(await services.jobs.press(ADA, GUILD, ButtonAction.PAN_UP, zoom.job.id, 2))
+    assert pan.job.kind == "pan" and (pan.job.images[0].width, pan.job.images[0].height) == (48, 72)
+    assert ButtonAction.MAKE_SQUARE in pan.offered  # a tall image can be made square
+    square = await run_to_outcome(
+        await services.jobs.press(ADA, GUILD, ButtonAction.MAKE_SQUARE, pan.job.id, 0)
+    )
+    assert square.job.kind == "square" and square.job.images[0].width == square.job.images[0].height == 64
+
+    region = editing.region("centre")
+    varied = await run_to_outcome(
+        await services.jobs.press(ADA, GUILD, ButtonAction.VARY_REGION, square.job.id, 3, edit=region)
+    )
+    assert varied.job.kind == "region" and varied.job.params["box"] == [25, 25, 50, 50]
+    lineage = await services.storage.jobs.lineage(varied.job.id)
+    assert [job.kind for job in lineage] == ["imagine", "zoom", "pan", "square", "region"]
+
+
+async def test_a_reroll_of_an_edited_grid_makes_the_same_edit_of_the_same_image_again(services: Services):
+    grid = await run_to_outcome(await services.jobs.imagine(ADA, GUILD, REQUEST.replace(num_images=2)))
+    zoom = await run_to_outcome(
+        await services.jobs.press(ADA, GUILD, ButtonAction.ZOOM_OUT_2X, grid.job.id, 1)
+    )
+    again = await run_to_outcome(await services.jobs.press(ADA, GUILD, ButtonAction.REROLL, zoom.job.id, 0))
+    assert (again.job.kind, again.job.parent_job_id, again.job.parent_image_index) == ("zoom", grid.job.id, 1)
+    assert again.job.params["factor"] == 2 and again.job.seed != zoom.job.seed
+    assert again.images != zoom.images
+
+
+async def test_edits_that_cannot_be_made_are_refused_and_record_nothing(services: Services):
+    grid = await run_to_outcome(await services.jobs.imagine(ADA, GUILD, REQUEST))
+    with pytest.raises(RequestError, match="This button needs the region to vary"):
+        await services.jobs.press(ADA, GUILD, ButtonAction.VARY_REGION, grid.job.id, 0)
+    with pytest.raises(RequestError, match="This button needs the zoom factor"):
+        await services.jobs.press(ADA, GUILD, ButtonAction.ZOOM_CUSTOM, grid.job.id, 0, edit=editing.square())
+    with pytest.raises(RequestError, match="square already"):
+        await services.jobs.press(ADA, GUILD, ButtonAction.MAKE_SQUARE, grid.job.id, 0)
+    assert services.jobs.in_flight(ADA.user_id) == 0
+    assert [job.id for job in await services.storage.jobs.recent_for_user(ADA.user_id)] == [grid.job.id]
+
+
+async def test_an_edit_left_unfinished_by_a_restart_is_made_again_from_its_image(
+    tiny_engine: Any, tiny_model_dir: Path, tmp_path: Path
+):
+    from PIL import Image
+
+    from pipeline.images import decode_image
+    from service.recovery import recover_unfinished
+
+    settings = Settings(_env_file=None, model=str(tiny_model_dir), data_dir=tmp_path / "data")
+    first = await Services.open(settings, LocalExecutor({None: tiny_engine}, preview_every=0))
+    try:
+        grid = await run_to_outcome(await first.jobs.imagine(ADA, GUILD, REQUEST))
+        zoom = await first.jobs.press(ADA, GUILD, ButtonAction.ZOOM_OUT_2X, grid.job.id, 0)
+    finally:
+        await first.close()  # before the zoom ran: it stays queued for the next start
+
+    second = await Services.open(settings, LocalExecutor({None: tiny_engine}, preview_every=0))
+    try:
+        reporter = RecordingReporter()
+        assert await recover_unfinished(second.jobs, lambda job: reporter, notify_lost=None) == []  # type: ignore[arg-type]
+        async with asyncio.timeout(60):
+            await second.jobs.wait_idle()
+        assert reporter.outcome is not None and reporter.outcome.job.id == zoom.job.id
+        source = decode_image(grid.images[0]).resize((32, 32), Image.Resampling.LANCZOS)
+        feather = editing.feather_width(64, 64)
+        inner = (16 + feather, 16 + feather, 48 - feather, 48 - feather)
+        for png in reporter.outcome.images:
+            centre = decode_image(png).crop(inner)
+            assert centre.tobytes() == source.crop((feather, feather, 32 - feather, 32 - feather)).tobytes()
+    finally:
+        await second.close()
