@@ -37,3 +37,17 @@ def test_a_remixed_reroll_draws_the_edited_prompt(demo_data, kaika):
         [("yellow", "star")]
     ] * 4
     assert [read(Image.open(path)).background for path in first["images"]] == ["blue"] * 4
+
+
+def test_a_remixed_variation_keeps_the_image_and_takes_the_edit(demo_data, kaika):
+    first = kaika("imagine", "a red circle on a blue background --seed 1", "--json").json()
+    [source] = read(Image.open(first["images"][0])).regions
+    assert (source.color, source.shape) == ("red", "circle")
+    edited = "a yellow circle on a blue background --seed 2"
+    remixed = kaika("vary", first["job_id"], "1", "--strong", "--prompt", edited, "--json").json()
+    for path in remixed["images"]:
+        reading = read(Image.open(path))
+        assert reading.background == "blue", path
+        [circle] = reading.regions  # the source's circle, where it was, in the colour the edit asks
+        assert (circle.color, circle.shape, circle.position) == ("yellow", "circle", source.position), path
+        assert abs(circle.x - source.x) <= 2 and abs(circle.y - source.y) <= 2, path
