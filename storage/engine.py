@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,19 @@ WRITE_OPTION = "kaika_write"
 def sqlite_url(data_dir: Path) -> str:
     """The default database: `kaika.db` inside `data_dir`."""
     return f"sqlite+aiosqlite:///{(Path(data_dir) / 'kaika.db').resolve()}"
+
+
+# What Kaika keeps (members' prompts, ids and images) is readable by the account it runs as only.
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+
+
+def keep_private(database: Path) -> None:
+    """Create the SQLite file's folder and the file itself readable by this account only (and make an
+    existing file so); SQLite gives its -wal and -shm files the database file's permissions."""
+    database.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
+    os.close(os.open(database, os.O_CREAT | os.O_RDWR, PRIVATE_FILE))
+    os.chmod(database, PRIVATE_FILE)
 
 
 def is_sqlite(url: str) -> bool:
@@ -39,7 +53,7 @@ def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
     database = parsed.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
     if not in_memory:
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        keep_private(Path(database))
     connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S, **engine_options.pop("connect_args", {})}
     engine = create_async_engine(url, connect_args=connect_args, **engine_options)
 

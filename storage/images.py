@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from storage.engine import PRIVATE_FOLDER
 from storage.records import StoredFile
 
 _KEY = re.compile(r"^[0-9a-f]{2}/[0-9A-Za-z._-]+$")
@@ -94,7 +95,7 @@ class LocalImageStore:
         if target.is_file() and target.stat().st_size == len(data):
             os.utime(target)  # a fresh reference: keep it out of the next orphan sweep's grace window
             return stored
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)  # files: mkstemp's 0600
         descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(descriptor, "wb") as file:
