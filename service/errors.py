@@ -38,7 +38,7 @@ class NotOffered(UserError):
     def __init__(self, *, inpainting: bool = False) -> None:
         super().__init__(
             "This job's model cannot inpaint (it has no inpainting pipeline), so it has no Vary (Region), "
-            "Zoom Out, Pan or Make Square; use U, V or 🔄 instead."
+            "Zoom Out, Pan or Make Square."
             if inpainting
             else "This job's model cannot make variations (it has no image-to-image pipeline); "
             "use U or 🔄 instead."

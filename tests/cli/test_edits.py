@@ -112,3 +112,16 @@ def test_region_with_a_prompt_generates_the_new_prompt_in_the_box(local_data, ka
     assert record.params["box"] == [25, 25, 50, 50] and record.parent_image_index == 1
     # The kept pixels are the red of the parent's image.
     assert Image.open(printed["images"][0]).getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_a_model_without_inpainting_says_why_it_cannot_edit(kaika, local_data, tmp_path, monkeypatch):
+    from testkit.families import save_tiny_family
+
+    monkeypatch.setenv("MODEL", str(save_tiny_family("pixart", tmp_path / "pixart")))
+    parent = bot_job(local_data)
+    for command in (["zoom", parent.id, "1"], ["pan", parent.id, "2", "--direction", "up"]):
+        message = refused(kaika, local_data, *command)
+        assert message == (
+            "This job's model cannot inpaint (it has no inpainting pipeline), so it has no Vary (Region), "
+            "Zoom Out, Pan or Make Square."
+        )

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from PIL import Image
 
 from pipeline.demo.checker import read
 from storage.records import JobKind
 from tests.fixtures.cli import job
-
-
-@pytest.fixture
-def demo_data(tmp_path, monkeypatch) -> Path:
-    """DATA_DIR in a fresh folder and the packaged demo model (an empty MODEL) on the CPU."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.setenv("MODEL", "")
-    monkeypatch.setenv("DEVICE", "cpu")
-    monkeypatch.setenv("DTYPE", "float32")
-    return tmp_path / "data"
 
 
 def test_a_remixed_reroll_draws_the_edited_prompt(demo_data, kaika):
