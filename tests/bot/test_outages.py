@@ -124,3 +124,40 @@ async def test_a_job_cut_off_by_an_outage_and_a_restart_is_never_called_failed_a
     assert fake.labels(int(message["id"])) == GRID_LABELS
     [job] = await second.services.storage.jobs.recent_for_user(ada.id)
     assert job.status == "done" and job.message_id == int(message["id"])
+
+
+REFUSALS = ("The queue is full (8 jobs)", "You already have 2 jobs")
+
+
+@pytest.mark.slow
+async def test_a_burst_over_the_limits_is_refused_ephemerally_and_stats_show_no_failures(start_kaika):
+    kaika = await start_kaika(max_queue=8, max_jobs_per_user=2)
+    fake = kaika.fake
+    members = [fake.add_member(f"member{n}") for n in range(12)]
+    interactions = await asyncio.gather(
+        *(kaika.imagine(members[n % 12], f"picture {n} --steps {FAST_STEPS}") for n in range(36))
+    )
+
+    def refusal(interaction) -> str | None:
+        """The ephemeral refusal the member got (at once, or after a deferral on a busy machine)."""
+        ids = [interaction.original_message_id, *interaction.followup_ids] if interaction.acked_at else []
+        for message in (fake.messages.get(i) for i in ids if i):
+            if message and message["flags"] & 64 and any(r in message["content"] for r in REFUSALS):
+                return message["content"]
+        return None
+
+    def grid(interaction) -> bool:
+        message = fake.original(interaction)
+        return bool(message and message.get("components"))
+
+    await fake.wait_until(lambda: all(refusal(i) or grid(i) for i in interactions), 300)
+    await kaika.services.jobs.wait_idle()
+    refused = [i for i in interactions if refusal(i)]
+    accepted = [i for i in interactions if grid(i)]
+    assert refused and len(accepted) >= 8 and len(refused) + len(accepted) == 36
+    assert all(fake.labels(int(fake.original(i)["id"])) == GRID_LABELS for i in accepted)
+    assert failures(fake) == []
+
+    stats = await fake.slash(fake.guild_owner, "stats", window="24h")
+    text = await fake.wait_until(lambda: fake.reply_text(stats))
+    assert f"0% (0 failed, {len(accepted)} done)" in text
