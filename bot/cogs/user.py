@@ -76,7 +76,7 @@ class UserCog(KaikaCog):
             await ack.defer()
         images = [await storage.images.get(image.storage_key) for image in job.images]
         data, extension = await asyncio.to_thread(_showable, images, interaction.filesize_limit)
-        view = result_view(job.id, len(images), self.services.jobs.offered(job.model))
+        view = result_view(job.id, len(images), self.services.jobs.offered_for(job))
         await interaction.edit_original_response(
             content=fit(*header(prompt_line(job), job.kind, f"<@{job.owner_id}>", [seeds_note(job)])),
             attachments=[discord.File(io.BytesIO(data), filename=f"kaika_{job.id}.{extension}")],

@@ -81,7 +81,7 @@ async def test_pan_left_then_make_square_of_the_wide_image(start_kaika):
     kaika = await start_kaika()
     fake, storage = kaika.fake, kaika.services.storage
     ada = fake.add_member("ada")
-    single_id, _ = await single_of(kaika, ada)
+    single_id, single_job = await single_of(kaika, ada)
 
     panned = await kaika.finished(await fake.press(ada, single_id, "⬅️"))
     pan = await storage.jobs.get(job_id_of(kaika, int(panned["id"])))
@@ -90,6 +90,10 @@ async def test_pan_left_then_make_square_of_the_wide_image(start_kaika):
 
     wide = await kaika.finished(await fake.press(ada, int(panned["id"]), "U2"))
     assert "Make Square" in fake.labels(int(wide["id"]))  # a wide image can be made square
+    for job_id, square_offered in ((job_id_of(kaika, int(wide["id"])), True), (single_job, False)):
+        show = await fake.slash(ada, "show", job_id=job_id)  # /show posts the same buttons
+        shown = await fake.wait_until(lambda s=show: (m := fake.original(s)) and m.get("components") and m)
+        assert ("Make Square" in fake.labels(int(shown["id"]))) is square_offered
     squared = await kaika.finished(await fake.press(ada, int(wide["id"]), "Make Square"))
     square = await storage.jobs.get(job_id_of(kaika, int(squared["id"])))
     assert square.kind is JobKind.SQUARE and (square.images[0].width, square.images[0].height) == (64, 64)
