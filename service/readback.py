@@ -1,16 +1,20 @@
 """What a job tells back to the people who read it: its prompt with the flags as typed, and all its parameters.
 
 Every front end shows a job's prompt through `prompt_line` (the result's first line, /history, /show, Remix's
-prefilled text) and its parameters through `parameters_of` (the ℹ️ button, `kaika info`).
+prefilled text) and its parameters through `parameters_for` (the ℹ️ button, `kaika info`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.errors import RequestError
+from pipeline.images import read_png_metadata
 from pipeline.prompt import split_prompt
+from storage import Storage
+from storage.errors import StorageError
 from storage.records import JobRecord
 
 
@@ -37,7 +41,8 @@ def prompt_line(job: JobRecord) -> str:
 
 @dataclass(frozen=True)
 class JobParameters:
-    """Everything that made a job's images; `seeds[i]` made image i + 1, `model` None is the default model."""
+    """Everything that made a job's images; `seeds[i]` made image i + 1. `model` is what the prompt asked
+    (None: the default model), `made_by` the model its images name (None before it has any)."""
 
     job_id: str
     kind: str
@@ -46,6 +51,7 @@ class JobParameters:
     flags: str
     negative_prompt: str
     model: str | None
+    made_by: str | None
     seeds: list[int]
     width: int
     height: int
@@ -63,7 +69,21 @@ class JobParameters:
         return asdict(self)
 
 
-def parameters_of(job: JobRecord) -> JobParameters:
+async def parameters_for(storage: Storage, job: JobRecord) -> JobParameters:
+    """`parameters_of(job)` with the model its first image's PNG names (the default model changes; the PNG
+    says which one it was)."""
+    made_by = None
+    if job.images:
+        try:
+            data = await storage.images.get(job.images[0].storage_key)
+        except (OSError, StorageError):  # its file is gone: the parameters are still worth telling
+            data = None
+        if data is not None:
+            made_by = (await asyncio.to_thread(read_png_metadata, data)).get("model")
+    return parameters_of(job, made_by)
+
+
+def parameters_of(job: JobRecord, made_by: str | None = None) -> JobParameters:
     """A job's parameters: each image's seed and size once it has images, the request's before."""
     params = job.params
     if job.images:
@@ -81,6 +101,7 @@ def parameters_of(job: JobRecord) -> JobParameters:
         flags=shown_flags(job),
         negative_prompt=job.negative_prompt,
         model=job.model,
+        made_by=made_by,
         seeds=seeds,
         width=width,
         height=height,
@@ -113,7 +134,7 @@ def settings_lines(p: JobParameters) -> list[str]:
     seeds = ", ".join(f"#{i} {seed}" for i, seed in enumerate(p.seeds, start=1))
     lines = [
         f"Seeds: {seeds}",
-        f"Model: {p.model or 'default'}",
+        f"Model: {p.made_by or p.model or 'default'}",
         f"Steps: {p.steps}, guidance: {p.guidance} (--stylize {p.stylize}, --chaos {p.chaos})",
         f"Size: {p.width}x{p.height}" + ("" if p.strength is None else f", strength {p.strength}"),
     ]

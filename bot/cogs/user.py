@@ -16,7 +16,7 @@ from bot.views import INFO_EVENT, header, message_link, result_view
 from pipeline.images import decode_image, display_grid, encode_png
 from service.defaults import NEGATIVE, SUFFIX, format_defaults
 from service.errors import JobGone, JobNotDone
-from service.readback import parameters_of, prompt_line, settings_lines, shown_flags
+from service.readback import JobParameters, parameters_for, prompt_line, settings_lines, shown_flags
 from storage.records import JobRecord, JobStatus
 
 # A prompt named in a list or a confirmation is shown to this many characters at most.
@@ -137,16 +137,16 @@ class UserCog(KaikaCog):
                 job = await self.services.storage.jobs.get(job_id)
                 if job is None:
                     raise JobGone()
+                parameters = await parameters_for(self.services.storage, job)
             except Exception as error:
                 await ack.fail(error)
                 return
-            await ack.send(fit(*parameter_parts(job)))
+            await ack.send(fit(*parameter_parts(job, parameters)))
 
 
-def parameter_parts(job: JobRecord) -> list[Part]:
+def parameter_parts(job: JobRecord, parameters: JobParameters) -> list[Part]:
     """What ℹ️ shows of a job: its prompt and flags, negative prompt, each image's seed, model, steps,
     guidance, size and the job it comes from."""
-    parameters = parameters_of(job)
     parts: list[Part] = [f"**Job `{job.id}`** ({job.kind}, {job.status}) — <@{job.owner_id}>\nPrompt: "]
     parts.append(MemberText(prompt_line(job)))
     if job.negative_prompt:

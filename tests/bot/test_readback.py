@@ -18,7 +18,7 @@ async def test_the_first_line_shows_the_flags_as_typed_and_the_saved_ones(start_
     )
 
 
-async def test_info_button_tells_the_member_every_parameter(start_kaika):
+async def test_info_button_tells_the_member_every_parameter(start_kaika, tiny_model_dir):
     kaika = await start_kaika()
     fake = kaika.fake
     ada, bo = fake.add_member("ada"), fake.add_member("bo")
@@ -31,7 +31,8 @@ async def test_info_button_tells_the_member_every_parameter(start_kaika):
     assert f"Prompt: a red boat --seed 11 --steps {FAST_STEPS} --no sails" in text
     assert "Negative prompt: sails" in text
     assert "Seeds: #1 11, #2 12, #3 13, #4 14" in text
-    assert "Model: default" in text and f"Steps: {FAST_STEPS}, guidance: 7.5" in text
+    # The model its images name (the tiny model's folder), not just "the default".
+    assert f"Model: {tiny_model_dir.name}\n" in text and f"Steps: {FAST_STEPS}, guidance: 7.5" in text
     assert "Size: 64x64" in text
     assert not fake.channel_messages()[-1]["content"].startswith("Job")  # nothing posted for everyone
 

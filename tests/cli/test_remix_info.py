@@ -9,7 +9,7 @@ from storage.records import JobKind
 from tests.fixtures.cli import BOT_USER, all_jobs, bot_job, job
 
 
-def test_info_prints_the_prompt_with_its_flags_and_each_images_seed(local_data, kaika):
+def test_info_prints_the_prompt_with_its_flags_and_each_images_seed(local_data, kaika, tiny_settings_env):
     first = kaika("imagine", "a lighthouse —ar 1:1 --seed 7 --steps 2 --no boats", "--json").json()
     run = kaika("info", first["job_id"])
     assert run.status == 0, run.err
@@ -19,12 +19,13 @@ def test_info_prints_the_prompt_with_its_flags_and_each_images_seed(local_data, 
         "Negative prompt: boats",
         "Seeds: #1 7, #2 8, #3 9, #4 10",
     ]
-    assert "Size: 64x64" in run.out
+    assert "Size: 64x64" in run.out and f"Model: {tiny_settings_env.name}\n" in run.out
 
     printed = json.loads(kaika("info", first["job_id"], "--json").out)
     assert printed["seeds"] == [7, 8, 9, 10] and printed["flags"] == "--ar 1:1 --seed 7 --steps 2 --no boats"
     assert (printed["width"], printed["height"], printed["steps"]) == (64, 64, 2)
     assert printed["parent_job_id"] is None and printed["owner_id"] == LOCAL_USER_ID
+    assert (printed["model"], printed["made_by"]) == (None, tiny_settings_env.name)  # the default model
 
 
 def test_info_names_the_parent_and_image_of_a_bot_members_variation(local_data, kaika):
