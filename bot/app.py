@@ -98,6 +98,7 @@ class KaikaBot(commands.Bot):
             header(prompt_line(job), job.kind, f"<@{job.requester_id}>"),
             interval=self.settings.progress_edit_interval,
             storage=self.services.storage,
+            previous_message_id=job.message_id,
         )
 
     async def tell_channel_about_interrupted_job(self, job: JobRecord) -> None:

@@ -64,6 +64,7 @@ async def start_job(
         _header(interaction, pending),
         interval=progress_interval,
         storage=services.storage,
+        job_id=pending.job.id,
     )
     pending.start(reporter)
 
@@ -83,13 +84,24 @@ async def start_several(
     try:
         await interaction.edit_original_response(content=fit(*headers[0], "\n", QUEUED_TEXT))
         reporters.append(
-            JobMessage(interaction, headers[0], interval=progress_interval, storage=services.storage)
+            JobMessage(
+                interaction,
+                headers[0],
+                interval=progress_interval,
+                storage=services.storage,
+                job_id=jobs[0].job.id,
+            )
         )
-        for part in headers[1:]:
+        for pending, part in zip(jobs[1:], headers[1:], strict=True):
             message = await interaction.followup.send(fit(*part, "\n", QUEUED_TEXT), wait=True)
             reporters.append(
                 FollowupJobMessage(
-                    interaction, message, part, interval=progress_interval, storage=services.storage
+                    interaction,
+                    message,
+                    part,
+                    interval=progress_interval,
+                    storage=services.storage,
+                    job_id=pending.job.id,
                 )
             )
     except discord.HTTPException as error:

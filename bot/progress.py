@@ -72,16 +72,32 @@ class JobMessage:
     """
 
     def __init__(
-        self, interaction: discord.Interaction, header: tuple[Part, ...], *, interval: float, storage: Any
+        self,
+        interaction: discord.Interaction,
+        header: tuple[Part, ...],
+        *,
+        interval: float,
+        storage: Any,
+        job_id: str | None = None,
     ) -> None:
         self.interaction = interaction
         self._report_to(
-            f"interaction {interaction.id}", header, interval, storage, interaction.filesize_limit
+            f"interaction {interaction.id}", header, interval, storage, interaction.filesize_limit, job_id
         )
 
     def _report_to(
-        self, label: str, header: tuple[Part, ...], interval: float, storage: Any, limit: int
+        self,
+        label: str,
+        header: tuple[Part, ...],
+        interval: float,
+        storage: Any,
+        limit: int,
+        job_id: str | None = None,
     ) -> None:
+        # With `job_id`, the message is linked to the job at its first edit: should a restart cut the job
+        # short, the next start points this message at the job's new one (`ChannelJobMessage`).
+        self.job_id = job_id
+        self._linked = False
         self.label = label  # names the message in logs
         self.header = header  # parts of the first line, which every version of the message starts with
         self.throttle = EditThrottle(interval)
@@ -134,10 +150,21 @@ class JobMessage:
             preview = await asyncio.to_thread(enlarged_preview, preview_png)
             attachments = [discord.File(io.BytesIO(preview), filename="preview.png")]
         try:
-            await self._edit(content=content, attachments=attachments)
+            message = await self._edit(content=content, attachments=attachments)
         except discord.HTTPException as error:
             # Progress is best effort: the next edit (or the result) carries the news.
             log.warning("Progress edit of %s failed: %s", self.label, error)
+            return
+        await self._link(message)
+
+    async def _link(self, message: discord.Message) -> None:
+        if self.job_id is None or self._linked:
+            return
+        self._linked = True
+        try:
+            await self.storage.jobs.set_message(self.job_id, message.id, message.channel.id)
+        except StorageError as error:  # best effort: only a restart's pointer to the new message needs it
+            log.info("Could not link job %s to its message: %s", self.job_id, error)
 
     async def _final_edit(
         self, content: str, *, attachments: list[discord.File], view: discord.ui.View | None
@@ -169,8 +196,9 @@ class FollowupJobMessage(JobMessage):
         *,
         interval: float,
         storage: Any,
+        job_id: str | None = None,
     ) -> None:
-        super().__init__(interaction, header, interval=interval, storage=storage)
+        super().__init__(interaction, header, interval=interval, storage=storage, job_id=job_id)
         self.label = f"follow-up {message.id} of interaction {interaction.id}"
         self.message = message
 
@@ -192,10 +220,12 @@ class ChannelJobMessage(JobMessage):
         interval: float,
         storage: Any,
         limit: int = UPLOAD_LIMIT,
+        previous_message_id: int | None = None,
     ) -> None:
         self._channel = channel
-        self._report_to(f"the channel message of job {job_id}", header, interval, storage, limit)
+        self._report_to(f"the channel message of job {job_id}", header, interval, storage, limit, job_id)
         self.message: discord.Message | None = None
+        self.previous_message_id = previous_message_id  # the message the job showed before the restart
 
     @property
     def channel(self) -> Any:
@@ -207,9 +237,27 @@ class ChannelJobMessage(JobMessage):
             self.message = await self._channel.send(
                 fields["content"], files=files, view=fields.get("view") or MISSING
             )
+            await self._point_previous_message_here(self.message)
         else:
             self.message = await self.message.edit(**fields)
         return self.message
+
+    async def _point_previous_message_here(self, message: discord.Message) -> None:
+        """The message the job showed before the restart would stay at its last progress forever: it now
+        says where the job went on. Best effort: it may be gone."""
+        if self.previous_message_id is None or not hasattr(self._channel, "get_partial_message"):
+            return
+        previous = self._channel.get_partial_message(self.previous_message_id)
+        try:
+            await previous.edit(
+                content=self._content(moved_text(message.jump_url)), attachments=[], view=None
+            )
+        except discord.HTTPException as error:
+            log.info("Could not point %s's earlier message at its new one: %s", self.label, error)
+
+
+def moved_text(url: str) -> str:
+    return f"↪️ Kaika restarted; this job went on in a new message: {url}"
 
 
 def enlarged_preview(preview_png: bytes) -> bytes:

@@ -25,9 +25,9 @@ async def test_jobs_cut_short_by_a_restart_run_again_and_post_their_result_to_th
     first = await start_kaika()
     fake = first.fake
     ada = fake.add_member("ada")
-    await first.started(ada, "a long job --steps 80")
+    interaction = await first.started(ada, "a long job --steps 80")
     [job] = await first.services.storage.jobs.recent_for_user(ada.id)
-    assert job.status == "running"
+    assert job.status == "running" and job.message_id == int(fake.original(interaction)["id"])
     await first.close()  # the process goes away mid-job
 
     second = await start_kaika()
@@ -44,6 +44,11 @@ async def test_jobs_cut_short_by_a_restart_run_again_and_post_their_result_to_th
     assert [image.seed for image in done.images] == [job.seed + i for i in range(4)]
     assert done.owner_id == job.owner_id == ada.id
     assert [j.id for j in await second.services.storage.jobs.recent_for_user(ada.id)] == [job.id]
+    # The first message, left at its last progress, now says where the job went on.
+    earlier = fake.original(interaction)
+    assert "Kaika restarted" in earlier["content"] and f"/{message['id']}" in earlier["content"]
+    assert "a long job" in earlier["content"] and "%" not in earlier["content"]
+    assert earlier["attachments"] == [] and earlier["components"] == []
 
 
 @pytest.mark.slow
