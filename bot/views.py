@@ -238,12 +238,12 @@ class EditModal(discord.ui.Modal):
         assert EDIT_MODAL_ID.fullmatch(self.custom_id), self.custom_id
         self.add_item(
             discord.ui.TextInput(
-                label="Region to vary" if region else "Zoom out by (above 1, at most 2)",
+                label="Region to vary" if region else "Zoom out by (1 to 2)",
                 custom_id=_ANSWER_INPUT,
                 default="centre" if region else "1.5",
                 placeholder="left, right, top, bottom, centre, or x,y,w,h in percent"
                 if region
-                else "a number such as 1.5",
+                else "a number such as 1.5; 1 with a new --ar in the prompt",
                 max_length=40,
             )
         )

@@ -109,7 +109,7 @@ def add_job_commands(commands: argparse._SubParsersAction) -> None:
         "--factor",
         default="2",
         type=_edit_argument("zoom"),
-        help="how far to zoom out: above 1, at most 2 (default: 2)",
+        help="how far to zoom out, from 1 to 2 (default: 2); 1 with a new --ar in --prompt changes only the shape",
     )
     pan = _add_press_command(
         commands,
@@ -364,7 +364,7 @@ async def _check_press(settings: Settings, press: Press) -> JobRecord:
     """The recorded job `press` acts on, or the user's error: no such job, not finished, no such image, a
     Remix prompt with a bad flag."""
     from cli.errors import NoSuchImage
-    from pipeline.editing import check_edit
+    from pipeline.editing import check_edit, reshapes
     from pipeline.families import UNKNOWN_FAMILY
     from pipeline.prompt import parse_prompt
     from service.jobs import ButtonAction, edit_of, pressable
@@ -382,7 +382,9 @@ async def _check_press(settings: Settings, press: Press) -> JobRecord:
     edit = edit_of(press.action, press.edit)
     if edit is not None:
         image = parent.images[press.number - 1]
-        check_edit(edit, image.width, image.height)
+        check_edit(
+            edit, image.width, image.height, reshaped=press.prompt is not None and reshapes(press.prompt)
+        )
     return parent
 
 

@@ -21,12 +21,13 @@ from PIL import Image
 
 from pipeline.errors import RequestError
 from pipeline.images import decode_image, encode_png
+from pipeline.prompt import split_prompt
 from pipeline.request import GenerationRequest, Mode, size_for_aspect
 
 # The feathered band is this share of the canvas's shorter side (at least 2 pixels): well under the
 # 10% of the side a member may see blended.
 FEATHER_SHARE = 0.05
-ZOOM_RANGE = (1.0, 2.0)  # a custom zoom's factor: above the first, at most the second
+ZOOM_RANGE = (1.0, 2.0)  # a custom zoom's factor, from the first to the second
 PAN_SHARE = 0.5  # a pan adds this share of the side it extends
 
 
@@ -75,6 +76,7 @@ class Edit:
     box: tuple[float, float, float, float] | None = None  # region: x, y, w, h in percent
     factor: float | None = None  # zoom
     direction: Direction | None = None  # pan
+    canvas: tuple[int, int] | None = None  # zoom to a new shape (--ar with Remix); None: the image's shape
 
     def params(self) -> dict[str, Any]:
         values: dict[str, Any] = {"edit": self.kind}
@@ -84,19 +86,21 @@ class Edit:
             values["factor"] = self.factor
         if self.direction is not None:
             values["direction"] = str(self.direction)
+        if self.canvas is not None:
+            values["canvas"] = list(self.canvas)
         return values
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Edit | None:
         if "edit" not in params:
             return None
-        box = params.get("box")
-        direction = params.get("direction")
+        box, direction, canvas = params.get("box"), params.get("direction"), params.get("canvas")
         return cls(
             kind=params["edit"],
             box=None if box is None else tuple(box),  # type: ignore[arg-type]
             factor=params.get("factor"),
             direction=None if direction is None else Direction(direction),
+            canvas=None if canvas is None else tuple(canvas),  # type: ignore[arg-type]
         )
 
 
@@ -123,20 +127,23 @@ def region(text: str) -> Edit:
     return Edit("region", box=(x, y, w, h))
 
 
-def zoom(factor: float | str) -> Edit:
-    """A Zoom Out edit by `factor` (a number, or as typed: "1.5")."""
+def zoom(factor: float | str, canvas: tuple[int, int] | None = None) -> Edit:
+    """A Zoom Out edit by `factor` (a number, or as typed: "1.5"), onto a `canvas` of a new shape or one of
+    the image's. A factor of 1 changes something only with a new shape (see `check_edit`)."""
     if isinstance(factor, str):
         try:
             factor = float(factor.strip().removesuffix("x"))
         except ValueError:
             raise RequestError(f"The zoom factor is a number such as 1.5, not {factor.strip()!r}.") from None
     low, high = ZOOM_RANGE
-    if not low < factor <= high:
-        raise RequestError(
-            f"The zoom factor must be above {low:g} and at most {high:g} (got {factor:g}); "
-            f"{low:g} would leave the image as it is."
-        )
-    return Edit("zoom", factor=float(factor))
+    if not low <= factor <= high:
+        raise RequestError(f"The zoom factor must be from {low:g} to {high:g} (got {factor:g}).")
+    return Edit("zoom", factor=float(factor), canvas=canvas)
+
+
+def reshapes(prompt: str) -> bool:
+    """Whether a Remix prompt gives --ar, so that a zoom takes that shape."""
+    return any(flag.canonical == "ar" for flag in split_prompt(prompt)[1])
 
 
 def pan(direction: str) -> Edit:
@@ -187,11 +194,19 @@ def _fitted(width: int, height: int, inside: tuple[int, int]) -> tuple[int, int]
     return min(inside[0], max(1, round(width * scale))), min(inside[1], max(1, round(height * scale)))
 
 
-def check_edit(edit: Edit, width: int, height: int) -> None:
+ZOOM_OF_ONE = (
+    "A zoom factor of 1 leaves the image as it is: zoom out more, or give the prompt a new --ar (with Remix)."
+)
+
+
+def check_edit(edit: Edit, width: int, height: int, *, reshaped: bool = False) -> None:
     """RequestError for an edit that would change nothing of a `width` x `height` image: Make Square of
-    a square one. Needs no model, so a front end can answer at once."""
+    a square one, a zoom by 1 that keeps the shape (`reshaped`: a new --ar is coming). Needs no model, so
+    a front end can answer at once."""
     if edit.kind == "square" and width == height:
         raise RequestError("This image is square already; Make Square is for wide or tall images.")
+    if edit.kind == "zoom" and edit.factor == ZOOM_RANGE[0] and edit.canvas is None and not reshaped:
+        raise RequestError(ZOOM_OF_ONE)
 
 
 def layout(edit: Edit, width: int, height: int, native: int, multiple: int) -> Layout:
@@ -208,8 +223,10 @@ def layout(edit: Edit, width: int, height: int, native: int, multiple: int) -> L
         return Layout(width, height, whole, Box(left, top, right - left, bottom - top))
     if edit.kind == "zoom":
         assert edit.factor is not None
-        canvas = _canvas(width, height, native, multiple)
+        canvas = edit.canvas or _canvas(width, height, native, multiple)
         inner = _fitted(width, height, (round(canvas[0] / edit.factor), round(canvas[1] / edit.factor)))
+        if inner == canvas:
+            raise RequestError(ZOOM_OF_ONE)
         return _centred(canvas, inner)
     if edit.kind == "square":
         check_edit(edit, width, height)

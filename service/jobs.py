@@ -523,6 +523,9 @@ class JobService:
             check_prompt(start_from.prompt, start_from.negative_prompt, settings)
             if action not in self.offered(start_from.model):
                 raise NotOffered()
+        if edit is not None and edit.kind == "zoom" and prompt is not None and editing.reshapes(prompt):
+            # Custom Zoom with a new --ar (Remix): the canvas takes the shape of the edited prompt.
+            edit = editing.zoom(edit.factor or 1, canvas=(start_from.width, start_from.height))
         kind, request = await self._derive(action, parent, start_from, index, edit)
         image_index = None if kind is JobKind.REROLL else index
         if prompt is not None and any(flag.canonical == "seed" for flag in split_prompt(prompt)[1]):

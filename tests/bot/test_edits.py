@@ -23,7 +23,7 @@ from tests.fixtures.discord_helpers import (
 )
 
 REGION = "Region to vary"
-FACTOR = "Zoom out by (above 1, at most 2)"
+FACTOR = "Zoom out by (1 to 2)"
 PROMPT = "Prompt and flags (Remix)"
 
 
@@ -133,7 +133,8 @@ async def test_custom_zoom_and_vary_region_refuse_a_bad_answer_ephemerally_and_r
     before = await storage.jobs.recent_for_user(ada.id)
 
     for button, label, typed, said in [
-        ("Custom Zoom", FACTOR, "3", "The zoom factor must be above 1 and at most 2 (got 3)"),
+        ("Custom Zoom", FACTOR, "3", "The zoom factor must be from 1 to 2 (got 3)."),
+        ("Custom Zoom", FACTOR, "1", "A zoom factor of 1 leaves the image as it is"),
         ("Custom Zoom", FACTOR, "far", "The zoom factor is a number such as 1.5, not 'far'."),
         ("Vary (Region)", REGION, "middle", "The region 'middle' is not one Kaika knows"),
         ("Vary (Region)", REGION, "60,0,50,50", "goes past the image"),
@@ -213,3 +214,21 @@ async def test_with_remix_on_a_pan_opens_the_prompt_and_extends_with_the_edit(st
     pan = await storage.jobs.get(job_id_of(kaika, int(message["id"])))
     assert (pan.kind, pan.prompt, pan.parent_job_id) == (JobKind.PAN, "a green sky", single_job)
     assert pan.params["direction"] == "up" and (pan.images[0].width, pan.images[0].height) == (48, 72)
+
+
+async def test_with_remix_on_custom_zoom_takes_a_new_aspect_ratio(start_kaika):
+    kaika = await start_kaika()
+    fake, storage = kaika.fake, kaika.services.storage
+    ada = fake.add_member("ada")
+    single_id, single_job = await single_of(kaika, ada)
+    assert "Remix is on" in await answer(fake, await fake.press(ada, single_id, "Remix"))
+
+    opened = await fake.wait_acked(await fake.press(ada, single_id, "Custom Zoom"))
+    assert list(fake.modal_inputs(opened)) == [FACTOR, PROMPT]
+    submitted = await fake.submit_modal(
+        ada, opened, {FACTOR: "1", PROMPT: f"a blue square --ar 2:1 --steps {FAST_STEPS}"}
+    )
+    message = await kaika.finished(submitted)
+    zoom = await storage.jobs.get(job_id_of(kaika, int(message["id"])))
+    assert (zoom.kind, zoom.parent_job_id, zoom.params["canvas"]) == (JobKind.ZOOM, single_job, [88, 40])
+    assert (zoom.images[0].width, zoom.images[0].height) == (88, 40)  # 2:1 within the 64x64 budget

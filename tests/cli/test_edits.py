@@ -69,7 +69,7 @@ def test_an_edit_of_a_bot_members_image_is_the_local_users(local_data, kaika):
         (["region", "JOB", "1"], "the following arguments are required: --box"),
         (
             ["zoom", "JOB", "1", "--factor", "3"],
-            "argument --factor: The zoom factor must be above 1 and at most 2",
+            "argument --factor: The zoom factor must be from 1 to 2 (got 3).",
         ),
         (
             ["zoom", "JOB", "1", "--factor", "big"],
@@ -125,3 +125,19 @@ def test_a_model_without_inpainting_says_why_it_cannot_edit(kaika, local_data, t
             "This job's model cannot inpaint (it has no inpainting pipeline), so it has no Vary (Region), "
             "Zoom Out, Pan or Make Square."
         )
+
+
+def test_a_zoom_by_one_with_a_new_ar_changes_only_the_shape(local_data, kaika):
+    parent = bot_job(local_data)  # red 64x64 images
+    message = refused(kaika, local_data, "zoom", parent.id, "1", "--factor", "1")
+    assert message.startswith("A zoom factor of 1 leaves the image as it is")
+
+    printed = kaika(
+        "zoom", parent.id, "1", "--factor", "1", "--prompt", "a red circle --ar 2:1 --steps 2", "--json"
+    ).json()
+    assert (printed["width"], printed["height"]) == (88, 40)  # 2:1 within the 64x64 budget
+    record = job(local_data, printed["job_id"])
+    assert record.params["canvas"] == [88, 40] and record.params["factor"] == 1
+    for path in printed["images"]:
+        middle = np.asarray(Image.open(path))[:, 24 + 2 : 64 - 2]  # the image, 40x40, beyond the feather
+        assert (middle == (255, 0, 0)).all()

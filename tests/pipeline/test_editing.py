@@ -55,14 +55,32 @@ def test_a_bad_region_is_refused_with_what_to_type(text, message):
         editing.region(text)
 
 
-@pytest.mark.parametrize("factor", [1.0, 0.5, 2.01, 3])
-def test_zoom_factor_must_be_above_one_and_at_most_two(factor):
-    with pytest.raises(RequestError, match="zoom factor must be above 1 and at most 2"):
+@pytest.mark.parametrize("factor", [0.99, 0.5, 2.01, 3])
+def test_zoom_factor_must_be_from_one_to_two(factor):
+    with pytest.raises(RequestError, match="zoom factor must be from 1 to 2"):
         editing.zoom(factor)
-    assert editing.zoom(1.5).factor == 1.5 and editing.zoom(2).factor == 2.0
+    assert editing.zoom(1.5).factor == 1.5 and editing.zoom(2).factor == 2.0 and editing.zoom(1).factor == 1
     assert editing.zoom(" 1.25 ").factor == 1.25 and editing.zoom("2x").factor == 2.0
     with pytest.raises(RequestError, match=r"The zoom factor is a number such as 1\.5, not 'far'\."):
         editing.zoom(" far")
+
+
+def test_a_zoom_by_one_needs_a_new_shape():
+    with pytest.raises(RequestError, match="A zoom factor of 1 leaves the image as it is"):
+        editing.check_edit(editing.zoom(1), 64, 64)
+    editing.check_edit(editing.zoom(1), 64, 64, reshaped=True)  # a new --ar is coming: fine
+    with pytest.raises(RequestError, match="A zoom factor of 1 leaves the image as it is"):
+        layout(editing.zoom(1), 64, 64, native=64, multiple=8)
+    with pytest.raises(RequestError, match="A zoom factor of 1 leaves the image as it is"):
+        layout(editing.zoom(1, canvas=(64, 64)), 64, 64, native=64, multiple=8)  # --ar 1:1 of a square
+    assert editing.reshapes("a cat --ar 2:1 --seed 3") and not editing.reshapes("a cat --seed 3")
+
+
+def test_a_zoom_to_a_new_shape_puts_the_image_in_the_middle_of_it():
+    wide = layout(editing.zoom(1, canvas=(88, 40)), 64, 64, native=64, multiple=8)
+    assert (wide.width, wide.height) == (88, 40) and wide.source == Box(24, 0, 40, 40)
+    further = layout(editing.zoom(2, canvas=(88, 40)), 64, 64, native=64, multiple=8)
+    assert further.source == Box(34, 10, 20, 20)
 
 
 def test_pan_names_its_directions():
@@ -72,7 +90,13 @@ def test_pan_names_its_directions():
 
 
 def test_an_edit_survives_the_job_params():
-    for edit in (editing.region("10,20,30,40"), editing.zoom(1.5), editing.pan("up"), editing.square()):
+    for edit in (
+        editing.region("10,20,30,40"),
+        editing.zoom(1.5),
+        editing.zoom(1, canvas=(88, 40)),
+        editing.pan("up"),
+        editing.square(),
+    ):
         assert Edit.from_params({"width": 64, **edit.params()}) == edit
     assert Edit.from_params({"width": 64}) is None
 
