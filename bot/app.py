@@ -50,7 +50,17 @@ def point_discord_at(api_base: str, gateway_url: str) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
+DMS_OFF = "Kaika makes images in servers only: use it in a channel of a server it is in."
+
+
 class KaikaTree(app_commands.CommandTree):
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Commands in direct messages only with ALLOW_DMS: Discord does not offer them there otherwise
+        (the commands' contexts), and this refuses what a stale command list or a tampered client sends."""
+        if interaction.guild_id is None and not self.client.settings.allow_dms:  # type: ignore[attr-defined]
+            raise app_commands.NoPrivateMessage(DMS_OFF)
+        return True
+
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await reply_error(interaction, error)
 
@@ -66,6 +76,10 @@ class KaikaBot(commands.Bot):
             intents=intents,
             help_command=None,
             tree_cls=KaikaTree,
+            # Where Discord offers the commands: servers, and direct messages only with ALLOW_DMS.
+            allowed_contexts=app_commands.AppCommandContext(
+                guild=True, dm_channel=settings.allow_dms, private_channel=settings.allow_dms
+            ),
             allowed_mentions=discord.AllowedMentions(
                 users=True, everyone=False, roles=False, replied_user=False
             ),

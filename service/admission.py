@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from gettext import ngettext
 
 from pipeline.errors import EmptyPrompt, QueueFull
-from service.errors import BlockedPrompt, Restarting
+from service.errors import BlockedPrompt, Restarting, UserError
 from storage.errors import NotAllowed
 from storage.records import ButtonPolicy, GuildSettings, JobRecord
 
@@ -64,6 +64,16 @@ def check_prompt(prompt: str, negative_prompt: str, settings: GuildSettings) -> 
     term = blocked_term(f"{prompt} {negative_prompt}", settings.blocklist)
     if term is not None:
         raise BlockedPrompt(term)
+
+
+def check_showable(job: JobRecord, settings: GuildSettings) -> None:
+    """Raise BlockedPrompt when a recorded job (made elsewhere: another server, a DM, the command line) uses
+    a term this server's blocklist refuses, so /show cannot post it there."""
+    term = blocked_term(f"{job.prompt} {job.negative_prompt or ''}", settings.blocklist)
+    if term is not None:
+        raise UserError(
+            f"Job {job.id}'s prompt contains '{term}', which this server's blocklist refuses; it cannot be shown here."
+        )
 
 
 def daily_quota(requester: Requester, settings: GuildSettings) -> int | None:

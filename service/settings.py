@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     discord_api_base: str = "https://discord.com/api/v10"
     discord_gateway_url: str = ""
     admin_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    allow_dms: bool = Field(
+        default=False,
+        description="Offer Kaika in members' direct messages, where no server's quota or blocklist applies",
+    )
     progress_edit_interval: float = Field(default=1.5, gt=0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

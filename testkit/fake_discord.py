@@ -45,6 +45,7 @@ ADMINISTRATOR = 1 << 3
 MEMBER_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
 
 EPHEMERAL_FLAG = 1 << 6
+BOT_DM_CONTEXT = 1  # an interaction context: the user's direct messages with the bot (0: a server)
 LOADING_FLAG = 1 << 7
 
 OPTION_TYPES = {"string": 3, "integer": 4, "boolean": 5, "user": 6, "number": 10}
@@ -318,6 +319,7 @@ class FakeDiscord:
         self.rate_limited: list[RecordedCall] = []
         # Command name -> ids of members a server let use it (Server Settings → Integrations).
         self.command_grants: dict[str, set[int]] = {}
+        self._dm_channels: dict[int, int] = {}  # user id → their DM channel with the bot
         self.over_limits: list[RecordedCall] = []  # answered 400, as Discord does
 
         self.validator = spec_validator() if validate else None
@@ -375,6 +377,10 @@ class FakeDiscord:
         """Let `user` use /name whatever its default member permissions, as a server's admin does in
         Server Settings → Integrations."""
         self.command_grants.setdefault(name, set()).add(user.id)
+
+    def dm_channel_id(self, user: FakeUser) -> int:
+        """The id of `user`'s direct-message channel with the bot (one per user)."""
+        return self._dm_channels.setdefault(user.id, self.new_id())
 
     def may_use(self, user: FakeUser, name: str) -> bool:
         """Whether Discord lists /name to `user`: a command's default member permissions are needed
@@ -457,13 +463,17 @@ class FakeDiscord:
 
     # ---- interactions -------------------------------------------------------------------------------
 
-    async def slash(self, user: FakeUser, name: str, /, **options: Any) -> FakeInteraction:
-        """Dispatch /name with options, typed by the command the bot synced."""
-        command = self._usable(user, name)
+    async def slash(
+        self, user: FakeUser, name: str, /, *, in_dm: bool = False, forge: bool = False, **options: Any
+    ) -> FakeInteraction:
+        """Dispatch /name with options, typed by the command the bot synced; `in_dm`: in the member's direct
+        messages with the bot, which Discord offers only for commands whose contexts include them (`forge`:
+        sent anyway, as a tampered client or a command list not yet synced would)."""
+        command = self.command(name) if forge else self._usable(user, name, in_dm=in_dm)
         data = {"id": command["id"], "name": name, "type": 1, "options": self._options(command, options)}
         if command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
-        return await self._dispatch_interaction(2, user, data)
+        return await self._dispatch_interaction(2, user, data, in_dm=in_dm)
 
     async def subcommand(self, user: FakeUser, path: str, /, **options: Any) -> FakeInteraction:
         """Dispatch a subcommand such as "admin ban" or "admin blocklist add" with options."""
@@ -579,7 +589,14 @@ class FakeDiscord:
         await self.wait_until(lambda: interaction.acked_at is not None, seconds)
         return interaction
 
-    def _usable(self, user: FakeUser, name: str) -> dict[str, Any]:
+    def _usable(self, user: FakeUser, name: str, *, in_dm: bool = False) -> dict[str, Any]:
+        if in_dm:
+            contexts = self.command(name).get("contexts")
+            if contexts is not None and BOT_DM_CONTEXT not in contexts:
+                raise CommandHidden(
+                    f"Discord does not offer /{name} in direct messages: its contexts are {contexts}"
+                )
+            return self.command(name)
         if not self.may_use(user, name):
             raise CommandHidden(f"Discord does not list /{name} to {user.name}: it lacks the permissions")
         return self.command(name)
@@ -611,7 +628,13 @@ class FakeDiscord:
             data["resolved"] = {"users": users, "members": members}
 
     async def _dispatch_interaction(
-        self, kind: int, user: FakeUser, data: dict[str, Any], message: dict[str, Any] | None = None
+        self,
+        kind: int,
+        user: FakeUser,
+        data: dict[str, Any],
+        message: dict[str, Any] | None = None,
+        *,
+        in_dm: bool = False,
     ) -> FakeInteraction:
         self._resolve_users(data)
         interaction_id = self.new_id()
@@ -641,6 +664,14 @@ class FakeDiscord:
             "context": 0,
             "attachment_size_limit": self.attachment_size_limit,
         }
+        if in_dm:  # no guild and no member: the user, in their DM channel with the bot
+            for key in ("guild_id", "guild", "member", "guild_locale"):
+                payload.pop(key)
+            payload["user"] = user.user_payload()
+            payload["channel_id"] = str(self.dm_channel_id(user))
+            payload["channel"] = {"id": payload["channel_id"], "type": 1, "recipients": [user.user_payload()]}
+            payload["context"] = BOT_DM_CONTEXT
+            payload["authorizing_integration_owners"] = {"1": str(user.id)}
         if message is not None:
             payload["message"] = message
         interaction = FakeInteraction(interaction_id, token, kind, user, payload, time.monotonic())

@@ -14,8 +14,9 @@ from bot.limits import MemberText, Part, fit, shorten
 from bot.progress import fit_attachment
 from bot.views import INFO_EVENT, header, message_link, result_view
 from pipeline.images import decode_image, display_grid, encode_png
+from service.admission import check_showable
 from service.defaults import NEGATIVE, SUFFIX, format_defaults
-from service.errors import JobGone, JobNotDone
+from service.errors import JobGone, JobNotDone, UserError
 from service.readback import JobParameters, parameters_for, prompt_line, settings_lines, shown_flags
 from storage.records import JobRecord, JobStatus
 
@@ -73,6 +74,12 @@ class UserCog(KaikaCog):
             if job is None or job.status is not JobStatus.DONE or not job.images:
                 await ack.fail(JobGone() if job is None else JobNotDone(job))
                 return
+            if interaction.guild_id is not None:  # posted for the server to see: its blocklist applies
+                try:
+                    check_showable(job, await self.services.jobs.guild_settings(interaction.guild_id))
+                except UserError as error:
+                    await ack.fail(error)
+                    return
             await ack.defer()
         images = [await storage.images.get(image.storage_key) for image in job.images]
         data, extension = await asyncio.to_thread(_showable, images, interaction.filesize_limit)
