@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import redis
 
+from pipeline import editing
 from pipeline.errors import JobCancelled, JobFailed, RequestError
 from pipeline.executor.base import (
     Cancelled,
@@ -36,6 +37,7 @@ from pipeline.executor.celery_jobs import (
 )
 from pipeline.executor.celery_worker import WorkerJobs
 from pipeline.families import UNKNOWN_FAMILY
+from pipeline.images import decode_image, encode_png
 from pipeline.request import GenerationRequest, Mode
 from tests.fixtures.fleet import LONG, collect, first_step, job_record, stream_types
 
@@ -390,3 +392,24 @@ async def test_an_unreachable_redis_is_named_at_start_and_refuses_jobs_with_a_me
     stopped = CeleryExecutor(FleetConfig(redis_url=url), default_model=str(tiny_model_dir))
     with pytest.raises(FleetUnavailable, match=r"Cannot reach Redis at 127\.0\.0\.1:\d+ \(REDIS_URL\)"):
         await stopped.start()
+
+
+async def test_an_edit_runs_on_a_worker_with_its_canvas_and_mask(worker, make_executor):
+    """Zoom Out on the fleet: the mask crosses the broker, and the worker pastes the kept pixels back."""
+    executor = await make_executor()
+    source = (await (await executor.submit(SMALL, owner="alice")).result()).images[0]
+    family = executor.family()
+    request = editing.edit_request(
+        SMALL,
+        encode_png(source),
+        editing.zoom(2),
+        seed=7,
+        native=family.native_size,
+        multiple=family.size_multiple,
+    )
+    result = await (await executor.submit(request, owner="alice")).result()
+    f = editing.feather_width(64, 64)
+    shrunk = np.asarray(decode_image(request.source_image), dtype=int)[16 + f : 48 - f, 16 + f : 48 - f]
+    assert len(result.images) == 4
+    for image in result.images:
+        assert (np.asarray(image.convert("RGB"), dtype=int)[16 + f : 48 - f, 16 + f : 48 - f] == shrunk).all()
