@@ -63,7 +63,7 @@ T = TypeVar("T")
 
 # While storage is unavailable, a job's outcome waits to be recorded: the first retry comes after this
 # many seconds, each next one after twice as long, up to the second figure.
-RECORD_RETRY_SECONDS = (0.5, 15.0)
+RECORD_RETRY_SECONDS = (0.5, 5.0)
 
 # The request fields a job's `params` keep, so a button can rebuild the request later.
 REQUEST_PARAMS = (
