@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from pipeline.editing import Edit
     from pipeline.request import GenerationRequest
+    from pipeline.uploads import CleanUpload
     from service.jobs import ButtonAction, Outcome, PendingJob, Requester
     from service.settings import Settings
     from service.wiring import Services
@@ -53,7 +54,13 @@ def add_job_commands(commands: argparse._SubParsersAction) -> None:
         ),
     )
     imagine.add_argument(
-        "prompt", help="the description, optionally followed by --ar, --seed, --no, --steps, …"
+        "prompt", help="the description, optionally followed by --ar, --seed, --no, --steps, --iw, …"
+    )
+    imagine.add_argument(
+        "--image",
+        metavar="PATH",
+        help="an image prompt: the images start from this picture (PNG, JPEG, WebP or GIF), as closely as "
+        "the prompt's --iw (0–2, default 1) asks; kept with the job as the local user's upload",
     )
     _add_common_arguments(imagine)
     imagine.set_defaults(handler=_run_imagine)
@@ -233,7 +240,9 @@ def _press_of(args: argparse.Namespace) -> Press:
 
 
 def _run_imagine(args: argparse.Namespace) -> int:
-    return _run(args, lambda settings, owner: imagine(settings, args.prompt, owner=owner))
+    return _run(
+        args, lambda settings, owner: imagine(settings, args.prompt, owner=owner, image_path=args.image)
+    )
 
 
 def _run_press(args: argparse.Namespace) -> int:
@@ -287,31 +296,39 @@ def _run(args: argparse.Namespace, job: Job) -> int:
     return status
 
 
-async def imagine(settings: Settings, text: str, *, owner: str) -> Finished | list[Finished | Exception]:
+async def imagine(
+    settings: Settings, text: str, *, owner: str, image_path: str | None = None
+) -> Finished | list[Finished | Exception]:
     """Parse `text`, record and run it as the local user (with a progress bar); return its outcome and request
     — for a prompt of several jobs (--repeat, {a, b} permutations), each job's, or the user's error that
-    ended it (the others still finish).
+    ended it (the others still finish). With `image_path`, the jobs start from that picture (an image prompt).
 
     The same job service as the bot: the jobs are recorded in storage (DATA_DIR / DATABASE_URL) before
     they run and their images are stored with them, owned by LOCAL_USER_ID under the name `owner`.
     """
     import asyncio
 
+    from pipeline.errors import RequestError
     from pipeline.families import UNKNOWN_FAMILY
     from pipeline.prompt import parse_prompts
     from service.errors import USER_ERRORS
-    from service.jobs import Place
+    from service.jobs import IW_NEEDS_IMAGE, Place
     from service.wiring import Services
 
-    # Check the flags before spending seconds loading the model; the size is settled after loading.
+    # Check the flags and the picture before spending seconds loading the model; the size is settled after.
     checked = parse_prompts(text, family=UNKNOWN_FAMILY, max_jobs=settings.max_jobs_per_prompt)
+    if image_path is None and any(request.image_weight is not None for request in checked):
+        raise RequestError(IW_NEEDS_IMAGE)
+    image = None if image_path is None else await _read_image(settings, image_path)
     services = await Services.open(settings)
     try:
         requests = [
             request.replace(seed=first.seed)
             for request, first in zip(services.jobs.parse_all(text), checked, strict=True)
         ]
-        pending = await services.jobs.imagine_all(_local_user(owner), Place(None, None), requests)
+        pending = await services.jobs.imagine_all(
+            _local_user(owner), Place(None, None), requests, image=image
+        )
         if len(pending) == 1:
             return await _follow(services, pending[0], "imagine"), pending[0].request
         labels = [f"imagine {number}/{len(pending)}" for number in range(1, len(pending) + 1)]
@@ -330,6 +347,25 @@ async def imagine(settings: Settings, text: str, *, owner: str) -> Finished | li
         return results
     finally:
         await services.close()
+
+
+async def _read_image(settings: Settings, path_text: str) -> CleanUpload:
+    """The picture at `path_text`, checked as an upload to the bot is (size, pixels, format), or `UploadRefused`."""
+    import asyncio
+    from pathlib import Path
+
+    from pipeline.uploads import UploadRefused, check_declared_size, clean_upload
+
+    path = Path(path_text)
+    max_bytes = round(settings.max_upload_mb * 1024 * 1024)
+    try:
+        check_declared_size((await asyncio.to_thread(path.stat)).st_size, name=path.name, max_bytes=max_bytes)
+        data = await asyncio.to_thread(path.read_bytes)
+    except OSError as error:
+        raise UploadRefused(f"--image {path_text}: {error.strerror or error}.") from None
+    return await asyncio.to_thread(
+        clean_upload, data, name=path.name, max_bytes=max_bytes, max_pixels=settings.max_upload_pixels
+    )
 
 
 async def press(

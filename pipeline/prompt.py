@@ -22,7 +22,7 @@ from typing import NamedTuple, Protocol
 
 from pipeline.errors import RequestError
 from pipeline.families import ModelFamily
-from pipeline.request import GenerationRequest, Limits, size_for_aspect
+from pipeline.request import MAX_IMAGE_WEIGHT, GenerationRequest, Limits, size_for_aspect
 
 DEFAULT_LIMITS = Limits()
 MAX_SEED = 2**32 - 1
@@ -52,12 +52,13 @@ FLAG_ALIASES: dict[str, str] = {
     "repeat": "repeat",
     "r": "repeat",
     "tile": "tile",
+    "iw": "iw",
 }
 # Flags that take no value: giving one is their presence.
 SWITCHES = frozenset({"tile"})
 KNOWN_FLAGS = (
     "--ar (--aspect), --seed, --no, --steps, --stylize (--s), --chaos (--c), --q (--quality), "
-    "--repeat (--r), --tile, --model"
+    "--repeat (--r), --tile, --iw, --model"
 )
 
 _FLAG = re.compile(r"(?:^|\s)(?:--|—(?=\w))([^\s]*)")
@@ -216,6 +217,7 @@ def _parse_one(
     stylize = number("stylize", 0, MAX_STYLIZE, defaults.stylize)
     chaos = number("chaos", 0, MAX_CHAOS, defaults.chaos)
     repeat = number("repeat", 1, max_jobs, 1)
+    image_weight = _parse_image_weight(typed_names["iw"], values["iw"]) if "iw" in values else None
     negative = values.get("no", "")
     prompt_parts(description)  # a malformed multi-prompt is refused here, before anything is recorded
 
@@ -234,6 +236,7 @@ def _parse_one(
         flags=_flags_text(flags),
         tile="tile" in values,
         quality=quality,
+        image_weight=image_weight,
     )
     return _Parsed(request.validate(limits), repeat, seed_given="seed" in values)
 
@@ -294,6 +297,7 @@ _EXAMPLES = {
     "model": "--model name",
     "quality": "--q .5 (one of .25, .5, 1, 2)",
     "repeat": "--repeat 3",
+    "iw": f"--iw 1.5 (0 to {MAX_IMAGE_WEIGHT:g})",
 }
 
 
@@ -335,6 +339,17 @@ def _parse_quality(flag: str, value: str) -> float:
     if quality not in QUALITIES:
         raise RequestError(f"--{flag} takes .25, .5, 1 or 2 (got '{value}').")
     return quality
+
+
+def _parse_image_weight(flag: str, value: str) -> float:
+    _require_single_word(flag, value)
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = math.nan
+    if not 0 <= weight <= MAX_IMAGE_WEIGHT:  # NaN fails too
+        raise RequestError(f"--{flag} needs a number from 0 to {MAX_IMAGE_WEIGHT:g} (got '{value}').")
+    return weight
 
 
 # ---------------------------------------------------------------------------------------------- permutations

@@ -56,6 +56,7 @@ class GenerationRequest:
     tile: bool = False  # --tile: the image repeats seamlessly across its edges
     quality: float = 1.0  # --q as asked; `steps` already holds what it means
     flags: str = ""  # the flags as the member typed them (`--ar 3:2 --s 200`), shown back beside the prompt
+    image_weight: float | None = None  # --iw as asked; `strength` holds what it means once an image is given
 
     @property
     def seeds(self) -> list[int]:
@@ -166,6 +167,9 @@ VARIATION_STRONG = 0.75
 UPSCALE_SUBTLE = 0.25
 UPSCALE_CREATIVE = 0.5
 UPSCALE_FACTOR = 2
+# --iw: how strongly an image prompt's results follow the image, 0–2 (Midjourney's range and default).
+MAX_IMAGE_WEIGHT = 2.0
+DEFAULT_IMAGE_WEIGHT = 1.0
 
 
 def variation_request(
@@ -195,4 +199,23 @@ def upscale_request(
         height=parent.height * UPSCALE_FACTOR,
         strength=UPSCALE_CREATIVE if creative else UPSCALE_SUBTLE,
         num_images=1,
+    )
+
+
+def image_weight_strength(image_weight: float) -> float:
+    """The img2img strength of an --iw: 0 → 1.0 (the image is all but noised away), 1 → 0.55, 2 → 0.1 (the
+    results keep the image's layout and colours and change its details)."""
+    return round(1.0 - 0.45 * image_weight, 4)
+
+
+def image_prompt_request(request: GenerationRequest, image_png: bytes) -> GenerationRequest:
+    """`request` drawn from an image prompt: img2img from `image_png` (already at the request's size) at the
+    strength its --iw asks for (`DEFAULT_IMAGE_WEIGHT` without one)."""
+    weight = DEFAULT_IMAGE_WEIGHT if request.image_weight is None else request.image_weight
+    return request.replace(
+        mode=Mode.IMG2IMG,
+        source_image=image_png,
+        mask_image=None,
+        strength=image_weight_strength(weight),
+        image_weight=weight,
     )

@@ -9,12 +9,15 @@ unfinished are resumed by `service.recovery`.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import random
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
+
+from PIL import Image
 
 from pipeline import editing
 from pipeline.errors import PipelineError, RequestError
@@ -45,8 +48,17 @@ from pipeline.request import (
     GenerationResult,
     Limits,
     Mode,
+    image_prompt_request,
     upscale_request,
     variation_request,
+)
+from pipeline.uploads import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    CleanUpload,
+    check_declared_size,
+    clean_upload,
+    fit_image,
 )
 from service.admission import Capacity, Place, Requester, Slot, check_may_press, check_prompt, daily_quota
 from service.defaults import DEFAULT_FLAGS, REMIX, SAVED_KEYS, SUFFIX, remix_on, with_defaults
@@ -55,7 +67,7 @@ from service.readback import prompt_line
 from storage import Storage
 from storage.errors import IllegalTransition, StorageError, StorageUnavailable
 from storage.errors import JobNotFound as StorageJobNotFound
-from storage.records import GeneratedImage, GuildSettings, JobKind, JobRecord, JobStatus
+from storage.records import GeneratedImage, GuildSettings, JobKind, JobRecord, JobStatus, UploadRecord
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +76,14 @@ T = TypeVar("T")
 # While storage is unavailable, a job's outcome waits to be recorded: the first retry comes after this
 # many seconds, each next one after twice as long, up to the second figure.
 RECORD_RETRY_SECONDS = (0.5, 5.0)
+
+# What a job drawn from an image prompt keeps in its `params` under this key: the upload it came from (its id,
+# sha256 and size) and the --iw it was drawn with, so a re-roll or a restart can draw from the same picture.
+IMAGE_PROMPT = "image_prompt"
+IW_NEEDS_IMAGE = (
+    "--iw sets how closely the images follow an image prompt; attach an image to use it "
+    "(on the command line, --image PATH)."
+)
 
 # The request fields a job's `params` keep, so a button can rebuild the request later.
 REQUEST_PARAMS = (
@@ -282,6 +302,8 @@ class JobService:
         max_jobs_per_user: int = 2,
         max_jobs_per_prompt: int = 4,
         seed_source: random.Random | None = None,
+        max_upload_bytes: int = DEFAULT_MAX_BYTES,
+        max_upload_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.storage = storage
         self.executor = executor
@@ -291,6 +313,8 @@ class JobService:
         self.capacity = Capacity(max_queue=max_queue, max_jobs_per_user=max_jobs_per_user)
         self.max_jobs_per_prompt = max_jobs_per_prompt  # --repeat x {a, b} permutations
         self.seeds = seed_source or random.Random()
+        self.max_upload_bytes = max_upload_bytes
+        self.max_upload_pixels = max_upload_pixels
         self._tasks: set[asyncio.Task[None]] = set()
         self._handles: set[JobHandle] = set()  # submitted and not yet ended
         self._closed = False
@@ -394,21 +418,113 @@ class JobService:
     async def guild_settings(self, guild_id: int | None) -> GuildSettings:
         return await self.storage.guilds.settings(guild_id or 0)
 
+    # ---- uploads (image prompts) ------------------------------------------------------------------
+
+    def check_upload_size(self, byte_size: int, name: str) -> None:
+        """Refuse an upload by its declared size (`UploadRefused`), before it is downloaded."""
+        check_declared_size(byte_size, name=name, max_bytes=self.max_upload_bytes)
+
+    async def check_upload(self, data: bytes, name: str) -> CleanUpload:
+        """`data` checked and re-encoded off the event loop (`pipeline.uploads.clean_upload`), or `UploadRefused`
+        in one line; nothing of a refused upload is kept."""
+        return await asyncio.to_thread(
+            clean_upload, data, name=name, max_bytes=self.max_upload_bytes, max_pixels=self.max_upload_pixels
+        )
+
+    async def image_prompt_source(self, params: dict[str, Any], width: int, height: int) -> bytes:
+        """The picture of a job's image prompt (`params[IMAGE_PROMPT]`) fitted to `width` x `height`, as PNG;
+        JobGone when the upload is no longer there."""
+        upload = await self.storage.uploads.get(str(params[IMAGE_PROMPT]["upload"]))
+        if upload is None:
+            raise JobGone()
+        try:
+            data = await self.storage.uploads.data(upload)
+        except FileNotFoundError:
+            raise JobGone() from None
+        return await asyncio.to_thread(_fitted_png, data, width, height)
+
+    async def _with_image(
+        self, requests: list[GenerationRequest], image: CleanUpload | None
+    ) -> list[GenerationRequest]:
+        """`requests` drawn from `image` (an image prompt, see `image_prompt_request`); without one, refuses
+        an --iw, which has nothing to weigh."""
+        if image is None:
+            if any(request.image_weight is not None for request in requests):
+                raise RequestError(IW_NEEDS_IMAGE)
+            return requests
+        for request in requests:
+            family = self.executor.family(request.model)
+            if Mode.IMG2IMG not in family.modes:
+                raise RequestError(
+                    f"This model (a {family.name} model) cannot start from an image (it has no "
+                    "image-to-image pipeline); send the prompt without one."
+                )
+        sources = {
+            size: await asyncio.to_thread(_fitted_png, image.png, *size)
+            for size in {(request.width, request.height) for request in requests}
+        }
+        return [image_prompt_request(r, sources[r.width, r.height]) for r in requests]
+
     # ---- starting jobs -----------------------------------------------------------------------------
 
-    async def imagine(self, requester: Requester, place: Place, request: GenerationRequest) -> PendingJob:
+    async def imagine(
+        self,
+        requester: Requester,
+        place: Place,
+        request: GenerationRequest,
+        *,
+        image_prompt: UploadRecord | None = None,
+    ) -> PendingJob:
         """Check and record an /imagine; raises the user's error (nothing recorded) or returns the job to run."""
         settings = await self.guild_settings(place.guild_id)
         check_prompt(request.prompt, request.negative_prompt, settings)
-        return await self._admit(requester, place, settings, JobKind.IMAGINE, request)
+        return await self._admit(
+            requester,
+            place,
+            settings,
+            JobKind.IMAGINE,
+            request,
+            extra=_image_prompt_params(image_prompt, request),
+        )
 
     async def imagine_all(
-        self, requester: Requester, place: Place, requests: list[GenerationRequest]
+        self,
+        requester: Requester,
+        place: Place,
+        requests: list[GenerationRequest],
+        *,
+        image: CleanUpload | None = None,
     ) -> list[PendingJob]:
         """Check and record the jobs of one /imagine prompt (`parse_all`), all or none: a refusal (blocked
-        term, the daily quota left, the queue's room) records nothing."""
+        term, the daily quota left, the queue's room) records nothing.
+
+        With `image` (checked by `check_upload`), each job is drawn from it at the strength its --iw asks for
+        (`pipeline.request.image_prompt_request`); the picture is kept as the requester's upload, and taken
+        back again should the prompt be refused."""
+        requests = await self._with_image(requests, image)
+        if image is None:
+            return await self._imagine_all(requester, place, requests)
+        settings = await self.guild_settings(place.guild_id)
+        for request in requests:  # refused before anything is kept
+            check_prompt(request.prompt, request.negative_prompt, settings)
+        upload = await self.storage.uploads.add(
+            requester.user_id, image.png, image.width, image.height, owner_name=requester.name
+        )
+        try:
+            return await self._imagine_all(requester, place, requests, upload)
+        except BaseException:
+            await self.storage.uploads.discard(upload.id)
+            raise
+
+    async def _imagine_all(
+        self,
+        requester: Requester,
+        place: Place,
+        requests: list[GenerationRequest],
+        image_prompt: UploadRecord | None = None,
+    ) -> list[PendingJob]:
         if len(requests) == 1:
-            return [await self.imagine(requester, place, requests[0])]
+            return [await self.imagine(requester, place, requests[0], image_prompt=image_prompt)]
         settings = await self.guild_settings(place.guild_id)
         for request in requests:
             check_prompt(request.prompt, request.negative_prompt, settings)
@@ -425,7 +541,15 @@ class JobService:
         try:
             for request, slot in zip(requests, slots, strict=True):
                 admitted.append(
-                    await self._admit(requester, place, settings, JobKind.IMAGINE, request, slot=slot)
+                    await self._admit(
+                        requester,
+                        place,
+                        settings,
+                        JobKind.IMAGINE,
+                        request,
+                        slot=slot,
+                        extra=_image_prompt_params(image_prompt, request),
+                    )
                 )
         except BaseException:
             for slot in slots[len(admitted) :]:
@@ -448,6 +572,7 @@ class JobService:
         copy: bool = False,
         edit: editing.Edit | None = None,
         slot: Slot | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> PendingJob:
         """Take a place in flight (or the `slot` already taken), record the job (storage enforces ban and quota)
         and queue it — or, for `copy` (a U press), keep the parent's image to copy; any refusal gives the place
@@ -463,7 +588,7 @@ class JobService:
                 channel_id=place.channel_id,
                 parent_job_id=None if parent is None else parent.id,
                 parent_image_index=index,
-                **self._job_fields(request, edit),
+                **self._job_fields(request, edit, extra),
             )
             if copy:
                 assert parent is not None and index is not None
@@ -530,6 +655,16 @@ class JobService:
         image_index = None if kind is JobKind.REROLL else index
         if prompt is not None and any(flag.canonical == "seed" for flag in split_prompt(prompt)[1]):
             request = request.replace(seed=start_from.seed)  # an edit that gives --seed keeps it
+        extra = None
+        if kind is JobKind.REROLL and IMAGE_PROMPT in parent.params:
+            # 🔄 of an image prompt draws from the same picture (at a Remix edit's --iw, when it gives one).
+            kept = parent.params[IMAGE_PROMPT]
+            weight = start_from.image_weight if start_from.image_weight is not None else kept["iw"]
+            source = await self.image_prompt_source(parent.params, request.width, request.height)
+            request = image_prompt_request(request.replace(image_weight=weight), source)
+            extra = {IMAGE_PROMPT: {**kept, "iw": weight}}
+        elif start_from.image_weight is not None:
+            raise RequestError(IW_NEEDS_IMAGE)
         return await self._admit(
             requester,
             place,
@@ -540,6 +675,7 @@ class JobService:
             index=image_index,
             copy=action is ButtonAction.UPSCALE,
             edit=edit,
+            extra=extra,
         )
 
     async def _edited_image(self, job: JobRecord) -> tuple[JobRecord, int, editing.Edit] | None:
@@ -639,12 +775,17 @@ class JobService:
             single, source, creative=action is ButtonAction.UPSCALE_CREATIVE
         )
 
-    def _job_fields(self, request: GenerationRequest, edit: editing.Edit | None = None) -> dict[str, Any]:
+    def _job_fields(
+        self,
+        request: GenerationRequest,
+        edit: editing.Edit | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         return {
             "prompt": request.prompt,
             "negative_prompt": request.negative_prompt,
             # An edit is kept too, so its canvas and mask can be made again (recovery, 🔄).
-            "params": {**request_params(request), **(edit.params() if edit else {})},
+            "params": {**request_params(request), **(edit.params() if edit else {}), **(extra or {})},
             "seed": request.seed,
             "model": request.model,
         }
@@ -928,6 +1069,19 @@ class PendingJob:
             await self.service.storage.jobs.withdraw(self.job.id)
         except StorageError:
             log.warning("Could not withdraw job %s", self.job.id, exc_info=True)
+
+
+def _image_prompt_params(upload: UploadRecord | None, request: GenerationRequest) -> dict[str, Any] | None:
+    if upload is None:
+        return None
+    kept = {"upload": upload.id, "sha256": upload.sha256, "width": upload.width, "height": upload.height}
+    return {IMAGE_PROMPT: {**kept, "iw": request.image_weight}}
+
+
+def _fitted_png(data: bytes, width: int, height: int) -> bytes:
+    """An uploaded picture cropped to the ratio and resized to the size of the job drawn from it, as PNG."""
+    with Image.open(io.BytesIO(data)) as image:
+        return encode_png(fit_image(image, width, height))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pipeline.editing import Edit
 from pipeline.executor.base import ResumableExecutor, UnknownJob
 from pipeline.request import GenerationRequest, Mode
 from service.errors import JobGone
-from service.jobs import JobService, PendingJob, Reporter, request_of
+from service.jobs import IMAGE_PROMPT, JobService, PendingJob, Reporter, request_of
 from storage.errors import IllegalTransition
 from storage.errors import JobNotFound as StorageJobNotFound
 from storage.records import JobKind, JobRecord
@@ -75,9 +75,12 @@ async def _rebuild(
 ) -> tuple[GenerationRequest, tuple[JobRecord, int] | None]:
     """The request of a recorded job with its source image, or the parent image a U press copies."""
     request = request_of(job)
-    if job.kind is JobKind.IMAGINE or job.kind is JobKind.REROLL:
-        return request, None
-    if job.kind is JobKind.REMIX and job.parent_image_index is None:  # a re-roll with an edited prompt
+    if job.kind in (JobKind.IMAGINE, JobKind.REROLL) or (
+        job.kind is JobKind.REMIX and job.parent_image_index is None  # a re-roll with an edited prompt
+    ):
+        if IMAGE_PROMPT in job.params:  # drawn from a member's picture: the same picture again
+            source = await service.image_prompt_source(job.params, request.width, request.height)
+            return request.replace(source_image=source), None
         return request, None
     parent = await service.storage.jobs.get(job.parent_job_id) if job.parent_job_id else None
     index = job.parent_image_index

@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     max_jobs_per_prompt: int = Field(default=4, ge=1)
     max_queue: int = Field(default=100, ge=1)
     preview_every: int = Field(default=5, ge=0)
+    max_upload_mb: float = Field(
+        default=10.0, gt=0, description="Largest picture a member may hand in (an image prompt), in MB"
+    )
+    max_upload_pixels: int = Field(
+        default=4096 * 4096,
+        ge=64 * 64,
+        description="Most pixels an uploaded picture may have; read from its header before it is decoded",
+    )
     redis_url: str = "redis://127.0.0.1:6379/0"
     celery_in_flight: int = Field(
         default=8,

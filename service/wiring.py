@@ -126,6 +126,8 @@ class Services:
             max_jobs_per_user=settings.max_jobs_per_user,
             max_jobs_per_prompt=settings.max_jobs_per_prompt,
             defaults=PromptDefaults(steps=settings.model_steps or None, guidance=settings.model_guidance),
+            max_upload_bytes=round(settings.max_upload_mb * 1024 * 1024),
+            max_upload_pixels=settings.max_upload_pixels,
         )
         return cls(storage, executor, jobs)
 

@@ -152,6 +152,26 @@ class Image(Base):
     __table_args__ = (Index("ix_images_storage_key", "storage_key"),)
 
 
+class Upload(Base):
+    """A picture a member handed in (an image prompt), kept in the image store and counted as theirs."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    byte_size: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_uploads_storage_key", "storage_key"),
+        Index("ix_uploads_owner_id", "owner_id", "created_at"),
+    )
+
+
 class UsageDaily(Base):
     """Per UTC day (of queueing) and kind: running totals kept in step with jobs, for all-time reports."""
 

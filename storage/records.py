@@ -88,6 +88,20 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class UploadRecord:
+    """A picture a member handed in (an image prompt): the file `storage_key` in the image store."""
+
+    id: str
+    owner_id: int
+    created_at: datetime
+    width: int
+    height: int
+    storage_key: str
+    sha256: str
+    byte_size: int
+
+
+@dataclass(frozen=True)
 class JobRecord:
     id: str
     kind: JobKind

@@ -16,9 +16,10 @@ from storage.engine import create_engine
 from storage.images import ImageStore, LocalImageStore
 from storage.jobs import JobRepository, new_job_id
 from storage.migrate import migrate
-from storage.models import Image
+from storage.models import Image, Upload
 from storage.records import Clock, utc_now
 from storage.stats import StatsRepository
+from storage.uploads import UploadRepository
 
 # Files younger than this are never swept: their rows may be about to be written.
 SWEEP_GRACE = timedelta(hours=1)
@@ -28,7 +29,7 @@ class Storage:
     """Users, guilds, jobs, images and usage figures.
 
     `jobs` (`JobRepository`), `users` (`UserRepository`), `guilds` (`GuildRepository`),
-    `stats` (`StatsRepository`) and `images` (the `ImageStore`, to read files back by key).
+    `stats` (`StatsRepository`), `uploads` (`UploadRepository`) and `images` (the `ImageStore`, to read files back by key).
     Open it with `await Storage.open(url, data_dir / "images")`; close it with `await close()`
     or use it as `async with`.
     """
@@ -48,6 +49,7 @@ class Storage:
         self.users = UserRepository(self._db)
         self.guilds = GuildRepository(self._db)
         self.stats = StatsRepository(self._db)
+        self.uploads = UploadRepository(self._db, images)
 
     @classmethod
     async def open(
@@ -99,6 +101,8 @@ class Storage:
             async with self._db.read() as session:
                 referenced = set(
                     await session.scalars(select(Image.storage_key).where(Image.storage_key.in_(batch)))
+                ) | set(
+                    await session.scalars(select(Upload.storage_key).where(Upload.storage_key.in_(batch)))
                 )
             for key in batch:
                 if key not in referenced:
