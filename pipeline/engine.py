@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ from pipeline.loading import (
 )
 from pipeline.previews import latent_rgb_map, preview_images
 from pipeline.request import GenerationRequest, GenerationResult, Mode, Timings, can_share_call
+from pipeline.speed import Schedulers, SpeedUps, guidance_cutoff
 from pipeline.tiling import circular_padding
 from pipeline.weighting import needs_weighting, plain_request, weighted_embeddings
 
@@ -82,6 +83,9 @@ class Engine:
         self.family = describe(txt2img, self.img2img, self.inpaint)
         self._latent_rgb = latent_rgb_map(txt2img, self.family)
         self._previews_broken = False  # set when a preview failed once: the rest of the job goes without
+        # What --draft jobs use; a benchmark may set it to measure each speed-up alone.
+        self.draft_speedups = SpeedUps.draft(self.family)
+        self._schedulers = Schedulers(txt2img.scheduler.config) if hasattr(txt2img, "scheduler") else None
 
     # ------------------------------------------------------------------ loading
 
@@ -228,6 +232,12 @@ class Engine:
         models = (getattr(pipe, "unet", None), getattr(pipe, "vae", None) or getattr(pipe, "movq", None))
         return circular_padding(models, enabled=request.tile and self.family.tile)
 
+    def _scheduler(self, pipe: Any, speedups: SpeedUps) -> AbstractContextManager[None]:
+        """The scheduler `speedups` ask for, in `pipe` for one call."""
+        if self._schedulers is None:
+            return nullcontext()
+        return self._schedulers.used_by(pipe, speedups.scheduler)
+
     def _free_memory(self) -> None:
         release_memory(self.device)
 
@@ -257,9 +267,12 @@ class Engine:
             Mode.UPSCALE: (self.img2img, self._img2img_arguments),  # img2img refines a Lanczos enlargement
             Mode.INPAINT: (self.inpaint, self._inpaint_arguments),
         }[first.mode]
-        arguments = self._common_arguments(pipe, requests, slots, on_step, should_stop, preview_every)
+        speedups = self.draft_speedups if first.draft else SpeedUps()
+        arguments = self._common_arguments(
+            pipe, requests, slots, on_step, should_stop, preview_every, speedups
+        )
         arguments.update(mode_arguments(requests, slots))
-        with torch.inference_mode():
+        with torch.inference_mode(), self._scheduler(pipe, speedups):
             images = list(pipe(**arguments).images)
         if first.mode is Mode.INPAINT:
             # The kept pixels come back exactly: the VAE's round trip would blur them.
@@ -277,8 +290,10 @@ class Engine:
         on_step: OnStep | None,
         should_stop: ShouldStop | None,
         preview_every: int,
+        speedups: SpeedUps,
     ) -> dict[str, Any]:
-        """Steps, guidance, one seeded generator per image, the step callback and the prompt embeddings."""
+        """Steps, guidance, one seeded generator per image, the step callback and the prompt embeddings;
+        the guidance cut-off of `speedups` (text to image only: inpainting doubles its masks for guidance)."""
         first = requests[slots[0].request_index]
         steps = _denoising_steps(first)
 
@@ -299,14 +314,18 @@ class Engine:
             **self._prompt_arguments(pipe, requests, slots, first.guidance),
         }
         if takes(pipe, "callback_on_step_end"):
+            share = speedups.guidance_share if first.mode is Mode.TXT2IMG else None
+            guided, cut = guidance_cutoff(self.family.name, share)
 
             def on_step_end(
                 pipe: Any, step_index: int, timestep: Any, tensors: dict[str, Any]
             ) -> dict[str, Any]:
                 report(step_index, pipe.num_timesteps, tensors["latents"])
-                return {}
+                return cut(pipe, step_index, tensors) if cut is not None else {}
 
-            arguments.update(callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"])
+            arguments.update(
+                callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents", *guided]
+            )
         elif takes(pipe, "callback") and takes(pipe, "callback_steps"):
             # Older pipelines (PixArt, text-to-image only) call callback(step, timestep, latents).
             arguments.update(callback=lambda i, t, latents: report(i, steps, latents), callback_steps=1)

@@ -45,6 +45,18 @@ _DEFAULT_STEPS = {"sd": 25}
 # Timestep-distilled models without classifier-free guidance (FLUX.1-schnell) run this many steps.
 DISTILLED_STEPS = 4
 
+# --draft: the share of a family's default steps it runs (never fewer than DRAFT_MIN_STEPS, never more than
+# the default), with a few-step solver for the UNet families whose DDIM/PNDM schedules it replaces, and
+# classifier-free guidance for the first DRAFT_GUIDANCE_SHARE of the steps only where Kaika knows which
+# tensors hold the unconditional half (`pipeline.speed`). Measured by bench/speed.py.
+DRAFT_STEP_SHARE = 0.4
+DRAFT_MIN_STEPS = 4
+DRAFT_SOLVER = "DPMSolverMultistepScheduler"
+DRAFT_SOLVER_FAMILIES = ("sd", "sdxl")
+DRAFT_GUIDANCE_SHARE = 0.5
+# The step callback's tensors whose first half is the unconditional batch, per family.
+GUIDED_TENSORS = {"sd": ("prompt_embeds",), "sdxl": ("prompt_embeds", "add_text_embeds", "add_time_ids")}
+
 # What each family's `encode_prompt` returns, named as its `__call__` takes them (None: not passed on).
 # Kaika encodes prompts itself so that --chaos can add noise to the embeddings (and the pooled ones).
 ENCODED_PROMPT = {
@@ -113,6 +125,9 @@ class ModelFamily:
     default_guidance: float = 7.5  # at --stylize 100; 0 for models distilled to run without guidance
     prompt_weights: bool = False  # whether a multi-prompt's weights (`cat:: dog::0.5`) change its images
     tile: bool = False  # whether --tile makes seamless tiles: its denoiser is a UNet of convolutions
+    draft_steps: int = 10  # steps without --steps under --draft
+    draft_scheduler: str | None = None  # the diffusers scheduler --draft samples with (None: the model's own)
+    draft_guidance_share: float | None = None  # --draft guides this share of the steps (None: all of them)
 
     def supports(self, mode: Mode) -> bool:
         return mode in self.modes
@@ -169,6 +184,10 @@ def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFam
     packed = name == "flux"
     patch = 2 if packed else int(getattr(config, "patch_size", None) or 1)
     steps, guidance = _defaults(txt2img, name, config)
+    guided_tensors = GUIDED_TENSORS.get(name, ())
+    cuts_guidance = guidance > 1 and all(
+        tensor in getattr(txt2img, "_callback_tensor_inputs", ()) for tensor in guided_tensors
+    )
     modes = {Mode.TXT2IMG, Mode.UPSCALE}
     if img2img is not None:
         modes.add(Mode.IMG2IMG)
@@ -191,7 +210,15 @@ def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFam
         default_guidance=guidance,
         prompt_weights=name in WEIGHTED_FAMILIES and getattr(txt2img, "text_encoder", None) is not None,
         tile=getattr(txt2img, "unet", None) is not None,
+        draft_steps=draft_steps(steps),
+        draft_scheduler=DRAFT_SOLVER if name in DRAFT_SOLVER_FAMILIES else None,
+        draft_guidance_share=DRAFT_GUIDANCE_SHARE if guided_tensors and cuts_guidance else None,
     )
+
+
+def draft_steps(default_steps: int) -> int:
+    """The steps --draft runs for a family whose default is `default_steps`."""
+    return min(default_steps, max(DRAFT_MIN_STEPS, round(default_steps * DRAFT_STEP_SHARE)))
 
 
 def _uses_negative_prompt(pipe: Any, name: str, guidance: float) -> bool:

@@ -3,7 +3,8 @@
     a lighthouse at dusk --ar 16:9 --seed 7 --no boats, people --steps 30 --stylize 200 --chaos 40
 
 Flags come after the description; `--no` takes the rest of the words up to the next flag, `--tile`
-takes no value, the others take exactly one value. An em dash (what phones turn `--` into) counts as `--`.
+and `--draft` take no value, the others take exactly one value. An em dash (what phones turn `--` into)
+counts as `--`.
 `parse_prompts` also makes several jobs of one prompt: `--repeat N`, and permutations
 (`a {red, blue} bird` is one job per option; a backslash before a brace or comma keeps it as text).
 A description may weigh its parts as Midjourney's multi-prompts do (`cat:: dog::0.5`; `prompt_parts`).
@@ -52,13 +53,14 @@ FLAG_ALIASES: dict[str, str] = {
     "repeat": "repeat",
     "r": "repeat",
     "tile": "tile",
+    "draft": "draft",
     "iw": "iw",
 }
 # Flags that take no value: giving one is their presence.
-SWITCHES = frozenset({"tile"})
+SWITCHES = frozenset({"tile", "draft"})
 KNOWN_FLAGS = (
     "--ar (--aspect), --seed, --no, --steps, --stylize (--s), --chaos (--c), --q (--quality), "
-    "--repeat (--r), --tile, --iw, --model"
+    "--repeat (--r), --tile, --draft, --iw, --model"
 )
 
 _FLAG = re.compile(r"(?:^|\s)(?:--|—(?=\w))([^\s]*)")
@@ -204,7 +206,9 @@ def _parse_one(
     seed = number("seed", 0, MAX_SEED, -1)
     if seed < 0:
         seed = seed_source.randrange(MAX_SEED + 1)
-    steps = number("steps", 1, limits.max_steps, defaults.steps or described.default_steps)
+    draft = "draft" in values
+    default_steps = described.draft_steps if draft else defaults.steps or described.default_steps
+    steps = number("steps", 1, limits.max_steps, default_steps)
     quality = 1.0
     if "quality" in values:
         quality = _parse_quality(typed_names["quality"], values["quality"])
@@ -235,6 +239,7 @@ def _parse_one(
         model=model,
         flags=_flags_text(flags),
         tile="tile" in values,
+        draft=draft,
         quality=quality,
         image_weight=image_weight,
     )

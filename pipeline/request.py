@@ -56,6 +56,7 @@ class GenerationRequest:
     tile: bool = False  # --tile: the image repeats seamlessly across its edges
     quality: float = 1.0  # --q as asked; `steps` already holds what it means
     flags: str = ""  # the flags as the member typed them (`--ar 3:2 --s 200`), shown back beside the prompt
+    draft: bool = False  # --draft: the family's fastest settings (see `pipeline.speed`)
     image_weight: float | None = None  # --iw as asked; `strength` holds what it means once an image is given
 
     @property
@@ -108,7 +109,8 @@ class GenerationRequest:
 
 
 def can_share_call(a: GenerationRequest, b: GenerationRequest) -> bool:
-    """Whether `a` and `b` can run in one pipeline call: same model, mode, size, steps, guidance and --tile."""
+    """Whether `a` and `b` can run in one pipeline call: same model, mode, size, steps, guidance, --tile and
+    --draft."""
     same = (
         a.model == b.model
         and a.mode == b.mode
@@ -116,6 +118,7 @@ def can_share_call(a: GenerationRequest, b: GenerationRequest) -> bool:
         and a.steps == b.steps
         and a.guidance == b.guidance
         and a.tile == b.tile  # --tile changes the model's convolutions for the whole call
+        and a.draft == b.draft  # --draft changes the scheduler and guidance of the whole call
     )
     return same and (a.mode is Mode.TXT2IMG or a.strength == b.strength)
 
