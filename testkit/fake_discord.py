@@ -48,7 +48,7 @@ EPHEMERAL_FLAG = 1 << 6
 BOT_DM_CONTEXT = 1  # an interaction context: the user's direct messages with the bot (0: a server)
 LOADING_FLAG = 1 << 7
 
-OPTION_TYPES = {"string": 3, "integer": 4, "boolean": 5, "user": 6, "number": 10}
+OPTION_TYPES = {"string": 3, "integer": 4, "boolean": 5, "user": 6, "number": 10, "attachment": 11}
 
 
 # Discord's own limits on what a message, an autocomplete answer or a modal holds. Discord answers a
@@ -186,6 +186,31 @@ class RecordedCall:
 
 
 @dataclass
+class FakeAttachment:
+    """A file a member attached to a command option: Discord's client uploaded it, the interaction names it by
+    id in the option and describes it in `resolved.attachments`, and the bot downloads it from `url`."""
+
+    id: int
+    filename: str
+    data: bytes
+    content_type: str
+    url: str
+    declared_size: int | None = None  # the size the interaction states, when not the served bytes'
+    downloads: int = 0
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "filename": self.filename,
+            "size": len(self.data) if self.declared_size is None else self.declared_size,
+            "url": self.url,
+            "proxy_url": self.url,
+            "content_type": self.content_type,
+            "ephemeral": True,
+        }
+
+
+@dataclass
 class FakeUser:
     id: int
     name: str
@@ -313,6 +338,7 @@ class FakeDiscord:
         self.messages: dict[int, dict[str, Any]] = {}
         self.message_versions: dict[int, list[dict[str, Any]]] = {}
         self.files: dict[int, dict[str, bytes]] = {}  # message id -> filename -> bytes
+        self.uploads: dict[int, FakeAttachment] = {}  # attachment id -> a member's upload (`attach`)
         self.interactions: dict[int, FakeInteraction] = {}
         self._interactions_by_token: dict[str, FakeInteraction] = {}
         self._rate_limits: list[tuple[str, re.Pattern[str], list[int], float]] = []
@@ -355,6 +381,18 @@ class FakeDiscord:
         self.base_url = f"http://127.0.0.1:{port}"
         self.api_base = self.base_url + API_PREFIX
         self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
+
+    def attach(
+        self, filename: str, data: bytes, content_type: str = "image/png", *, declared_size: int | None = None
+    ) -> FakeAttachment:
+        """A file as a member's client uploads it for an attachment option (`slash(…, image=attach(…))`).
+        `declared_size` makes the interaction claim another size than the bytes served (Discord states the
+        size it stored; a test can state a huge one without building the file)."""
+        attachment_id = self.new_id()
+        url = f"{self.base_url}/attachments/{attachment_id}/{filename}"
+        attachment = FakeAttachment(attachment_id, filename, data, content_type, url, declared_size)
+        self.uploads[attachment_id] = attachment
+        return attachment
 
     async def wait_for_bot(self, bot: Any, runner: asyncio.Task[Any], seconds: float = 30.0) -> None:
         """Wait until `bot` (a discord.Client started as `runner`) has identified on the gateway.
@@ -607,7 +645,12 @@ class FakeDiscord:
         for name, value in values.items():
             if name not in declared:
                 raise AssertionError(f"/{command['name']} has no option {name!r}; it has {sorted(declared)}")
-            typed.append({"name": name, "type": declared[name]["type"], "value": value})
+            kind = declared[name]["type"]
+            if kind == OPTION_TYPES["attachment"]:
+                if not isinstance(value, FakeAttachment):
+                    raise AssertionError(f"/{command['name']} {name} takes a file: give it fake.attach(…)")
+                value = str(value.id)
+            typed.append({"name": name, "type": kind, "value": value})
         return typed
 
     def _resolve_users(self, data: dict[str, Any]) -> None:
@@ -627,6 +670,16 @@ class FakeDiscord:
         if users:
             data["resolved"] = {"users": users, "members": members}
 
+    def _resolve_attachments(self, data: dict[str, Any]) -> None:
+        """Add `resolved.attachments` for attachment options, as Discord does."""
+        attachments = {
+            option["value"]: self.uploads[int(option["value"])].payload()
+            for option in data.get("options", [])
+            if option.get("type") == OPTION_TYPES["attachment"]
+        }
+        if attachments:
+            data.setdefault("resolved", {})["attachments"] = attachments
+
     async def _dispatch_interaction(
         self,
         kind: int,
@@ -637,6 +690,7 @@ class FakeDiscord:
         in_dm: bool = False,
     ) -> FakeInteraction:
         self._resolve_users(data)
+        self._resolve_attachments(data)
         interaction_id = self.new_id()
         token = f"token-{interaction_id}"
         payload: dict[str, Any] = {
@@ -781,6 +835,10 @@ class FakeDiscord:
         self.identified.set()
 
     async def _attachment(self, request: web.Request) -> web.Response:
+        upload = self.uploads.get(int(request.match_info["message_id"]))
+        if upload is not None and upload.filename == request.match_info["filename"]:
+            upload.downloads += 1
+            return web.Response(body=upload.data, content_type=upload.content_type)
         files = self.files.get(int(request.match_info["message_id"]), {})
         name = request.match_info["filename"]
         if name not in files:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -20,8 +21,9 @@ from bot.views import (
     JobToolButton,
     RemixModal,
 )
+from pipeline.uploads import CleanUpload, UploadRefused
 from service.errors import JobGone
-from service.jobs import EDIT_ASKS, ButtonAction, PendingJob, asked_edit
+from service.jobs import EDIT_ASKS, ButtonAction, JobService, PendingJob, asked_edit
 
 REMIX_ON = (
     "Remix is on: V1–V4, Vary and 🔄 now open the prompt and its flags for you to edit before the new job "
@@ -38,13 +40,23 @@ class ImagineCog(KaikaCog):
     @app_commands.describe(
         prompt="What to draw, then flags such as --ar 16:9 --seed 7 --no text",
         model="The model to use (same as --model)",
+        image="A picture to start from (PNG, JPEG, WebP or GIF); --iw 0–2 sets how closely to follow it",
     )
-    async def imagine(self, interaction: discord.Interaction, prompt: str, model: str | None = None) -> None:
+    async def imagine(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        model: str | None = None,
+        image: discord.Attachment | None = None,
+    ) -> None:
         jobs = self.services.jobs
 
         async def prepare() -> list[PendingJob]:
             requests = await jobs.parse_all_for(interaction.user.id, prompt, model)
-            return await jobs.imagine_all(self.requester(interaction), place(interaction), requests)
+            picture = None if image is None else await read_upload(jobs, image)
+            return await jobs.imagine_all(
+                self.requester(interaction), place(interaction), requests, image=picture
+            )
 
         await start_job(
             interaction, self.services, prepare, progress_interval=self.config.progress_edit_interval
@@ -162,6 +174,20 @@ class ImagineCog(KaikaCog):
                 await ack.fail(error)
                 return
             await ack.send(REMIX_ON if on else REMIX_OFF)
+
+
+async def read_upload(jobs: JobService, attachment: discord.Attachment) -> CleanUpload:
+    """A member's attachment, refused by its stated size before it is downloaded, then checked as every
+    upload is (`JobService.check_upload`); an `UploadRefused` says why in one line."""
+    name = discord.utils.escape_markdown(attachment.filename)
+    jobs.check_upload_size(attachment.size, name)
+    try:
+        data = await attachment.read()
+    except (discord.HTTPException, aiohttp.ClientError) as error:
+        raise UploadRefused(
+            f"{name} could not be downloaded from Discord ({error}); attach it again."
+        ) from None
+    return await jobs.check_upload(data, name)
 
 
 async def setup(bot: commands.Bot) -> None:

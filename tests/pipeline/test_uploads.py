@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import io
-import struct
 import time
 import tracemalloc
-import zlib
 
 import pytest
 from PIL import Image
 
 from pipeline.uploads import UploadRefused, check_declared_size, clean_upload, fit_image
-
-
-def png_bomb(side: int = 20000) -> bytes:
-    """A valid 1-bit grayscale PNG of side x side black pixels: about 50 KB, 1.2 GB once decoded as RGB."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    row = b"\x00" * (1 + (side + 7) // 8)  # filter byte + packed bits
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+from testkit.pictures import png_bomb
 
 
 def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
