@@ -63,7 +63,7 @@ from pipeline.uploads import (
 from service.admission import Capacity, Place, Requester, Slot, check_may_press, check_prompt, daily_quota
 from service.defaults import DEFAULT_FLAGS, REMIX, SAVED_KEYS, SUFFIX, remix_on, with_defaults
 from service.errors import JobGone, JobNotDone, NotOffered, NotRemixable, TooManyJobs
-from service.readback import prompt_line
+from service.readback import IMAGE_PROMPT, prompt_line
 from storage import Storage
 from storage.errors import IllegalTransition, StorageError, StorageUnavailable
 from storage.errors import JobNotFound as StorageJobNotFound
@@ -77,9 +77,8 @@ T = TypeVar("T")
 # many seconds, each next one after twice as long, up to the second figure.
 RECORD_RETRY_SECONDS = (0.5, 5.0)
 
-# What a job drawn from an image prompt keeps in its `params` under this key: the upload it came from (its id,
+# A job drawn from an image prompt keeps in its `params` under IMAGE_PROMPT the upload it came from (its id,
 # sha256 and size) and the --iw it was drawn with, so a re-roll or a restart can draw from the same picture.
-IMAGE_PROMPT = "image_prompt"
 IW_NEEDS_IMAGE = (
     "--iw sets how closely the images follow an image prompt; attach an image to use it "
     "(on the command line, --image PATH)."

@@ -17,6 +17,9 @@ from storage import Storage
 from storage.errors import StorageError
 from storage.records import JobRecord
 
+# Where a job drawn from an image prompt keeps the picture's upload in its `params` (see `service.jobs`).
+IMAGE_PROMPT = "image_prompt"
+
 
 def shown_flags(job: JobRecord) -> str:
     """The job's flags as its prompt gave them, less a `--seed` its images were not made with (a re-roll or a
@@ -64,6 +67,8 @@ class JobParameters:
     parent_image_index: int | None  # from 0; shown from 1, as the buttons count
     owner_id: int
     requester_id: int
+    # The member's picture an image prompt started from: its upload id, sha256, size and the --iw used.
+    image_prompt: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +119,7 @@ def parameters_of(job: JobRecord, made_by: str | None = None) -> JobParameters:
         parent_image_index=job.parent_image_index,
         owner_id=job.owner_id,
         requester_id=job.requester_id,
+        image_prompt=params.get(IMAGE_PROMPT),
     )
 
 
@@ -141,4 +147,10 @@ def settings_lines(p: JobParameters) -> list[str]:
     if p.parent_job_id is not None:
         image = "" if p.parent_image_index is None else f", image #{p.parent_image_index + 1}"
         lines.append(f"From job {p.parent_job_id}{image}")
+    if p.image_prompt is not None:
+        picture = p.image_prompt
+        lines.append(
+            f"From an uploaded picture, {picture['width']}x{picture['height']} (upload {picture['upload']}, "
+            f"sha256 {str(picture['sha256'])[:12]}…), --iw {picture['iw']:g}"
+        )
     return lines

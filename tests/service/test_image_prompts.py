@@ -20,6 +20,7 @@ from service import recovery
 from service.admission import Place, Requester
 from service.errors import BlockedPrompt
 from service.jobs import IMAGE_PROMPT, ButtonAction
+from service.readback import describe_parameters, parameters_of
 from service.settings import Settings
 from service.wiring import Services
 from storage.errors import QuotaExceeded
@@ -85,6 +86,12 @@ async def test_an_image_prompt_starts_from_the_picture_and_keeps_it_as_the_membe
     stored = Image.open(io.BytesIO(await services.storage.uploads.data(upload)))
     assert stored.format == "PNG" and stored.size == (96, 64)
     assert await services.storage.uploads.count_for(ADA.user_id) == 1
+    told = describe_parameters(parameters_of(done))  # ℹ️ and kaika info
+    assert (
+        f"From an uploaded picture, 96x64 (upload {upload.id}, sha256 {upload.sha256[:12]}…), --iw 1.5"
+        in told
+    )
+    assert "Size: 64x64, strength 0.325" in told
 
 
 async def test_without_iw_the_image_weighs_1(services: Services) -> None:
