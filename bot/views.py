@@ -186,10 +186,14 @@ _PRESSED = {
 def grid_view(
     job_id: str, num_images: int = 4, offered: Collection[Action] = frozenset(Action)
 ) -> discord.ui.View:
-    """U1–U4 on the first row, V1–V4 and 🔄 on the second (of the actions `offered`)."""
+    """U1–U4 on the first row, V1–V4 and 🔄 on the second, Enhance 1–4 on the third under a --draft grid (of
+    the actions `offered`)."""
     buttons = [JobButton(Action.UPSCALE, job_id, i, label=f"U{i + 1}", row=0) for i in range(num_images)]
     buttons += [JobButton(Action.VARY, job_id, i, label=f"V{i + 1}", row=1) for i in range(num_images)]
     buttons.append(JobButton(Action.REROLL, job_id, 0, emoji="🔄", row=1))
+    buttons += [
+        JobButton(Action.ENHANCE, job_id, i, label=f"Enhance {i + 1}", row=2) for i in range(num_images)
+    ]
     return _view(buttons, offered, job_id)
 
 

@@ -1,5 +1,5 @@
-"""The job commands: `kaika imagine`, and `kaika vary`, `upscale`, `reroll`, `region`, `zoom`, `pan` and
-`square`, the result's buttons.
+"""The job commands: `kaika imagine`, and `kaika vary`, `upscale`, `enhance`, `reroll`, `region`, `zoom`,
+`pan` and `square`, the result's buttons.
 
 Each turns its arguments into calls of the job service the bot uses (`service.jobs.JobService`), as the
 local user (`storage.LOCAL_USER_ID`, named after the login or `--owner`; an admin, so no daily quota), and
@@ -82,6 +82,13 @@ def add_job_commands(commands: argparse._SubParsersAction) -> None:
         "does; --creative as Upscale (Creative). The job belongs to the image's owner.",
     )
     upscale.add_argument("--creative", action="store_true", help="refine more freely, as Upscale (Creative)")
+    _add_press_command(
+        commands,
+        "enhance",
+        help="one image of a --draft job made again at full quality (the Enhance buttons)",
+        description="Image INDEX of job JOB, a --draft grid, made again with its seed and the job's prompt "
+        "and flags at full quality: the model's steps, solver and guidance instead of the draft's.",
+    )
     reroll = _add_press_command(
         commands,
         "reroll",
@@ -224,6 +231,8 @@ def _press_of(args: argparse.Namespace) -> Press:
         action = ButtonAction.UPSCALE_CREATIVE if args.creative else ButtonAction.UPSCALE_SUBTLE
     elif args.command == "reroll":
         action = ButtonAction.REROLL
+    elif args.command == "enhance":
+        action = ButtonAction.ENHANCE
     else:
         from pipeline import editing
         from service.jobs import PRESET_EDITS

@@ -1,5 +1,5 @@
 """A user's saved defaults (/settings): flags applied to their prompts when the prompt leaves them out, a
-suffix added to every prompt (Midjourney's /prefer suffix), and whether Remix is on."""
+suffix added to every prompt (Midjourney's /prefer suffix), whether Remix is on, and the mode (draft)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ DEFAULT_FLAGS = ("ar", "stylize", "chaos", "steps", "model", NEGATIVE)
 # Saved besides the flags: text added to every prompt, and Remix (buttons open the prompt to edit first).
 SUFFIX = "suffix"
 REMIX = "remix"
-SAVED_KEYS = (*DEFAULT_FLAGS, SUFFIX, REMIX)
+# The mode every prompt runs in: "draft" adds --draft to each (the family's fastest settings); "standard"
+# (nothing saved) leaves prompts as they are.
+MODE = "mode"
+MODES = ("standard", "draft")
+SAVED_KEYS = (*DEFAULT_FLAGS, SUFFIX, REMIX, MODE)
 
 
 def with_defaults(prompt: str, model: str | None, defaults: dict[str, object]) -> str:
@@ -39,11 +43,17 @@ def with_defaults(prompt: str, model: str | None, defaults: dict[str, object]) -
         value = defaults.get(flag)
         if value is not None and flag not in given:
             shown.append(f"--{flag} {value}")
+    if draft_mode(defaults) and "draft" not in given:
+        shown.append("--draft")
     return " ".join(part for part in (*words, *shown) if part)
 
 
 def remix_on(defaults: dict[str, object]) -> bool:
     return bool(defaults.get(REMIX))
+
+
+def draft_mode(defaults: dict[str, object]) -> bool:
+    return defaults.get(MODE) == "draft"
 
 
 def format_defaults(defaults: dict[str, object]) -> str:
@@ -55,4 +65,6 @@ def format_defaults(defaults: dict[str, object]) -> str:
     shown = [flags] if flags else []
     if remix_on(defaults):
         shown.append("Remix on")
+    if draft_mode(defaults):
+        shown.append("draft mode")
     return "; ".join(shown) or "none"

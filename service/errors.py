@@ -45,6 +45,15 @@ class NotOffered(UserError):
         )
 
 
+class NotEnhanceable(UserError):
+    """Enhance asked of a job that is not a --draft grid."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Enhance makes an image of a --draft grid again at full quality; this job is not a --draft grid."
+        )
+
+
 class NotRemixable(UserError):
     """An edited prompt (Remix) given to a button that does not start from a prompt (an upscale)."""
 

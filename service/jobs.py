@@ -61,8 +61,8 @@ from pipeline.uploads import (
     fit_image,
 )
 from service.admission import Capacity, Place, Requester, Slot, check_may_press, check_prompt, daily_quota
-from service.defaults import DEFAULT_FLAGS, REMIX, SAVED_KEYS, SUFFIX, remix_on, with_defaults
-from service.errors import JobGone, JobNotDone, NotOffered, NotRemixable, TooManyJobs
+from service.defaults import DEFAULT_FLAGS, MODE, MODES, REMIX, SAVED_KEYS, SUFFIX, remix_on, with_defaults
+from service.errors import JobGone, JobNotDone, NotEnhanceable, NotOffered, NotRemixable, TooManyJobs
 from service.readback import IMAGE_PROMPT, prompt_line
 from storage import Storage
 from storage.errors import IllegalTransition, StorageError, StorageUnavailable
@@ -98,6 +98,7 @@ REQUEST_PARAMS = (
     "flags",
     "tile",
     "quality",
+    "draft",
 )
 
 
@@ -121,6 +122,7 @@ class ButtonAction(StrEnum):
     PAN_RIGHT = "pr"
     PAN_UP = "pu"
     PAN_DOWN = "pd"
+    ENHANCE = "e"  # under a --draft grid: one of its images made again at full quality, with its seed
 
     @property
     def remixable(self) -> bool:
@@ -182,6 +184,13 @@ def offered_actions(modes: Collection[Mode]) -> frozenset[ButtonAction]:
         frozenset() if Mode.INPAINT in modes else EDITS
     )
     return frozenset(ButtonAction) - missing
+
+
+def enhanceable(job: JobRecord) -> bool:
+    """Whether Enhance is offered under `job`: a --draft grid drawn from its prompt alone (an image prompt's
+    picture is not kept in the job's parameters), whose images can be made again at full quality."""
+    text_to_image = job.params.get("mode", Mode.TXT2IMG) == Mode.TXT2IMG
+    return bool(job.params.get("draft")) and text_to_image and len(job.images) > 1
 
 
 def asked_edit(action: ButtonAction, answer: str) -> editing.Edit:
@@ -359,8 +368,9 @@ class JobService:
         """Forget the user's defaults (`reset`), then save `given` ones; returns the defaults now saved.
 
         `given` holds flags (`DEFAULT_FLAGS`: "ar", …, "no" for the negative prompt), "suffix" (text added to
-        every prompt; "none" forgets it) and "remix" (a bool). The prompt parser judges what a flag and a
-        suffix may be: a bad value raises its RequestError, saving nothing.
+        every prompt; "none" forgets it), "remix" (a bool) and "mode" (`MODES`: "draft" adds --draft to every
+        prompt). The prompt parser judges what a flag and a suffix may be: a bad value raises its RequestError,
+        saving nothing.
         """
         values = {k: v for k, v in given.items() if k in DEFAULT_FLAGS}
         suffix = given.get(SUFFIX)
@@ -369,6 +379,10 @@ class JobService:
             values[SUFFIX] = None if suffix.lower() in ("", "none") else suffix
         if REMIX in given:
             values[REMIX] = True if given[REMIX] else None  # off is the default: nothing kept
+        if MODE in given:
+            if given[MODE] not in MODES:
+                raise RequestError(f"The mode is one of {', '.join(MODES)} (got {given[MODE]!r}).")
+            values[MODE] = None if given[MODE] == "standard" else given[MODE]  # standard: nothing kept
         checked = " ".join(f"--{k} {v}" for k, v in values.items() if k in DEFAULT_FLAGS)
         if values.get(SUFFIX):
             checked = f"{values[SUFFIX]} {checked}"
@@ -408,6 +422,8 @@ class JobService:
         offered = self.offered(job.model)
         if job.images and all(image.width == image.height for image in job.images):
             offered -= {ButtonAction.MAKE_SQUARE}
+        if not enhanceable(job):
+            offered -= {ButtonAction.ENHANCE}
         return offered
 
     def in_flight(self, user_id: int) -> int:
@@ -740,6 +756,8 @@ class JobService:
         check_may_press(requester, parent, settings)
         if action not in self.offered(parent.model):
             raise NotOffered(inpainting=action in EDITS)
+        if action is ButtonAction.ENHANCE and not enhanceable(parent):
+            raise NotEnhanceable()
         return parent, settings
 
     async def _derive(
@@ -757,6 +775,8 @@ class JobService:
         if action is ButtonAction.REROLL:
             return JobKind.REROLL, parent_request.replace(seed=self.seeds.randrange(2**32), num_images=4)
         image = parent.images[index]
+        if action is ButtonAction.ENHANCE:
+            return JobKind.ENHANCE, self.full_quality(parent).replace(seed=image.seed, num_images=1)
         if action is ButtonAction.UPSCALE:
             # U: the image itself, alone; no generation (as Midjourney's U buttons).
             return JobKind.UPSCALE, parent_request.replace(
@@ -773,6 +793,13 @@ class JobService:
         return JobKind.UPSCALE, upscale_request(
             single, source, creative=action is ButtonAction.UPSCALE_CREATIVE
         )
+
+    def full_quality(self, job: JobRecord) -> GenerationRequest:
+        """The request of --draft `job` without --draft: its prompt and every other flag parsed again, so the
+        steps are the model's (or the member's --steps and --q) and the rest is what the draft ran."""
+        _, flags = split_prompt(str(job.params.get("flags", "")))
+        text = " ".join([job.prompt, *(str(flag) for flag in flags if flag.canonical != "draft")])
+        return self.parse(text)
 
     def _job_fields(
         self,

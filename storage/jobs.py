@@ -51,7 +51,15 @@ def new_job_id() -> str:
 
 # The kinds made from one image of their parent job, so they record its index.
 IMAGE_KINDS = frozenset(
-    {JobKind.UPSCALE, JobKind.VARIATION, JobKind.REGION, JobKind.ZOOM, JobKind.PAN, JobKind.SQUARE}
+    {
+        JobKind.UPSCALE,
+        JobKind.VARIATION,
+        JobKind.REGION,
+        JobKind.ZOOM,
+        JobKind.PAN,
+        JobKind.SQUARE,
+        JobKind.ENHANCE,
+    }
 )
 
 

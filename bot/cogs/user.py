@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import Literal
 
 import discord
 from discord import app_commands
@@ -15,7 +16,7 @@ from bot.progress import fit_attachment
 from bot.views import INFO_EVENT, header, message_link, result_view
 from pipeline.images import decode_image, display_grid, encode_png
 from service.admission import check_showable
-from service.defaults import NEGATIVE, SUFFIX, format_defaults
+from service.defaults import MODE, NEGATIVE, SUFFIX, format_defaults
 from service.errors import JobGone, JobNotDone, UserError
 from service.readback import JobParameters, parameters_for, prompt_line, settings_lines, shown_flags
 from storage.records import JobRecord, JobStatus
@@ -102,6 +103,7 @@ class UserCog(KaikaCog):
         negative="What to leave out of every image when the prompt has no --no (none: forget it)",
         suffix="Words and flags added to every prompt, such as: oil painting --ar 3:2 (none: forget it)",
         remix="Remix: V, Vary and 🔄 open the prompt for you to edit first",
+        mode="draft: every prompt runs with --draft (fastest; Enhance makes an image at full quality)",
         reset="Forget all your defaults",
     )
     async def settings(
@@ -115,11 +117,12 @@ class UserCog(KaikaCog):
         negative: str | None = None,
         suffix: str | None = None,
         remix: bool | None = None,
+        mode: Literal["standard", "draft"] | None = None,
         reset: bool = False,
     ) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
             given = {"ar": ar, "stylize": stylize, "chaos": chaos, "steps": steps, "model": model}
-            given |= {NEGATIVE: negative, SUFFIX: suffix, "remix": remix}
+            given |= {NEGATIVE: negative, SUFFIX: suffix, "remix": remix, MODE: mode}
             given = {k: v for k, v in given.items() if v is not None}
             defaults = await self.services.jobs.save_defaults(interaction.user.id, given, reset=reset)
             verb = "Saved. " if given or reset else ""
