@@ -12,7 +12,9 @@ Scenarios, each run a fresh job (the tiny test model on CPU, one torch thread pe
 4. Redis unreachable: the request is refused and recorded as nothing;
 5. PostgreSQL cut mid-job for --outage seconds: recovery is from the database's return to the member being told;
 6. PostgreSQL cut mid-job and the bot restarted before it returns: recovery is from the restart (the database
-   back) to the member being told, by the restarted bot.
+   back) to the member being told, by the restarted bot;
+7. the real `kaika bot` process (local executor, SQLite) against the fake Discord, killed with kill -9 while
+   one /imagine runs and two wait, then started again: each job must be posted exactly once.
 
 A job is completed when it is recorded done and its member was told one result; lost when it was accepted and
 never completed; told twice when its member heard more than one outcome (two results, or a failure and a result),
@@ -55,7 +57,10 @@ from service.jobs import Outcome  # noqa: E402
 from service.recovery import recover_unfinished  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.wiring import Services  # noqa: E402
+from storage import Storage  # noqa: E402
 from storage.records import JobStatus  # noqa: E402
+from testkit.bot_process import start_bot  # noqa: E402
+from testkit.fake_discord import FakeDiscord  # noqa: E402
 from testkit.fleet import WorkerProcess, delete_prefix  # noqa: E402
 from testkit.outage import OutageProxy  # noqa: E402
 from testkit.tiny_pipeline import save_tiny_model  # noqa: E402
@@ -65,6 +70,7 @@ LONG = GenerationRequest(prompt="a lighthouse at dusk", seed=3, width=64, height
 QUICK = GenerationRequest(prompt="a red circle", seed=5, width=64, height=64, steps=2, num_images=1)
 PLACE = Place(guild_id=5, channel_id=6)
 JOB_BOUND = 180.0  # seconds a job may take, recovery included, before it counts as lost
+BOT_JOBS = 3  # /imagine jobs in flight when the bot is killed: one running, the rest waiting
 
 
 class Reporter:
@@ -337,6 +343,68 @@ class Bench:
         return row
 
 
+async def killed_bot(args: argparse.Namespace, folder: Path, model: Path) -> Row:
+    """`kaika bot` (the local executor, SQLite) killed with kill -9 while one job runs and others wait, then
+    started again: every accepted job must end up posted exactly once. Recovery is from the restart to the
+    last job's result."""
+    row = Row("bot killed (kill -9) mid-job, restarted")
+    fake = FakeDiscord()
+    await fake.start()
+    try:
+        for run in range(args.runs):
+            data = folder / f"bot-{run}"
+            bot = await start_bot(fake, data / "data", model, folder)
+            members = [fake.add_member(f"member{run}-{i}") for i in range(BOT_JOBS)]
+            asked = [
+                await fake.slash(m, "imagine", prompt=f"a long job {i} --steps 60")
+                for i, m in enumerate(members)
+            ]
+            await until(lambda a=asked: "%" in ((fake.original(a[0]) or {}).get("content") or ""), JOB_BOUND)
+            bot.stop()
+            restarted = time.time()
+            bot = await start_bot(fake, data / "data", model, folder)
+            # An /imagine the killed bot had not yet acknowledged was never accepted (Discord tells its member
+            # the interaction failed): the jobs to count are the ones recorded.
+            users = {m.id for m in members}
+            accepted = await bot_job_ids(data / "data", users)
+            try:
+                await until(lambda a=accepted, u=users: set(a) <= set(results_by_job(fake, u)), JOB_BOUND)
+                row.recovery.append(time.time() - restarted)
+            except TimeoutError:
+                pass  # what is not posted by now counts as lost
+            await asyncio.sleep(2)  # time for a second, duplicate post to show
+            posted = results_by_job(fake, users)
+            bot.stop()
+            for job_id in accepted:
+                row.runs += 1
+                row.count(job_id in posted, posted.get(job_id, 0))
+    finally:
+        await fake.close()
+    row.notes.append("bot: recovery is seconds from the restart to every waiting job posted")
+    return row
+
+
+def results_by_job(fake: FakeDiscord, users: set[int]) -> dict[str, int]:
+    """Job id → how many result messages (with the job's buttons) the bot posted or left for `users`'s jobs."""
+    counts: dict[str, int] = {}
+    for message in fake.messages.values():
+        if not any(f"<@{user}>" in (message.get("content") or "") for user in users):
+            continue
+        jobs = {cid.split(":")[2] for cid in fake.custom_ids(int(message["id"])) if cid.count(":") >= 2}
+        for job_id in jobs:
+            counts[job_id] = counts.get(job_id, 0) + 1
+    return counts
+
+
+async def bot_job_ids(data_dir: Path, users: set[int]) -> list[str]:
+    settings = Settings(_env_file=None, data_dir=data_dir)
+    storage = await Storage.open(settings.resolved_database_url, data_dir / "images")
+    try:
+        return [job.id for user in users for job in await storage.jobs.recent_for_user(user)]
+    finally:
+        await storage.close()
+
+
 async def _nothing(job: Any) -> None:
     pass
 
@@ -404,6 +472,7 @@ async def main() -> None:
                 await bench.redis_down(),
                 await bench.database_cut(restart=False),
                 await bench.database_cut(restart=True),
+                await killed_bot(args, Path(folder), bench.model),
             ]
         finally:
             for worker in bench.workers:

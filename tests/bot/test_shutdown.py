@@ -18,60 +18,12 @@ import pytest
 from service.settings import Settings
 from storage import Storage
 from storage.records import JobRecord, JobStatus
+from testkit.bot_process import REPOSITORY, BotProcess, start_bot
 from testkit.fake_discord import FakeDiscord, FakeInteraction
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 GRACE = 4.0  # SHUTDOWN_GRACE of the bot under test: enough for a 10-step job on a busy machine
 DOCKER_STOP_TIMEOUT = 10.0  # what `docker stop` waits before SIGKILL
-START_TIMEOUT = 120.0
 LONG_JOBS = 5  # 100-step jobs queued behind the short one: seconds of work even for the tiny model
-
-
-class BotProcess:
-    """`kaika bot` in a process of its own, its log in a file."""
-
-    def __init__(self, fake: FakeDiscord, data_dir: Path, model_dir: Path, folder: Path) -> None:
-        self.log_path = folder / "bot.log"
-        self.data_dir = data_dir
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPOSITORY),
-            "DISCORD_TOKEN": "test-token",
-            "DISCORD_API_BASE": fake.api_base,
-            "DISCORD_GATEWAY_URL": fake.gateway_url,
-            "DATA_DIR": str(data_dir),
-            "MODEL": str(model_dir),
-            "DEVICE": "cpu",
-            "DTYPE": "float32",
-            "PREVIEW_EVERY": "0",
-            "PROGRESS_EDIT_INTERVAL": "0.2",
-            "SHUTDOWN_GRACE": str(GRACE),
-            "LOG_LEVEL": "INFO",
-            "OMP_NUM_THREADS": "1",
-        }
-        env.pop("DATABASE_URL", None)
-        with self.log_path.open("wb") as log:
-            # cwd outside the repository, so a developer's .env cannot change what is tested.
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli.main", "bot"], cwd=folder, env=env, stdout=log, stderr=log
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def wait_for_log(self, text: str, seconds: float = 30.0) -> None:
-        async with asyncio.timeout(seconds):
-            while text not in self.log():
-                assert self.process.poll() is None, f"kaika bot exited:\n{self.log()[-3000:]}"
-                await asyncio.sleep(0.05)
-
-    async def exit_status(self, seconds: float) -> int:
-        return await asyncio.to_thread(self.process.wait, seconds)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 def healthcheck(data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -101,13 +53,10 @@ async def bot_process(fake_discord: FakeDiscord, tiny_model_dir: Path, tmp_path:
     bots: list[BotProcess] = []
 
     async def start() -> BotProcess:
-        fake_discord.identified.clear()
-        bot = BotProcess(fake_discord, tmp_path / "data", tiny_model_dir, tmp_path)
+        bot = await start_bot(
+            fake_discord, tmp_path / "data", tiny_model_dir, tmp_path, SHUTDOWN_GRACE=str(GRACE)
+        )
         bots.append(bot)
-        async with asyncio.timeout(START_TIMEOUT):
-            while not fake_discord.identified.is_set():
-                assert bot.process.poll() is None, f"kaika bot exited:\n{bot.log()[-3000:]}"
-                await asyncio.sleep(0.05)
         return bot
 
     yield start
