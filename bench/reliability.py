@@ -14,7 +14,9 @@ Scenarios, each run a fresh job (the tiny test model on CPU, one torch thread pe
 6. PostgreSQL cut mid-job and the bot restarted before it returns: recovery is from the restart (the database
    back) to the member being told, by the restarted bot;
 7. the real `kaika bot` process (local executor, SQLite) against the fake Discord, killed with kill -9 while
-   one /imagine runs and two wait, then started again: each job must be posted exactly once.
+   one /imagine runs and two wait, then started again: each job must be posted exactly once;
+8. generated inputs (hypothesis): --prompts texts through the parser and prompt checks, --custom-ids button
+   custom_ids pressed on the real bot; an unhandled exception or an unanswered press counts as lost.
 
 A job is completed when it is recorded done and its member was told one result; lost when it was accepted and
 never completed; told twice when its member heard more than one outcome (two results, or a failure and a result),
@@ -405,6 +407,113 @@ async def bot_job_ids(data_dir: Path, users: set[int]) -> list[str]:
         await storage.close()
 
 
+def generated_prompts(count: int) -> Row:
+    """`count` hypothesis-generated /imagine texts (free text, flags with odd values, braces, weights, invisible
+    characters) through the parser and the prompt checks the bot runs: any exception but the user errors they
+    raise to explain a refusal is a bug (an unhandled exception: "something went wrong")."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from pipeline.families import UNKNOWN_FAMILY
+    from pipeline.prompt import parse_prompts
+    from service.admission import check_prompt
+    from service.errors import USER_ERRORS
+    from storage.records import GuildSettings
+
+    flag = st.sampled_from(
+        ["--ar", "--seed", "--no", "--steps", "--s", "--c", "--q", "--repeat", "--tile", "--model"]
+    )
+    piece = st.one_of(
+        st.text(max_size=40),
+        st.builds(lambda f, v: f"{f} {v}", flag, st.text(max_size=12)),
+        st.builds(lambda f, n: f"{f} {n}", flag, st.integers(-(10**12), 10**12)),
+        st.sampled_from(["{a, b}", "{", "}", "\\{", "::", "cat:: dog::0.5", "::-1", "\u200b", "—ar 2:3"]),
+    )
+    texts = st.lists(piece, max_size=8).map(" ".join)
+    guild = GuildSettings(guild_id=1, blocklist=("spider", "big cat"))
+    row = Row(f"{count} generated prompts (parser and checks)")
+    bugs: list[str] = []
+
+    @settings(max_examples=count, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(texts)
+    def parse(text: str) -> None:
+        row.runs += 1
+        try:
+            for request in parse_prompts(text, family=UNKNOWN_FAMILY):
+                check_prompt(request.prompt, request.negative_prompt, guild)
+        except USER_ERRORS:
+            pass
+        except Exception as error:  # a bug: the bot would answer "something went wrong"
+            bugs.append(f"{text!r}: {type(error).__name__}: {error}")
+
+    parse()
+    row.completed = row.runs - len(bugs)
+    row.lost = len(bugs)
+    row.notes.append("generated inputs: 'lost' counts unhandled exceptions (bugs); examples below, if any")
+    row.notes.extend(bugs[:5])
+    return row
+
+
+async def generated_custom_ids(args: argparse.Namespace, folder: Path, model: Path) -> Row:
+    """`args.custom_ids` hypothesis-generated button custom_ids (well-formed ones for unknown and real jobs,
+    and anything else) pressed on a real message of the real `kaika bot` through the fake Discord, as a
+    tampered client sends them: each must get an answer that is not "something went wrong"."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from bot.errors import GENERIC_FAILURE
+
+    row = Row(f"{args.custom_ids} generated button custom_ids (real bot)")
+    fake = FakeDiscord()
+    await fake.start()
+    bot = await start_bot(fake, folder / "fuzz" / "data", model, folder)
+    try:
+        ada = fake.add_member("ada")
+        asked = await fake.slash(ada, "imagine", prompt="a red circle --steps 2")
+        grid = await fake.wait_until(
+            lambda: (fake.original(asked) or {}).get("components") and fake.original(asked), 120
+        )
+        job_id = fake.custom_ids(int(grid["id"]))[0].split(":")[2]
+        ids = st.one_of(
+            st.from_regex(r"kaika:[a-z]{1,8}:[A-Za-z0-9_-]{1,64}:\d{1,2}", fullmatch=True),
+            st.builds(
+                lambda a, i: f"kaika:{a}:{job_id}:{i}", st.text("uvrxsc", max_size=3), st.integers(-3, 120)
+            ),
+            st.from_regex(r"kaika:[a-z:]{0,20}", fullmatch=True),
+            st.text(max_size=100),
+        )
+        pressed: list[str] = []
+
+        @settings(
+            max_examples=args.custom_ids,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(ids)
+        def collect(custom_id: str) -> None:
+            pressed.append(custom_id)
+
+        collect()
+        for custom_id in pressed:
+            if not custom_id or len(custom_id) > 100:
+                continue  # Discord itself refuses a custom_id that is empty or longer than 100
+            row.runs += 1
+            interaction = await fake.press_custom_id(ada, int(grid["id"]), custom_id, forge=True)
+            try:
+                answered = await fake.wait_acked(interaction, 30)
+            except TimeoutError:
+                answered = None
+            ok = answered is not None and GENERIC_FAILURE not in fake.reply_text(answered)
+            row.completed += ok
+            row.lost += not ok
+    finally:
+        bot.stop()
+        await fake.close()
+    row.notes.append("custom_ids: 'lost' counts presses left unanswered or answered 'something went wrong'")
+    return row
+
+
 async def _nothing(job: Any) -> None:
     pass
 
@@ -451,6 +560,8 @@ async def main() -> None:
     parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--runs", type=int, default=2, help="runs of each lost-worker and outage scenario")
     parser.add_argument("--outage", type=float, default=10.0, help="seconds PostgreSQL stays cut")
+    parser.add_argument("--prompts", type=int, default=10_000, help="generated prompts to parse")
+    parser.add_argument("--custom-ids", type=int, default=1_000, help="generated custom_ids to press")
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.ERROR)  # the outages make every waiting job log a warning per try
@@ -473,6 +584,8 @@ async def main() -> None:
                 await bench.database_cut(restart=False),
                 await bench.database_cut(restart=True),
                 await killed_bot(args, Path(folder), bench.model),
+                generated_prompts(args.prompts),
+                await generated_custom_ids(args, Path(folder), bench.model),
             ]
         finally:
             for worker in bench.workers:
