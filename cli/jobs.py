@@ -149,6 +149,21 @@ def add_job_commands(commands: argparse._SubParsersAction) -> None:
     for edit in (region, zoom, pan, square):
         _add_prompt_argument(edit, "Remix: this prompt and flags for what is generated, instead of the job's")
 
+    describe = commands.add_parser(
+        "describe",
+        help="four prompts for a picture (as /describe)",
+        description="Four prompts that could have made the picture at PATH (PNG, JPEG, WebP or GIF), read by "
+        "DESCRIBER (empty: the demo model's scene checker). Prints them on stdout, one a line; with --json, one "
+        "JSON object with the keys job_id and prompts. Recorded as a describe job of the local user, as the "
+        "bot records /describe; an error is one line on stderr with exit status 2.",
+    )
+    describe.add_argument("image", metavar="PATH", help="the picture to describe")
+    describe.add_argument("--json", action="store_true", help="print one JSON object: job_id and prompts")
+    describe.add_argument(
+        "--owner", default="", help="the local user's name recorded with the job (default: the login name)"
+    )
+    describe.set_defaults(handler=_run_describe)
+
 
 def _add_press_command(
     commands: argparse._SubParsersAction, name: str, *, help: str, description: str, with_index: bool = True
@@ -431,6 +446,43 @@ async def _check_press(settings: Settings, press: Press) -> JobRecord:
             edit, image.width, image.height, reshaped=press.prompt is not None and reshapes(press.prompt)
         )
     return parent
+
+
+def _run_describe(args: argparse.Namespace) -> int:
+    import asyncio
+    import getpass
+    import json
+
+    from service.errors import USER_ERRORS
+    from service.settings import configure_logging, load_settings
+
+    configure_logging("WARNING")
+    try:
+        settings = load_settings()
+        job = asyncio.run(describe(settings, args.image, owner=args.owner or getpass.getuser()))
+    except USER_ERRORS as error:
+        print(f"kaika describe: {error}", file=sys.stderr)
+        return 2
+    prompts = job.params["prompts"]
+    print(json.dumps({"job_id": job.id, "prompts": prompts}) if args.json else "\n".join(prompts), flush=True)
+    return 0
+
+
+async def describe(settings: Settings, path: str, *, owner: str) -> JobRecord:
+    """Four prompts for the picture at `path`, recorded as the local user's describe job (no image model
+    is loaded)."""
+    from service.describing import DescribeService
+    from service.jobs import Place
+    from service.wiring import open_storage
+
+    image = await _read_image(settings, path)
+    storage = await open_storage(settings)
+    try:
+        return await DescribeService(storage, settings.describer).describe(
+            _local_user(owner), Place(None, None), image
+        )
+    finally:
+        await storage.close()
 
 
 def _local_user(owner: str) -> Requester:

@@ -122,6 +122,7 @@ class ButtonAction(StrEnum):
     PAN_RIGHT = "pr"
     PAN_UP = "pu"
     PAN_DOWN = "pd"
+    DESCRIBED = "i"  # under a /describe: /imagine with one of its four prompts
     ENHANCE = "e"  # under a --draft grid: one of its images made again at full quality, with its seed
 
     @property
@@ -651,6 +652,8 @@ class JobService:
         NotAllowed where the guild lets only owners press buttons, NotRemixable for a `prompt` on a button
         Remix does not act on, and the errors of `imagine` (of the edited prompt too).
         """
+        if action is ButtonAction.DESCRIBED:
+            return await self._imagine_described(requester, place, parent_id, index)
         parent, settings = await self._pressable(requester, place, action, parent_id, index)
         start_from = request_of(parent)
         edit = edit_of(action, edit)
@@ -692,6 +695,24 @@ class JobService:
             edit=edit,
             extra=extra,
         )
+
+    # ---- /describe ---------------------------------------------------------------------------------
+
+    async def _imagine_described(
+        self, requester: Requester, place: Place, describe_id: str, index: int
+    ) -> PendingJob:
+        """/imagine with prompt `index` of /describe job `describe_id`, recorded with where its prompt came from."""
+        described = await self.storage.jobs.get(describe_id)
+        prompts = (
+            [] if described is None or described.kind is not JobKind.DESCRIBE else described.params["prompts"]
+        )
+        if described is None or described.deleted or not 0 <= index < len(prompts):
+            raise JobGone()
+        settings = await self.guild_settings(place.guild_id)
+        request = await self.parse_for(requester.user_id, prompts[index])
+        check_prompt(request.prompt, request.negative_prompt, settings)
+        extra = {"described_by": {"job": described.id, "index": index}}
+        return await self._admit(requester, place, settings, JobKind.IMAGINE, request, extra=extra)
 
     async def _edited_image(self, job: JobRecord) -> tuple[JobRecord, int, editing.Edit] | None:
         """The image an edit job (Zoom Out, Pan, …) started from and its edit; None for any other job."""
@@ -1097,11 +1118,15 @@ class PendingJob:
             log.warning("Could not withdraw job %s", self.job.id, exc_info=True)
 
 
+def upload_params(upload: UploadRecord) -> dict[str, Any]:
+    """What a job keeps of the upload it was given: its id, sha256 and size."""
+    return {"upload": upload.id, "sha256": upload.sha256, "width": upload.width, "height": upload.height}
+
+
 def _image_prompt_params(upload: UploadRecord | None, request: GenerationRequest) -> dict[str, Any] | None:
     if upload is None:
         return None
-    kept = {"upload": upload.id, "sha256": upload.sha256, "width": upload.width, "height": upload.height}
-    return {IMAGE_PROMPT: {**kept, "iw": request.image_weight}}
+    return {IMAGE_PROMPT: {**upload_params(upload), "iw": request.image_weight}}
 
 
 def _fitted_png(data: bytes, width: int, height: int) -> bytes:

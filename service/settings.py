@@ -95,6 +95,10 @@ class Settings(BaseSettings):
         ge=64 * 64,
         description="Most pixels an uploaded picture may have; read from its header before it is decoded",
     )
+    describer: str = Field(
+        default="",
+        description="Transformers image-to-text model (hub id or folder) /describe uses; empty = the demo scene checker",
+    )
     redis_url: str = "redis://127.0.0.1:6379/0"
     celery_in_flight: int = Field(
         default=8,

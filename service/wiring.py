@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from pipeline.executor.base import Executor
 from pipeline.prompt import PromptDefaults
+from service.describing import DescribeService
 from service.errors import SettingError
 from service.folders import folder_problem
 from service.jobs import JobService
@@ -101,6 +102,7 @@ class Services:
     storage: Storage
     executor: Executor
     jobs: JobService
+    describing: DescribeService
 
     @property
     def model_names(self) -> list[str]:
@@ -129,7 +131,7 @@ class Services:
             max_upload_bytes=round(settings.max_upload_mb * 1024 * 1024),
             max_upload_pixels=settings.max_upload_pixels,
         )
-        return cls(storage, executor, jobs)
+        return cls(storage, executor, jobs, DescribeService(storage, settings.describer))
 
     async def close(self) -> None:
         await self.jobs.close()

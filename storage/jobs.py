@@ -116,12 +116,12 @@ class JobRepository:
         `requester_name` updates the user's display name (the user row is created when new).
         """
         kind = parse_choice(JobKind, kind, "job kind")
-        parent_needed = kind is not JobKind.IMAGINE
+        parent_needed = kind not in (JobKind.IMAGINE, JobKind.DESCRIBE)
         if parent_needed != (parent_job_id is not None):
             raise InvalidParent(
                 f"{_a(kind)} {kind} job needs the job it comes from."
                 if parent_needed
-                else "An imagine job has no parent."
+                else f"{_a(kind)} {kind} job has no parent."
             )
         index_needed = kind in IMAGE_KINDS
         # A remix names the image it varies, or none when it re-rolls the prompt.

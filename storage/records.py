@@ -19,6 +19,7 @@ class JobKind(StrEnum):
     ZOOM = "zoom"  # Zoom Out: one image on a larger canvas
     PAN = "pan"  # one image extended on one side
     SQUARE = "square"  # Make Square: a wide or tall image made square
+    DESCRIBE = "describe"  # /describe: four prompts read from a member's picture; it makes no images
     ENHANCE = "enhance"  # one image of a --draft grid made again at full quality, with its seed
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import aiohttp
 import discord
 from discord import app_commands
@@ -10,7 +12,7 @@ from discord.ext import commands
 from bot.errors import reply_error
 from bot.flow import start_job
 from bot.interactions import Acknowledgement, KaikaCog, place
-from bot.limits import fit_choices
+from bot.limits import MemberText, Part, fit, fit_choices
 from bot.views import (
     EDIT_SUBMIT_EVENT,
     PRESS_EVENT,
@@ -24,6 +26,7 @@ from bot.views import (
 from pipeline.uploads import CleanUpload, UploadRefused
 from service.errors import JobGone
 from service.jobs import EDIT_ASKS, ButtonAction, JobService, PendingJob, asked_edit
+from storage.records import JobRecord
 
 REMIX_ON = (
     "Remix is on: V1–V4, Vary and 🔄 now open the prompt and its flags for you to edit before the new job "
@@ -61,6 +64,26 @@ class ImagineCog(KaikaCog):
         await start_job(
             interaction, self.services, prepare, progress_interval=self.config.progress_edit_interval
         )
+
+    @app_commands.command(
+        name="describe", description="Four prompts that could have made a picture; press one to /imagine it"
+    )
+    @app_commands.describe(image="The picture to describe (PNG, JPEG, WebP or GIF)")
+    async def describe(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
+        async with Acknowledgement(interaction) as ack:
+            try:
+                picture = await read_upload(self.services.jobs, image)
+                job = await self.services.describing.describe(
+                    self.requester(interaction), place(interaction), picture
+                )
+            except Exception as error:
+                await ack.fail(error)
+                return
+            await ack.send(
+                described_text(job, interaction.user.mention),
+                file=discord.File(io.BytesIO(picture.png), filename="described.png"),
+                view=described_view(job),
+            )
 
     @imagine.autocomplete("model")
     async def model_names(
@@ -174,6 +197,26 @@ class ImagineCog(KaikaCog):
                 await ack.fail(error)
                 return
             await ack.send(REMIX_ON if on else REMIX_OFF)
+
+
+NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
+
+
+def described_text(job: JobRecord, mention: str) -> str:
+    """A /describe's message: whose it is, then its prompts, numbered as their buttons are."""
+    parts: list[Part] = [f"**Described** — {mention}"]
+    for number, prompt in zip(NUMBERS, job.params["prompts"], strict=False):
+        parts += [f"\n{number} ", MemberText(prompt)]
+    return fit(*parts)
+
+
+def described_view(job: JobRecord) -> discord.ui.View:
+    """A button per prompt, each running /imagine with it; their custom_ids name the job, so they work after
+    a restart."""
+    view = discord.ui.View(timeout=None)
+    for index, _ in enumerate(job.params["prompts"]):
+        view.add_item(JobButton(ButtonAction.DESCRIBED, job.id, index, label=str(index + 1)))
+    return view
 
 
 async def read_upload(jobs: JobService, attachment: discord.Attachment) -> CleanUpload:
