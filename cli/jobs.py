@@ -164,6 +164,18 @@ def add_job_commands(commands: argparse._SubParsersAction) -> None:
     )
     describe.set_defaults(handler=_run_describe)
 
+    blend = commands.add_parser(
+        "blend",
+        help="four images mixing 2–5 pictures (as /blend)",
+        description="Four images mixing the pictures at the PATHs (2 to 5; PNG, JPEG, WebP or GIF), each "
+        "cropped to the job's size, averaged and drawn again by MODEL; --prompt adds words and flags (--ar, "
+        "--seed, …). The pictures are kept as the local user's uploads. " + PRINTED,
+    )
+    blend.add_argument("images", metavar="PATH", nargs="+", help="the pictures to mix (2 to 5)")
+    blend.add_argument("--prompt", default="", metavar="TEXT", help="words and flags to steer the mix")
+    _add_common_arguments(blend)
+    blend.set_defaults(handler=_run_blend)
+
 
 def _add_press_command(
     commands: argparse._SubParsersAction, name: str, *, help: str, description: str, with_index: bool = True
@@ -446,6 +458,29 @@ async def _check_press(settings: Settings, press: Press) -> JobRecord:
             edit, image.width, image.height, reshaped=press.prompt is not None and reshapes(press.prompt)
         )
     return parent
+
+
+def _run_blend(args: argparse.Namespace) -> int:
+    return _run(args, lambda settings, owner: blend(settings, args.images, prompt=args.prompt, owner=owner))
+
+
+async def blend(settings: Settings, paths: list[str], *, prompt: str, owner: str) -> Finished:
+    """Mix the pictures at `paths` as /blend does, recorded and run as the local user; its outcome and request."""
+    from pipeline.families import UNKNOWN_FAMILY
+    from pipeline.prompt import parse_prompt
+    from service.jobs import Place, check_blend
+    from service.wiring import Services
+
+    # The count, the flags and the pictures are checked before the model loads.
+    check_blend(len(paths), prompt)
+    parse_prompt(f"blend {prompt}", family=UNKNOWN_FAMILY)
+    images = [await _read_image(settings, path) for path in paths]
+    services = await Services.open(settings)
+    try:
+        pending = await services.jobs.blend(_local_user(owner), Place(None, None), images, prompt)
+        return await _follow(services, pending, "blend"), pending.request
+    finally:
+        await services.close()
 
 
 def _run_describe(args: argparse.Namespace) -> int:

@@ -79,6 +79,11 @@ RECORD_RETRY_SECONDS = (0.5, 5.0)
 
 # A job drawn from an image prompt keeps in its `params` under IMAGE_PROMPT the upload it came from (its id,
 # sha256 and size) and the --iw it was drawn with, so a re-roll or a restart can draw from the same picture.
+# What a /blend keeps in its `params` under this key: the uploads it mixes (each as `upload_params`).
+BLEND = "blend"
+BLEND_IMAGES = (2, 5)  # the fewest and most pictures a /blend mixes
+# How far img2img moves from the mixed pictures: enough for the model to draw one scene of what they share.
+BLEND_STRENGTH = 0.7
 IW_NEEDS_IMAGE = (
     "--iw sets how closely the images follow an image prompt; attach an image to use it "
     "(on the command line, --image PATH)."
@@ -459,6 +464,65 @@ class JobService:
             raise JobGone() from None
         return await asyncio.to_thread(_fitted_png, data, width, height)
 
+    async def blend(
+        self,
+        requester: Requester,
+        place: Place,
+        images: list[CleanUpload],
+        prompt: str = "",
+        model: str | None = None,
+    ) -> PendingJob:
+        """Check and record a /blend: four images mixing `images` (2–5, each checked by `check_upload`), steered
+        by `prompt` (words and flags; may be empty). The pictures are cropped to the job's size (`--ar`),
+        averaged, and drawn from image-to-image at `BLEND_STRENGTH`; each is kept as the requester's upload,
+        and taken back again should the blend be refused."""
+        check_blend(len(images), prompt)
+        description, _ = split_prompt(prompt)
+        # The pictures are a blend's prompt: words are optional, so an empty description is parsed as one word.
+        request = await self.parse_for(requester.user_id, prompt if description else f"blend {prompt}", model)
+        request = request.replace(
+            prompt=description if description else request.prompt.removeprefix("blend").strip()
+        )
+        family = self.executor.family(request.model)
+        if Mode.IMG2IMG not in family.modes:
+            raise RequestError(
+                f"This model (a {family.name} model) cannot blend images (it has no image-to-image pipeline)."
+            )
+        settings = await self.guild_settings(place.guild_id)
+        check_prompt(request.prompt or BLEND, request.negative_prompt, settings)  # its pictures need no words
+        source = await asyncio.to_thread(
+            _blended_png, [image.png for image in images], request.width, request.height
+        )
+        request = request.replace(mode=Mode.IMG2IMG, source_image=source, strength=BLEND_STRENGTH)
+        uploads: list[UploadRecord] = []
+        try:
+            for image in images:
+                uploads.append(
+                    await self.storage.uploads.add(
+                        requester.user_id, image.png, image.width, image.height, owner_name=requester.name
+                    )
+                )
+            extra = {BLEND: [upload_params(upload) for upload in uploads]}
+            return await self._admit(requester, place, settings, JobKind.BLEND, request, extra=extra)
+        except BaseException:
+            for upload in uploads:
+                await self.storage.uploads.discard(upload.id)
+            raise
+
+    async def blend_source(self, params: dict[str, Any], width: int, height: int) -> bytes:
+        """The pictures of a /blend (`params[BLEND]`) mixed again at `width` x `height`, as PNG; JobGone when
+        one of its uploads is no longer there."""
+        pictures = []
+        for kept in params[BLEND]:
+            upload = await self.storage.uploads.get(str(kept["upload"]))
+            if upload is None:
+                raise JobGone()
+            try:
+                pictures.append(await self.storage.uploads.data(upload))
+            except FileNotFoundError:
+                raise JobGone() from None
+        return await asyncio.to_thread(_blended_png, pictures, width, height)
+
     async def _with_image(
         self, requests: list[GenerationRequest], image: CleanUpload | None
     ) -> list[GenerationRequest]:
@@ -681,6 +745,11 @@ class JobService:
             source = await self.image_prompt_source(parent.params, request.width, request.height)
             request = image_prompt_request(request.replace(image_weight=weight), source)
             extra = {IMAGE_PROMPT: {**kept, "iw": weight}}
+        elif kind is JobKind.REROLL and BLEND in parent.params:
+            # 🔄 of a blend mixes the same pictures again.
+            source = await self.blend_source(parent.params, request.width, request.height)
+            request = request.replace(mode=Mode.IMG2IMG, source_image=source, strength=BLEND_STRENGTH)
+            extra = {BLEND: parent.params[BLEND]}
         elif start_from.image_weight is not None:
             raise RequestError(IW_NEEDS_IMAGE)
         return await self._admit(
@@ -773,7 +842,7 @@ class JobService:
             raise JobGone()
         settings = await self.guild_settings(place.guild_id)
         # Terms blocked since the parent ran are refused on its buttons too.
-        check_prompt(parent.prompt, parent.negative_prompt, settings)
+        check_prompt(parent.prompt or BLEND, parent.negative_prompt, settings)  # a blend may have no words
         check_may_press(requester, parent, settings)
         if action not in self.offered(parent.model):
             raise NotOffered(inpainting=action in EDITS)
@@ -1127,6 +1196,27 @@ def _image_prompt_params(upload: UploadRecord | None, request: GenerationRequest
     if upload is None:
         return None
     return {IMAGE_PROMPT: {**upload_params(upload), "iw": request.image_weight}}
+
+
+def check_blend(count: int, prompt: str) -> None:
+    """Refuse a /blend of too few or too many pictures, or with an --iw (it weighs its pictures evenly)."""
+    fewest, most = BLEND_IMAGES
+    if not fewest <= count <= most:
+        raise RequestError(f"/blend mixes {fewest} to {most} images (got {count}).")
+    if any(flag.canonical == "iw" for flag in split_prompt(prompt)[1]):
+        raise RequestError("/blend weighs its images evenly; --iw is for an image prompt on /imagine.")
+
+
+def _blended_png(pictures: list[bytes], width: int, height: int) -> bytes:
+    """Pictures each cropped and resized to `width` x `height`, then averaged pixel by pixel, as PNG."""
+    fitted = []
+    for data in pictures:
+        with Image.open(io.BytesIO(data)) as image:
+            fitted.append(fit_image(image, width, height))
+    blended = fitted[0]
+    for count, image in enumerate(fitted[1:], start=2):
+        blended = Image.blend(blended, image, 1 / count)  # a running mean: each picture weighs the same
+    return encode_png(blended)
 
 
 def _fitted_png(data: bytes, width: int, height: int) -> bytes:

@@ -9,7 +9,7 @@ from pipeline.editing import Edit
 from pipeline.executor.base import ResumableExecutor, UnknownJob
 from pipeline.request import GenerationRequest, Mode
 from service.errors import JobGone
-from service.jobs import IMAGE_PROMPT, JobService, PendingJob, Reporter, request_of
+from service.jobs import BLEND, IMAGE_PROMPT, JobService, PendingJob, Reporter, request_of
 from storage.errors import IllegalTransition
 from storage.errors import JobNotFound as StorageJobNotFound
 from storage.records import JobKind, JobRecord
@@ -81,6 +81,9 @@ async def _rebuild(
     ):
         if IMAGE_PROMPT in job.params:  # drawn from a member's picture: the same picture again
             source = await service.image_prompt_source(job.params, request.width, request.height)
+            return request.replace(source_image=source), None
+        if BLEND in job.params:  # a /blend (or its 🔄): the same pictures mixed again
+            source = await service.blend_source(job.params, request.width, request.height)
             return request.replace(source_image=source), None
         return request, None
     parent = await service.storage.jobs.get(job.parent_job_id) if job.parent_job_id else None

@@ -116,7 +116,7 @@ class JobRepository:
         `requester_name` updates the user's display name (the user row is created when new).
         """
         kind = parse_choice(JobKind, kind, "job kind")
-        parent_needed = kind not in (JobKind.IMAGINE, JobKind.DESCRIBE)
+        parent_needed = kind not in (JobKind.IMAGINE, JobKind.DESCRIBE, JobKind.BLEND)
         if parent_needed != (parent_job_id is not None):
             raise InvalidParent(
                 f"{_a(kind)} {kind} job needs the job it comes from."

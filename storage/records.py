@@ -20,6 +20,7 @@ class JobKind(StrEnum):
     PAN = "pan"  # one image extended on one side
     SQUARE = "square"  # Make Square: a wide or tall image made square
     DESCRIBE = "describe"  # /describe: four prompts read from a member's picture; it makes no images
+    BLEND = "blend"  # /blend: four images mixing 2–5 of a member's pictures
     ENHANCE = "enhance"  # one image of a --draft grid made again at full quality, with its seed
 
 

@@ -25,7 +25,7 @@ from bot.views import (
 )
 from pipeline.uploads import CleanUpload, UploadRefused
 from service.errors import JobGone
-from service.jobs import EDIT_ASKS, ButtonAction, JobService, PendingJob, asked_edit
+from service.jobs import EDIT_ASKS, ButtonAction, JobService, PendingJob, asked_edit, check_blend
 from storage.records import JobRecord
 
 REMIX_ON = (
@@ -60,6 +60,39 @@ class ImagineCog(KaikaCog):
             return await jobs.imagine_all(
                 self.requester(interaction), place(interaction), requests, image=picture
             )
+
+        await start_job(
+            interaction, self.services, prepare, progress_interval=self.config.progress_edit_interval
+        )
+
+    @app_commands.command(
+        name="blend", description="Four images mixing 2–5 pictures, steered by an optional prompt"
+    )
+    @app_commands.describe(
+        image1="A picture to mix (PNG, JPEG, WebP or GIF)",
+        image2="Another picture to mix",
+        image3="A third picture (optional)",
+        image4="A fourth picture (optional)",
+        image5="A fifth picture (optional)",
+        prompt="Words and flags to steer the mix, such as --ar 3:2 --seed 7 (optional)",
+    )
+    async def blend(
+        self,
+        interaction: discord.Interaction,
+        image1: discord.Attachment,
+        image2: discord.Attachment,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        prompt: str = "",
+    ) -> None:
+        jobs = self.services.jobs
+        attached = [image for image in (image1, image2, image3, image4, image5) if image is not None]
+
+        async def prepare() -> PendingJob:
+            check_blend(len(attached), prompt)  # before anything is downloaded
+            pictures = [await read_upload(jobs, image) for image in attached]
+            return await jobs.blend(self.requester(interaction), place(interaction), pictures, prompt)
 
         await start_job(
             interaction, self.services, prepare, progress_interval=self.config.progress_edit_interval
