@@ -63,7 +63,7 @@ from pipeline.uploads import (
 from service.admission import Capacity, Place, Requester, Slot, check_may_press, check_prompt, daily_quota
 from service.defaults import DEFAULT_FLAGS, MODE, MODES, REMIX, SAVED_KEYS, SUFFIX, remix_on, with_defaults
 from service.errors import JobGone, JobNotDone, NotEnhanceable, NotOffered, NotRemixable, TooManyJobs
-from service.readback import IMAGE_PROMPT, prompt_line
+from service.readback import BLENDED, IMAGE_PROMPT, prompt_line
 from storage import Storage
 from storage.errors import IllegalTransition, StorageError, StorageUnavailable
 from storage.errors import JobNotFound as StorageJobNotFound
@@ -80,7 +80,7 @@ RECORD_RETRY_SECONDS = (0.5, 5.0)
 # A job drawn from an image prompt keeps in its `params` under IMAGE_PROMPT the upload it came from (its id,
 # sha256 and size) and the --iw it was drawn with, so a re-roll or a restart can draw from the same picture.
 # What a /blend keeps in its `params` under this key: the uploads it mixes (each as `upload_params`).
-BLEND = "blend"
+BLEND = BLENDED
 BLEND_IMAGES = (2, 5)  # the fewest and most pictures a /blend mixes
 # How far img2img moves from the mixed pictures: enough for the model to draw one scene of what they share.
 BLEND_STRENGTH = 0.7

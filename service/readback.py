@@ -19,6 +19,8 @@ from storage.records import JobRecord
 
 # Where a job drawn from an image prompt keeps the picture's upload in its `params` (see `service.jobs`).
 IMAGE_PROMPT = "image_prompt"
+# Where a /blend keeps the uploads it mixes (see `service.jobs.BLEND`).
+BLENDED = "blend"
 
 
 def shown_flags(job: JobRecord) -> str:
@@ -69,6 +71,8 @@ class JobParameters:
     requester_id: int
     # The member's picture an image prompt started from: its upload id, sha256, size and the --iw used.
     image_prompt: dict[str, Any] | None = None
+    # The pictures a /blend mixed (and its 🔄), each as its upload id, sha256 and size.
+    blended: list[dict[str, Any]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,6 +124,7 @@ def parameters_of(job: JobRecord, made_by: str | None = None) -> JobParameters:
         owner_id=job.owner_id,
         requester_id=job.requester_id,
         image_prompt=params.get(IMAGE_PROMPT),
+        blended=params.get(BLENDED),
     )
 
 
@@ -153,4 +158,9 @@ def settings_lines(p: JobParameters) -> list[str]:
             f"From an uploaded picture, {picture['width']}x{picture['height']} (upload {picture['upload']}, "
             f"sha256 {str(picture['sha256'])[:12]}…), --iw {picture['iw']:g}"
         )
+    if p.blended:
+        pictures = ", ".join(
+            f"{item['width']}x{item['height']} (upload {item['upload']})" for item in p.blended
+        )
+        lines.append(f"Blended from {len(p.blended)} uploaded pictures: {pictures}")
     return lines

@@ -18,6 +18,7 @@ from pipeline.request import Mode
 from service import recovery
 from service.admission import Place, Requester
 from service.jobs import BLEND, BLEND_STRENGTH, ButtonAction
+from service.readback import describe_parameters, parameters_of
 from service.settings import Settings
 from service.wiring import Services
 from storage.errors import QuotaExceeded
@@ -76,6 +77,8 @@ async def test_a_blend_draws_from_the_average_of_its_pictures_and_keeps_them(ser
     kept = done.params[BLEND]
     assert [(item["width"], item["height"]) for item in kept] == [(80, 80)] * 3
     assert await services.storage.uploads.count_for(ADA.user_id) == 3
+    told = describe_parameters(parameters_of(done))  # ℹ️ and kaika info
+    assert f"Blended from 3 uploaded pictures: 80x80 (upload {kept[0]['upload']})," in "\n".join(told)
 
 
 async def test_words_and_flags_steer_a_blend(services: Services) -> None:
