@@ -11,8 +11,10 @@ Pure PIL; run `clean_upload` off the event loop.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -106,6 +108,30 @@ def _flatten(image: Image.Image) -> Image.Image:
         flat.paste(rgba, mask=rgba.getchannel("A"))
         return flat
     return image.convert("RGB")
+
+
+# Where Discord serves attachments: the only hosts an image link in a prompt may name.
+DISCORD_MEDIA_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
+_LEADING_URL = re.compile(r"\s*(https?://\S+)")
+
+
+def leading_links(text: str) -> tuple[list[str], str]:
+    """The links a prompt starts with (Midjourney's image prompts: `https://… a red fox --iw 2`), and the rest."""
+    links = []
+    while match := _LEADING_URL.match(text):
+        links.append(match.group(1))
+        text = text[match.end() :]
+    return links, text.strip()
+
+
+def check_link(link: str, hosts: frozenset[str] = DISCORD_MEDIA_HOSTS) -> None:
+    """Refuse an image link that is not a Discord attachment (Kaika fetches nothing else for a member)."""
+    host = urlsplit(link).hostname or ""
+    if host not in hosts:
+        raise UploadRefused(
+            f"Image links must be Discord attachments ({', '.join(sorted(DISCORD_MEDIA_HOSTS))}); "
+            "attach the picture instead."
+        )
 
 
 def fit_image(image: Image.Image, width: int, height: int) -> Image.Image:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from urllib.parse import urlsplit
 
 import aiohttp
 import discord
@@ -23,7 +24,7 @@ from bot.views import (
     JobToolButton,
     RemixModal,
 )
-from pipeline.uploads import CleanUpload, UploadRefused
+from pipeline.uploads import DISCORD_MEDIA_HOSTS, CleanUpload, UploadRefused, check_link, leading_links
 from service.errors import JobGone
 from service.jobs import EDIT_ASKS, ButtonAction, JobService, PendingJob, asked_edit, check_blend
 from storage.records import JobRecord
@@ -55,8 +56,16 @@ class ImagineCog(KaikaCog):
         jobs = self.services.jobs
 
         async def prepare() -> list[PendingJob]:
-            requests = await jobs.parse_all_for(interaction.user.id, prompt, model)
-            picture = None if image is None else await read_upload(jobs, image)
+            links, text = leading_links(prompt)  # Midjourney's image prompt as a link: `https://… a fox`
+            if len(links) + (image is not None) > 1:
+                raise UploadRefused("/imagine takes one image prompt: attach a picture or link one, once.")
+            requests = await jobs.parse_all_for(interaction.user.id, text, model)
+            if image is not None:
+                picture = await read_upload(jobs, image)
+            elif links:
+                picture = await read_link(jobs, links[0], self.media_hosts)
+            else:
+                picture = None
             return await jobs.imagine_all(
                 self.requester(interaction), place(interaction), requests, image=picture
             )
@@ -117,6 +126,11 @@ class ImagineCog(KaikaCog):
                 file=discord.File(io.BytesIO(picture.png), filename="described.png"),
                 view=described_view(job),
             )
+
+    @property
+    def media_hosts(self) -> frozenset[str]:
+        """Where an image link may point: Discord's attachment hosts, and the host of DISCORD_API_BASE."""
+        return DISCORD_MEDIA_HOSTS | {urlsplit(self.config.discord_api_base).hostname or ""}
 
     @imagine.autocomplete("model")
     async def model_names(
@@ -264,6 +278,32 @@ async def read_upload(jobs: JobService, attachment: discord.Attachment) -> Clean
             f"{name} could not be downloaded from Discord ({error}); attach it again."
         ) from None
     return await jobs.check_upload(data, name)
+
+
+async def read_link(jobs: JobService, link: str, hosts: frozenset[str]) -> CleanUpload:
+    """The picture a Discord attachment link names, downloaded at most MAX_UPLOAD_MB (no redirects, so a link
+    cannot lead anywhere but Discord), then checked as every upload is."""
+    check_link(link, hosts)
+    name = discord.utils.escape_markdown(urlsplit(link).path.rsplit("/", 1)[-1] or "The linked picture")
+    data = bytearray()
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+            session.get(link, allow_redirects=False) as response,
+        ):
+            if response.status != 200:
+                raise UploadRefused(
+                    f"{name} could not be downloaded (HTTP {response.status}); attach it instead."
+                )
+            jobs.check_upload_size(response.content_length or 0, name)
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                data += chunk
+                jobs.check_upload_size(len(data), name)  # a server may not say, or say less
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise UploadRefused(
+            f"{name} could not be downloaded ({error or 'timed out'}); attach it instead."
+        ) from None
+    return await jobs.check_upload(bytes(data), name)
 
 
 async def setup(bot: commands.Bot) -> None:

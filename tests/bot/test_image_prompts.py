@@ -100,3 +100,33 @@ async def test_iw_without_a_picture_is_refused(start_kaika):
     text = await refusal(kaika, await kaika.imagine(bo, "a cat --iw 2"))
     assert text.startswith("--iw sets how closely the images follow an image prompt; attach an image")
     await assert_nothing_kept(kaika, bo)
+
+
+async def test_a_prompt_starting_with_a_link_to_a_discord_attachment_draws_from_it(start_kaika):
+    kaika = await start_kaika()
+    ada = kaika.fake.add_member("ada")
+    posted = kaika.fake.attach("earlier.jpg", photo(), "image/jpeg")  # a picture posted in the channel before
+    interaction = await kaika.imagine(ada, f"{posted.url} a blue sea --steps {FAST_STEPS} --iw 2")
+    message = await kaika.finished(interaction)
+    assert posted.downloads == 1
+    job = await kaika.services.storage.jobs.get(job_id_of(kaika, int(message["id"])))
+    assert job is not None and job.prompt == "a blue sea" and job.params[IMAGE_PROMPT]["iw"] == 2
+
+
+async def test_a_link_anywhere_but_discord_or_two_image_prompts_are_refused(start_kaika):
+    kaika = await start_kaika()
+    bo = kaika.fake.add_member("bo")
+    text = await refusal(kaika, await kaika.imagine(bo, "http://169.254.169.254/latest/meta-data a fox"))
+    assert text == (
+        "Image links must be Discord attachments (cdn.discordapp.com, media.discordapp.net); "
+        "attach the picture instead."
+    )
+    picture = kaika.fake.attach("fox.jpg", photo(), "image/jpeg")
+    both = await kaika.imagine(bo, f"{picture.url} a fox", image=picture)
+    assert (
+        await refusal(kaika, both) == "/imagine takes one image prompt: attach a picture or link one, once."
+    )
+    missing = await kaika.imagine(bo, f"{kaika.fake.base_url}/attachments/1/gone.png a fox")
+    assert (await refusal(kaika, missing)).startswith("gone.png could not be downloaded (HTTP 404)")
+    assert picture.downloads == 0
+    await assert_nothing_kept(kaika, bo)

@@ -123,3 +123,24 @@ def test_fit_image_crops_to_the_ratio_around_the_centre() -> None:
     fitted = fit_image(wide, 64, 64)
     assert fitted.size == (64, 64)
     assert fitted.getpixel((2, 32))[0] > 200  # the blue sides were cropped away
+
+
+def test_leading_links_are_the_image_prompt_and_only_discord_is_fetched() -> None:
+    from pipeline.uploads import check_link, leading_links
+
+    assert leading_links("https://cdn.discordapp.com/a/1/x.png  a red fox --iw 2") == (
+        ["https://cdn.discordapp.com/a/1/x.png"],
+        "a red fox --iw 2",
+    )
+    assert leading_links("a fox at https://cdn.discordapp.com/x.png") == (
+        [],
+        "a fox at https://cdn.discordapp.com/x.png",
+    )
+    check_link("https://media.discordapp.net/attachments/1/2/x.webp")
+    for link in (
+        "http://169.254.169.254/latest",
+        "https://cdn.discordapp.com.evil.example/x.png",
+        "file:///etc",
+    ):
+        with pytest.raises(UploadRefused, match=r"^Image links must be Discord attachments"):
+            check_link(link)
