@@ -14,6 +14,8 @@ from typing import Protocol
 
 from PIL import Image
 
+from pipeline.demo.checker import Reading, read
+from pipeline.demo.scenes import COLOR_WORDS, IMAGE_SIZE, POSITION_PHRASES, SHAPE_WORDS
 from pipeline.errors import ModelLoadError
 
 PROMPTS = 4  # candidates a /describe offers, as Midjourney's
@@ -34,22 +36,18 @@ class SceneDescriber:
     name: str = "scene checker"
 
     def describe(self, image: Image.Image) -> list[str]:
-        from pipeline.demo.checker import read
-        from pipeline.demo.scenes import IMAGE_SIZE
-
         # The checker's anchors and shape limits are set for the demo's square images: read a square view.
         square = image.convert("RGB").resize((max(IMAGE_SIZE, min(image.size)),) * 2, Image.Resampling.BOX)
         return scene_prompts(read(square))
 
 
-def scene_prompts(reading: object) -> list[str]:
-    """Four ways to say what a `pipeline.demo.checker.Reading` shows, plain words first, in the phrases the
-    demo model was trained on (`pipeline.demo.scenes`)."""
-    from pipeline.demo.scenes import COLOR_WORDS, POSITION_PHRASES, SHAPE_WORDS
-
-    background: str = reading.background  # type: ignore[attr-defined]
-    regions = [region for region in reading.regions if region.shape != "unclear"][:2]  # type: ignore[attr-defined]
-    regions = regions or list(reading.regions[:1])  # type: ignore[attr-defined]
+def scene_prompts(reading: Reading) -> list[str]:
+    """Four ways to say what the scene checker read, plain words first, in the phrases the demo model was
+    trained on (`pipeline.demo.scenes`)."""
+    background = reading.background
+    regions = [region for region in reading.regions if region.shape != "unclear"][:2] or list(
+        reading.regions[:1]
+    )
 
     def color(name: str, synonym: bool) -> str:
         words = COLOR_WORDS[name]
