@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures.storage",
     "tests.fixtures.families",
     "tests.fixtures.cli",
+    "tests.fixtures.services",
 ]
 
 

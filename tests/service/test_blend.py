@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +11,15 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import RequestError
-from pipeline.executor.local import LocalExecutor
 from pipeline.request import Mode
 from service import recovery
 from service.admission import Place, Requester
 from service.jobs import BLEND, BLEND_STRENGTH, ButtonAction
 from service.readback import describe_parameters, parameters_of
-from service.settings import Settings
 from service.wiring import Services
 from storage.errors import QuotaExceeded
 from storage.records import JobKind
-from tests.fixtures.reporters import RecordingReporter
+from tests.fixtures.reporters import outcome_of
 
 ADA = Requester(1, "ada")
 GUILD = Place(5, 6)
@@ -35,22 +31,8 @@ def picture(colour: tuple[int, int, int], size: tuple[int, int] = (80, 80)) -> b
     return buffer.getvalue()
 
 
-@pytest.fixture
-async def services(tiny_engine: Any, tiny_model_dir: Path, tmp_path: Path) -> AsyncIterator[Services]:
-    settings = Settings(_env_file=None, model=str(tiny_model_dir), data_dir=tmp_path / "data")
-    opened = await Services.open(settings, LocalExecutor({None: tiny_engine}, preview_every=0))
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
 async def run(pending: Any) -> Any:
-    reporter = RecordingReporter()
-    async with asyncio.timeout(60):
-        await pending.start(reporter)
-    assert reporter.outcome is not None, reporter.failure
-    return reporter.outcome.job
+    return (await outcome_of(pending)).job
 
 
 async def blended(services: Services, colours: list[tuple[int, int, int]], prompt: str = "--steps 2") -> Any:

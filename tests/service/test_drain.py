@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pipeline.executor.local import LocalExecutor
 from pipeline.request import GenerationRequest
 from service.admission import Place, Requester
 from service.errors import Restarting
-from service.settings import Settings
 from service.wiring import Services
 from storage.records import JobStatus
 from tests.fixtures.reporters import RecordingReporter
@@ -34,16 +29,6 @@ class StepReporter(RecordingReporter):
     async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
         await super().progress(step, total, preview_png)
         self.stepped.set()
-
-
-@pytest.fixture
-async def services(tiny_engine: Any, tiny_model_dir: Path, tmp_path: Path) -> AsyncIterator[Services]:
-    settings = Settings(_env_file=None, model=str(tiny_model_dir), data_dir=tmp_path / "data")
-    opened = await Services.open(settings, LocalExecutor({None: tiny_engine}, preview_every=0))
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_a_draining_service_refuses_new_jobs_and_records_nothing(services: Services):

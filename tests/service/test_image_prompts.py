@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,6 @@ import pytest
 from PIL import Image
 
 from pipeline.errors import RequestError
-from pipeline.executor.local import LocalExecutor
 from pipeline.request import Mode, image_weight_strength
 from pipeline.uploads import UploadRefused
 from service import recovery
@@ -21,11 +18,11 @@ from service.admission import Place, Requester
 from service.errors import BlockedPrompt
 from service.jobs import IMAGE_PROMPT, ButtonAction
 from service.readback import describe_parameters, parameters_of
-from service.settings import Settings
 from service.wiring import Services
 from storage.errors import QuotaExceeded
 from storage.records import JobKind
-from tests.fixtures.reporters import RecordingReporter
+from tests.fixtures.reporters import outcome_of
+from tests.fixtures.services import OpenServices
 
 ADA = Requester(1, "ada")
 GUILD = Place(5, 6)
@@ -38,23 +35,12 @@ def picture(size: tuple[int, int] = (96, 64), colour: tuple[int, int, int] = (22
 
 
 @pytest.fixture
-async def services(tiny_engine: Any, tiny_model_dir: Path, tmp_path: Path) -> AsyncIterator[Services]:
-    settings = Settings(
-        _env_file=None, model=str(tiny_model_dir), data_dir=tmp_path / "data", max_upload_pixels=100_000
-    )
-    opened = await Services.open(settings, LocalExecutor({None: tiny_engine}, preview_every=0))
-    try:
-        yield opened
-    finally:
-        await opened.close()
+async def services(open_services: OpenServices) -> Services:
+    return await open_services(max_upload_pixels=100_000)
 
 
 async def run(pending: Any) -> Any:
-    reporter = RecordingReporter()
-    async with asyncio.timeout(60):
-        await pending.start(reporter)
-    assert reporter.outcome is not None, reporter.failure
-    return reporter.outcome.job
+    return (await outcome_of(pending)).job
 
 
 async def image_prompt(services: Services, prompt: str, data: bytes | None = None) -> list[Any]:

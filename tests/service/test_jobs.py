@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from service.wiring import Services
 from storage.errors import QuotaExceeded
 from storage.records import JobStatus
 from tests.fixtures.reporters import RecordingReporter
+from tests.fixtures.services import OpenServices
 
 ADA = Requester(1, "ada")
 GUILD = Place(5, 6)
@@ -31,16 +31,9 @@ REQUEST = GenerationRequest(prompt="a red circle", seed=5, width=64, height=64, 
 
 
 @pytest.fixture
-async def services(tiny_engine: Any, tiny_model_dir: Path, tmp_path: Path) -> AsyncIterator[Services]:
+async def services(open_services: OpenServices) -> Services:
     """The job service on the tiny model, one job per user at a time."""
-    settings = Settings(
-        _env_file=None, model=str(tiny_model_dir), data_dir=tmp_path / "data", max_jobs_per_user=1
-    )
-    opened = await Services.open(settings, LocalExecutor({None: tiny_engine}, preview_every=0))
-    try:
-        yield opened
-    finally:
-        await opened.close()
+    return await open_services(max_jobs_per_user=1)
 
 
 async def test_a_reported_job_gives_its_place_back(services: Services):

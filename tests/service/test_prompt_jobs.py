@@ -3,41 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.errors import QueueFull
-from pipeline.executor.local import LocalExecutor
 from service.admission import Place, Requester
 from service.errors import TooManyJobs
-from service.settings import Settings
 from service.wiring import Services
 from storage.errors import QuotaExceeded
 from tests.fixtures.reporters import RecordingReporter
+from tests.fixtures.services import OpenServices
 
 ADA = Requester(1, "ada")
 GUILD = Place(5, 6)
 
 
 @pytest.fixture
-async def services(tiny_engine: Any, tiny_model_dir: Path, tmp_path: Path) -> AsyncIterator[Services]:
+async def services(open_services: OpenServices) -> Services:
     """The job service on the tiny model: one job per user in flight, a queue of five."""
-    settings = Settings(
-        _env_file=None,
-        model=str(tiny_model_dir),
-        data_dir=tmp_path / "data",
-        max_jobs_per_user=1,
-        max_queue=5,
-        max_jobs_per_prompt=4,
-    )
-    opened = await Services.open(settings, LocalExecutor({None: tiny_engine}, preview_every=0))
-    try:
-        yield opened
-    finally:
-        await opened.close()
+    return await open_services(max_jobs_per_user=1, max_queue=5, max_jobs_per_prompt=4)
 
 
 async def test_a_prompts_jobs_are_admitted_together_and_each_frees_its_place(services: Services):

@@ -2,44 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.errors import RequestError
-from pipeline.executor.local import LocalExecutor
 from service.admission import Place, Requester
 from service.errors import NotRemixable
 from service.jobs import ButtonAction
 from service.readback import describe_parameters, parameters_of, prompt_line
-from service.settings import Settings
 from service.wiring import Services
 from storage.records import JobKind
-from tests.fixtures.reporters import RecordingReporter
+from tests.fixtures.reporters import outcome_of
 
 ADA, BO = Requester(1, "ada"), Requester(2, "bo")
 GUILD = Place(5, 6)
 
 
-@pytest.fixture
-async def services(tiny_engine: Any, tiny_model_dir: Path, tmp_path: Path) -> AsyncIterator[Services]:
-    settings = Settings(_env_file=None, model=str(tiny_model_dir), data_dir=tmp_path / "data")
-    opened = await Services.open(settings, LocalExecutor({None: tiny_engine}, preview_every=0))
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-async def run(pending) -> Any:
-    reporter = RecordingReporter()
-    async with asyncio.timeout(60):
-        await pending.start(reporter)
-    assert reporter.outcome is not None, reporter.failure
-    return reporter.outcome.job
+async def run(pending: Any) -> Any:
+    return (await outcome_of(pending)).job
 
 
 async def imagined(services: Services, user: Requester, prompt: str) -> Any:
