@@ -111,4 +111,7 @@ class KaikaCog(commands.Cog):
         return interaction.guild_id is not None and interaction.permissions.manage_guild
 
     def requester(self, interaction: discord.Interaction) -> Requester:
-        return Requester(interaction.user.id, interaction.user.display_name, self.is_admin(interaction))
+        roles = frozenset(role.id for role in getattr(interaction.user, "roles", ()))  # none in a DM
+        return Requester(
+            interaction.user.id, interaction.user.display_name, self.is_admin(interaction), roles
+        )

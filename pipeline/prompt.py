@@ -2,9 +2,9 @@
 
     a lighthouse at dusk --ar 16:9 --seed 7 --no boats, people --steps 30 --stylize 200 --chaos 40
 
-Flags come after the description; `--no` takes the rest of the words up to the next flag, `--tile`
-and `--draft` take no value, the others take exactly one value. An em dash (what phones turn `--` into)
-counts as `--`.
+Flags come after the description; `--no` takes the rest of the words up to the next flag, `--tile`,
+`--draft`, `--fast` and `--relax` take no value, the others take exactly one value. An em dash (what phones
+turn `--` into) counts as `--`.
 `parse_prompts` also makes several jobs of one prompt: `--repeat N`, and permutations
 (`a {red, blue} bird` is one job per option; a backslash before a brace or comma keeps it as text).
 A description may weigh its parts as Midjourney's multi-prompts do (`cat:: dog::0.5`; `prompt_parts`).
@@ -54,13 +54,15 @@ FLAG_ALIASES: dict[str, str] = {
     "r": "repeat",
     "tile": "tile",
     "draft": "draft",
+    "fast": "fast",
+    "relax": "relax",
     "iw": "iw",
 }
 # Flags that take no value: giving one is their presence.
-SWITCHES = frozenset({"tile", "draft"})
+SWITCHES = frozenset({"tile", "draft", "fast", "relax"})
 KNOWN_FLAGS = (
     "--ar (--aspect), --seed, --no, --steps, --stylize (--s), --chaos (--c), --q (--quality), "
-    "--repeat (--r), --tile, --draft, --iw, --model"
+    "--repeat (--r), --tile, --draft, --fast, --relax, --iw, --model"
 )
 
 _FLAG = re.compile(r"(?:^|\s)(?:--|—(?=\w))([^\s]*)")
@@ -207,6 +209,9 @@ def _parse_one(
     if seed < 0:
         seed = seed_source.randrange(MAX_SEED + 1)
     draft = "draft" in values
+    if "fast" in values and "relax" in values:
+        raise RequestError("--fast and --relax ask for opposite queues; give one of them.")
+    speed = "fast" if "fast" in values else "relax" if "relax" in values else ""
     default_steps = described.draft_steps if draft else defaults.steps or described.default_steps
     steps = number("steps", 1, limits.max_steps, default_steps)
     quality = 1.0
@@ -240,6 +245,7 @@ def _parse_one(
         flags=_flags_text(flags),
         tile="tile" in values,
         draft=draft,
+        speed=speed,
         quality=quality,
         image_weight=image_weight,
     )

@@ -57,6 +57,7 @@ class GenerationRequest:
     quality: float = 1.0  # --q as asked; `steps` already holds what it means
     flags: str = ""  # the flags as the member typed them (`--ar 3:2 --s 200`), shown back beside the prompt
     draft: bool = False  # --draft: the family's fastest settings (see `pipeline.speed`)
+    speed: str = ""  # "fast" (--fast) or "relax" (--relax) as asked; "": the member's usual queue
     image_weight: float | None = None  # --iw as asked; `strength` holds what it means once an image is given
 
     @property

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from gettext import ngettext
 
 from pipeline.errors import EmptyPrompt, QueueFull
+from pipeline.executor.fair import FAST_TIER, RELAX_TIER
 from service.errors import BlockedPrompt, Restarting, UserError
 from storage.errors import NotAllowed
 from storage.records import ButtonPolicy, GuildSettings, JobRecord
@@ -26,6 +27,38 @@ class Requester:
     user_id: int
     name: str
     is_admin: bool = False
+    role_ids: frozenset[int] = frozenset()  # the member's roles where the job was asked (FAST_ROLES)
+
+
+@dataclass(frozen=True)
+class FastTime:
+    """Who runs fast (FAST_ROLES: members with one of these roles, and admins; empty: everyone) and for how
+    many seconds of generation a day (FAST_MINUTES_PER_DAY; 0: no limit)."""
+
+    roles: frozenset[int] = frozenset()
+    seconds_per_day: float = 0.0
+
+    def allowed(self, requester: Requester) -> bool:
+        """Whether `requester` runs fast at all (time left aside)."""
+        return not self.roles or requester.is_admin or bool(self.roles & requester.role_ids)
+
+    def left(self, requester: Requester, used_seconds: float) -> float | None:
+        """Seconds of fast time `requester` has left today; None without a limit, 0 when they have none."""
+        if not self.allowed(requester):
+            return 0.0
+        if not self.seconds_per_day:
+            return None
+        return max(self.seconds_per_day - used_seconds, 0.0)
+
+
+def queue_tier(asked: str, requester: Requester, fast: FastTime, used_seconds: float) -> int:
+    """The queue a job waits in: relaxed jobs (`RELAX_TIER`) start only while no fast one (`FAST_TIER`)
+    waits. --relax always relaxes; otherwise (--fast, or nothing asked) a member runs fast while they may and
+    have fast time left today, and relaxed once it is spent."""
+    if asked == "relax":
+        return RELAX_TIER
+    left = fast.left(requester, used_seconds)
+    return FAST_TIER if left is None or left > 0 else RELAX_TIER
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from pipeline.executor.base import (
     Started,
     Step,
 )
+from pipeline.executor.fair import FAST_TIER, RELAX_TIER
 from pipeline.families import ModelFamily
 from pipeline.images import display_grid, display_png, encode_png, image_metadata
 from pipeline.prompt import (
@@ -60,7 +61,17 @@ from pipeline.uploads import (
     clean_upload,
     fit_image,
 )
-from service.admission import Capacity, Place, Requester, Slot, check_may_press, check_prompt, daily_quota
+from service.admission import (
+    Capacity,
+    FastTime,
+    Place,
+    Requester,
+    Slot,
+    check_may_press,
+    check_prompt,
+    daily_quota,
+    queue_tier,
+)
 from service.defaults import DEFAULT_FLAGS, MODE, MODES, REMIX, SAVED_KEYS, SUFFIX, remix_on, with_defaults
 from service.errors import JobGone, JobNotDone, NotEnhanceable, NotOffered, NotRemixable, TooManyJobs
 from service.readback import BLENDED, IMAGE_PROMPT, prompt_line
@@ -88,6 +99,15 @@ IW_NEEDS_IMAGE = (
     "--iw sets how closely the images follow an image prompt; attach an image to use it "
     "(on the command line, --image PATH)."
 )
+
+# Where a job's `params` keep the queue it waited in: "fast" or "relax" (its fast time is counted from it).
+QUEUE = "queue"
+
+
+def job_tier(job: JobRecord) -> int:
+    """The queue tier `job` was given when it was admitted, for submitting it again after a restart."""
+    return FAST_TIER if job.params.get(QUEUE) == "fast" else RELAX_TIER
+
 
 # The request fields a job's `params` keep, so a button can rebuild the request later.
 REQUEST_PARAMS = (
@@ -318,6 +338,7 @@ class JobService:
         seed_source: random.Random | None = None,
         max_upload_bytes: int = DEFAULT_MAX_BYTES,
         max_upload_pixels: int = DEFAULT_MAX_PIXELS,
+        fast_time: FastTime | None = None,
     ) -> None:
         self.storage = storage
         self.executor = executor
@@ -329,6 +350,7 @@ class JobService:
         self.seeds = seed_source or random.Random()
         self.max_upload_bytes = max_upload_bytes
         self.max_upload_pixels = max_upload_pixels
+        self.fast_time = fast_time or FastTime()  # who runs --fast, and for how long a day
         self._tasks: set[asyncio.Task[None]] = set()
         self._handles: set[JobHandle] = set()  # submitted and not yet ended
         self._closed = False
@@ -659,6 +681,9 @@ class JobService:
         back."""
         slot = slot or self.capacity.admit(requester)
         try:
+            if not copy:  # a U press copies its image: it waits in no queue
+                tier = await self.queue_tier(requester, request.speed)
+                extra = {**(extra or {}), QUEUE: "fast" if tier == FAST_TIER else "relax"}
             job = await self.storage.jobs.create(
                 kind,
                 requester.user_id,
@@ -673,17 +698,46 @@ class JobService:
             if copy:
                 assert parent is not None and index is not None
                 return PendingJob(self, job, request, slot, copy_of=(parent, index))
-            return PendingJob(self, job, request, slot, await self._submit(job, request, requester.user_id))
+            return PendingJob(
+                self, job, request, slot, await self._submit(job, request, requester.user_id, tier)
+            )
         except BaseException:
             slot.release()
             raise
 
-    async def _submit(self, job: JobRecord, request: GenerationRequest, owner: int) -> JobHandle:
+    async def queue_tier(self, requester: Requester, asked: str = "") -> int:
+        """The queue tier a job of `requester` gets (see `service.admission.queue_tier`)."""
+        used = (
+            await self.storage.jobs.fast_seconds_last_24h(requester.user_id)
+            if self.fast_time.seconds_per_day
+            else 0.0
+        )
+        return queue_tier(asked, requester, self.fast_time, used)
+
+    async def fast_time_line(self, requester: Requester) -> str:
+        """Which queue the member's jobs wait in and the fast time they have left today, as /info says it."""
+        used = await self.storage.jobs.fast_seconds_last_24h(requester.user_id)
+        left = self.fast_time.left(requester, used)
+        if left is None:
+            return f"Your jobs run fast (fast time used today: {used / 60:.1f} min; --relax lets others go first)"
+        if left <= 0:
+            why = (
+                "your fast time is used up"
+                if self.fast_time.allowed(requester)
+                else "fast time is for some roles"
+            )
+            return f"Your jobs run relaxed, after fast ones ({why})"
+        total = self.fast_time.seconds_per_day / 60
+        return f"Your jobs run fast: {left / 60:.1f} of {total:g} fast minutes left today"
+
+    async def _submit(
+        self, job: JobRecord, request: GenerationRequest, owner: int, priority: int = 0
+    ) -> JobHandle:
         """Queue a recorded job; if the executor refuses it (its queue is full, the workers are unreachable),
         the record is withdrawn, so the refusal is neither a failure nor a use of the quota, and the error
         raised."""
         try:
-            handle = await self.executor.submit(request, owner=str(owner), job_id=job.id)
+            handle = await self.executor.submit(request, owner=str(owner), job_id=job.id, priority=priority)
         except PipelineError:
             try:
                 await self.storage.jobs.withdraw(job.id)
@@ -1157,8 +1211,12 @@ class PendingJob:
 
     @property
     def notes(self) -> list[str]:
-        """What the job's model will not do of what was asked (see `request_notes`)."""
-        return request_notes(self.request, self.service.executor.family(self.request.model))
+        """What the job's model will not do of what was asked (see `request_notes`), and a --fast that runs
+        relaxed."""
+        notes = request_notes(self.request, self.service.executor.family(self.request.model))
+        if self.request.speed == "fast" and self.job.params.get(QUEUE) == "relax":
+            notes.append("You have no fast time left today; this job runs relaxed, after fast ones.")
+        return notes
 
     def start(self, reporter: Reporter) -> asyncio.Task[None] | None:
         """Follow the job, reporting to `reporter`; None when the service is closing (the job stays recorded)."""

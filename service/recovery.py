@@ -9,7 +9,7 @@ from pipeline.editing import Edit
 from pipeline.executor.base import ResumableExecutor, UnknownJob
 from pipeline.request import GenerationRequest, Mode
 from service.errors import JobGone
-from service.jobs import BLEND, IMAGE_PROMPT, JobService, PendingJob, Reporter, request_of
+from service.jobs import BLEND, IMAGE_PROMPT, JobService, PendingJob, Reporter, job_tier, request_of
 from storage.errors import IllegalTransition
 from storage.errors import JobNotFound as StorageJobNotFound
 from storage.records import JobKind, JobRecord
@@ -66,7 +66,9 @@ async def _resume(service: JobService, job: JobRecord) -> PendingJob:
     request, copy_of = await _rebuild(service, job)
     if copy_of is not None:
         return service.resume(job, request, copy_of=copy_of)
-    handle = await service.executor.submit(request, owner=str(job.requester_id), job_id=job.id)
+    handle = await service.executor.submit(
+        request, owner=str(job.requester_id), job_id=job.id, priority=job_tier(job)
+    )
     return service.resume(job, request, handle=handle)
 
 

@@ -138,6 +138,15 @@ class Settings(BaseSettings):
     discord_api_base: str = "https://discord.com/api/v10"
     discord_gateway_url: str = ""
     admin_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    fast_roles: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Role ids whose members' jobs run fast (ahead of relaxed ones); empty: everyone's",
+    )
+    fast_minutes_per_day: float = Field(
+        default=0.0,
+        ge=0,
+        description="Minutes of generation a member's fast jobs may take a day; 0: no limit",
+    )
     allow_dms: bool = Field(
         default=False,
         description="Offer Kaika in members' direct messages, where no server's quota or blocklist applies",
@@ -151,7 +160,7 @@ class Settings(BaseSettings):
         default=8.0, ge=0, description="Seconds running jobs get to finish on SIGTERM before they are parked"
     )
 
-    _split = field_validator("models", "loras", "admin_user_ids", mode="before")(_split_csv)
+    _split = field_validator("models", "loras", "admin_user_ids", "fast_roles", mode="before")(_split_csv)
     _upper = field_validator("log_level", mode="before")(
         lambda value: value.upper() if isinstance(value, str) else value
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from pipeline.executor.base import Executor
 from pipeline.prompt import PromptDefaults
+from service.admission import FastTime
 from service.describing import DescribeService
 from service.errors import SettingError
 from service.folders import folder_problem
@@ -130,6 +131,7 @@ class Services:
             defaults=PromptDefaults(steps=settings.model_steps or None, guidance=settings.model_guidance),
             max_upload_bytes=round(settings.max_upload_mb * 1024 * 1024),
             max_upload_pixels=settings.max_upload_pixels,
+            fast_time=FastTime(frozenset(settings.fast_roles), settings.fast_minutes_per_day * 60),
         )
         return cls(storage, executor, jobs, DescribeService(storage, settings.describer))
 

@@ -330,6 +330,20 @@ class JobRepository:
             used, _ = await _quota_usage(session, user_id, self._db.now())
             return used
 
+    async def fast_seconds_last_24h(self, user_id: int) -> float:
+        """Generation seconds of the jobs `user_id` requested in the last 24 hours that ran in the fast queue
+        (recorded with `params["queue"] == "fast"`): the fast time they used today."""
+        since = self._db.now() - timedelta(hours=24)
+        async with self._db.read() as session:
+            total = await session.scalar(
+                select(func.coalesce(func.sum(Job.compute_seconds), 0.0)).where(
+                    Job.requester_id == user_id,
+                    Job.queued_at > since,
+                    Job.params["queue"].as_string() == "fast",
+                )
+            )
+            return float(total or 0.0)
+
     # --- changing ---
 
     async def set_message(self, job_id: str, message_id: int, channel_id: int | None = None) -> JobRecord:

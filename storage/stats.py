@@ -68,6 +68,20 @@ class StatsRepository:
                 return await self._all_time(session, top)
             return await self._windowed(session, window, top)
 
+    async def queues(self, window: Window | str = Window.ALL) -> dict[str, tuple[int, float]]:
+        """Per queue a job waited in ("fast", "relax": `params["queue"]`), its jobs and their generation
+        seconds in `window`; jobs recorded before queues existed are left out."""
+        window = parse_choice(Window, window, "window")
+        queue = Job.params["queue"].as_string()
+        statement = select(queue, func.count(), func.coalesce(func.sum(Job.compute_seconds), 0.0)).where(
+            queue.in_(("fast", "relax"))
+        )
+        if window is not Window.ALL:
+            statement = statement.where(Job.queued_at >= self._db.now() - WINDOW_LENGTH[window])
+        async with self._db.read() as session:
+            rows = (await session.execute(statement.group_by(queue))).all()
+        return {name: (int(jobs), float(seconds)) for name, jobs, seconds in rows}
+
     async def rebuild_totals(self) -> None:
         """Recompute the running totals from the jobs table (after a bulk import, or to repair them)."""
         self._past_requests.clear()

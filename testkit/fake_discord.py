@@ -215,6 +215,7 @@ class FakeUser:
     id: int
     name: str
     permissions: int = MEMBER_PERMISSIONS
+    roles: tuple[int, ...] = ()  # role ids beyond @everyone (`FakeDiscord.add_member(roles=...)`)
 
     def user_payload(self) -> dict[str, Any]:
         return {
@@ -228,7 +229,7 @@ class FakeUser:
     def member_payload(self) -> dict[str, Any]:
         return {
             "user": self.user_payload(),
-            "roles": [],
+            "roles": [str(role) for role in self.roles],
             "joined_at": "2024-01-01T00:00:00+00:00",
             "deaf": False,
             "mute": False,
@@ -363,8 +364,11 @@ class FakeDiscord:
     def new_id(self) -> int:
         return next(self._ids)
 
-    def add_member(self, name: str, *, manage_guild: bool = False) -> FakeUser:
-        user = FakeUser(self.new_id(), name, MEMBER_PERMISSIONS | (MANAGE_GUILD if manage_guild else 0))
+    def add_member(self, name: str, *, manage_guild: bool = False, roles: tuple[int, ...] = ()) -> FakeUser:
+        """A member of the server; `roles` are ids the server is told of at connection (any number)."""
+        user = FakeUser(
+            self.new_id(), name, MEMBER_PERMISSIONS | (MANAGE_GUILD if manage_guild else 0), roles
+        )
         self.members[user.id] = user
         return user
 
@@ -797,7 +801,21 @@ class FakeDiscord:
                     "managed": False,
                     "mentionable": False,
                     "flags": 0,
-                }
+                },
+                *(
+                    {
+                        "id": str(role),
+                        "name": f"role {role}",
+                        "permissions": "0",
+                        "position": 1,
+                        "color": 0,
+                        "hoist": False,
+                        "managed": False,
+                        "mentionable": False,
+                        "flags": 0,
+                    }
+                    for role in sorted({role for member in self.members.values() for role in member.roles})
+                ),
             ],
             "channels": [
                 {

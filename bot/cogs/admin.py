@@ -27,7 +27,9 @@ REFUSAL = "Only Kaika's admins (ADMIN_USER_IDS) or members with Manage Server ca
 ADMIN_PERMISSIONS = discord.Permissions(manage_guild=True)
 
 
-def stats_embed(report: UsageReport, queue_depth: int) -> discord.Embed:
+def stats_embed(
+    report: UsageReport, queue_depth: int, queues: dict[str, tuple[int, float]] | None = None
+) -> discord.Embed:
     embed = discord.Embed(title=f"Kaika usage — {report.window.value}")
     rate = "n/a" if report.failure_rate is None else f"{report.failure_rate:.0%}"
     wait = "n/a" if report.mean_queue_seconds is None else f"{report.mean_queue_seconds:.1f} s"
@@ -41,6 +43,14 @@ def stats_embed(report: UsageReport, queue_depth: int) -> discord.Embed:
         ", ".join(f"{kind.value} {count}" for kind, count in sorted(report.jobs_by_kind.items())) or "none"
     )
     embed.add_field(name="By kind", value=kinds, inline=False)
+    if queues is not None:
+        fast, relax = queues.get("fast", (0, 0.0)), queues.get("relax", (0, 0.0))
+        embed.add_field(
+            name="Fast / relaxed",
+            value=f"fast {fast[0]} {ngettext('job', 'jobs', fast[0])} ({fast[1] / 60:.1f} min), "
+            f"relaxed {relax[0]} {ngettext('job', 'jobs', relax[0])} ({relax[1] / 60:.1f} min)",
+            inline=False,
+        )
     top = "\n".join(
         f"{i}. <@{u.user_id}> — {u.jobs} {ngettext('job', 'jobs', u.jobs)}, "
         f"{u.images} {ngettext('image', 'images', u.images)}"
@@ -85,7 +95,11 @@ class AdminCog(KaikaCog):
         first = report.since.date() if report.since else days[0][0] if days else today
         chart = await asyncio.to_thread(jobs_per_day_chart, days, first, today)
         await interaction.followup.send(
-            embed=stats_embed(report, self.services.executor.queue_depth()),
+            embed=stats_embed(
+                report,
+                self.services.executor.queue_depth(),
+                await self.services.storage.stats.queues(Window(window)),
+            ),
             file=discord.File(io.BytesIO(chart), filename="jobs_per_day.png"),
             ephemeral=True,
         )

@@ -45,6 +45,7 @@ class UserCog(KaikaCog):
                 f"Your jobs queued or running: {services.jobs.in_flight(interaction.user.id)} "
                 f"(at most {services.jobs.capacity.max_jobs_per_user} at once)",
                 f"Jobs waiting or running for everyone: {services.jobs.capacity.in_flight()} (at most {services.jobs.capacity.max_queue})",
+                await services.jobs.fast_time_line(self.requester(interaction)),
             ]
             await ack.send(fit("\n".join(lines), "\n", *defaults_parts(defaults)))
 

@@ -165,8 +165,11 @@ class Executor(Protocol):
 
     async def close(self) -> None: ...
 
-    async def submit(self, request: GenerationRequest, *, owner: str, job_id: str | None = None) -> JobHandle:
-        """Queue a request; raises `QueueFull` (and `RequestError` for an invalid request)."""
+    async def submit(
+        self, request: GenerationRequest, *, owner: str, job_id: str | None = None, priority: int = 0
+    ) -> JobHandle:
+        """Queue a request; a higher `priority` tier (`FAST_TIER` over `RELAX_TIER`) starts before every lower
+        one. Raises `QueueFull` (and `RequestError` for an invalid request)."""
         ...
 
     def queue_depth(self) -> int:

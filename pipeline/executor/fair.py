@@ -26,6 +26,10 @@ class Owned(Protocol):
 
 ItemT = TypeVar("ItemT", bound=Owned)
 
+# The tiers of --fast and --relax jobs: relaxed jobs wait while any fast job waits.
+RELAX_TIER = 0
+FAST_TIER = 1
+
 InService = Callable[[str], int]
 """owner → how many of their jobs are already running (or on the workers)."""
 

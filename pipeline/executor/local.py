@@ -153,7 +153,7 @@ class LocalExecutor:
         self._threads.clear()
 
     async def submit(
-        self, request: GenerationRequest, *, owner: str, job_id: str | None = None
+        self, request: GenerationRequest, *, owner: str, job_id: str | None = None, priority: int = 0
     ) -> LocalJobHandle:
         request.validate(self.limits)
         # A size or mode this model's family cannot make is refused now, before the model is even loaded.
@@ -163,7 +163,7 @@ class LocalExecutor:
             if self._closing:
                 raise QueueFull("The generator is shutting down; try again in a minute.")
             handle.submitted_at = self._clock()
-            self._waiting.push(handle)
+            self._waiting.push(handle, priority=priority)
             moved = self._renumber()
             self._work.notify_all()
         for job, position in moved:

@@ -108,6 +108,8 @@ async def test_stats_for_admins_only(start_kaika):
         assert stats.ephemeral
         assert "Jobs: 1" in text and "Images: 4" in text and "imagine 1" in text and f"<@{ada.id}>" in text
         assert "Queue depth now: 0" in text and "Failure rate: 0%" in text
+        # Without FAST_ROLES every member's jobs run fast.
+        assert "Fast / relaxed: fast 1 job (0.0 min), relaxed 0 jobs (0.0 min)" in text
         assert f"1. <@{ada.id}> — 1 job, 4 images" in text
         message_id = stats.original_message_id  # the follow-up replaced "thinking…"
         assert png_size(fake.files[message_id]["jobs_per_day.png"]) == (800, 320)

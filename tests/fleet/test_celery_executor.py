@@ -261,6 +261,32 @@ async def test_a_favoured_tier_overtakes_in_the_workers_queue(worker, make_execu
     assert started[favoured] < started[everyone]
 
 
+async def test_relaxed_jobs_yield_to_fast_ones_in_the_bot_and_in_the_workers_queue(
+    worker, make_executor, fleet_config
+):
+    from pipeline.executor.fair import FAST_TIER, RELAX_TIER
+
+    # One job in flight: the rest wait in the bot's fair queue.
+    executor = await make_executor(in_flight=1)
+    running = await executor.submit(LONG, owner="x", priority=FAST_TIER)
+    await first_step(running)
+    relaxed = await executor.submit(SMALL, owner="y", priority=RELAX_TIER)
+    fast = await executor.submit(SMALL, owner="z", priority=FAST_TIER)
+    assert await collect_first(fast) == Queued(1)  # ahead of the relaxed job queued before it
+    # Many in flight: both are handed to the workers at once, and their queue serves the fast one first.
+    handed = await make_executor(in_flight=8)
+    late_relaxed = await handed.submit(SMALL.replace(seed=8), owner="y", priority=RELAX_TIER)
+    late_fast = await handed.submit(SMALL.replace(seed=9), owner="z", priority=FAST_TIER)
+    for handle in (running, relaxed, fast, late_relaxed, late_fast):
+        await handle.result()
+    started = {
+        h: float(job_record(fleet_config, h.job_id)["started_at"])
+        for h in (relaxed, fast, late_relaxed, late_fast)
+    }
+    assert started[fast] < started[relaxed]
+    assert started[late_fast] < started[late_relaxed]
+
+
 async def test_a_job_the_model_cannot_run_fails_with_a_message(worker, make_executor):
     executor = await make_executor()
     broken = SMALL.replace(mode=Mode.IMG2IMG, source_image=b"this is not an image")

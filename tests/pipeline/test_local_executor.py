@@ -229,3 +229,27 @@ async def test_close_cancels_waiting_jobs_and_refuses_new_ones(make_executor):
     assert (await all_events(waiting))[-1] == Cancelled()
     with pytest.raises(QueueFull, match="shutting down"):
         await executor.submit(tiny_request(), owner="ann")
+
+
+async def test_relaxed_jobs_wait_while_fast_ones_do(make_executor, calls):
+    from pipeline.executor.fair import FAST_TIER, RELAX_TIER
+
+    executor = make_executor(max_batch=1)
+    handles = {}
+    for name, tier in [
+        ("relax1", RELAX_TIER),
+        ("relax2", RELAX_TIER),
+        ("fast1", FAST_TIER),
+        ("fast2", FAST_TIER),
+    ]:
+        # Each its own owner, so only the tier puts the later fast jobs first.
+        handles[name] = await executor.submit(tiny_request(name, num_images=1), owner=name, priority=tier)
+    first_positions = {
+        name: next(e.position for e in [await anext(h.events())] if isinstance(e, Queued))
+        for name, h in handles.items()
+    }
+    assert first_positions == {"relax1": 1, "relax2": 2, "fast1": 1, "fast2": 2}  # as each was queued
+    await executor.start()
+    for handle in handles.values():
+        await asyncio.wait_for(handle.result(), TIMEOUT)
+    assert calls == [["fast1"], ["fast2"], ["relax1"], ["relax2"]]
