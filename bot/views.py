@@ -207,6 +207,7 @@ def single_view(
         JobButton(Action.VARY_REGION, job_id, index, label="Vary (Region)", row=0),
         JobButton(Action.UPSCALE_SUBTLE, job_id, index, label="Upscale (Subtle)", row=1),
         JobButton(Action.UPSCALE_CREATIVE, job_id, index, label="Upscale (Creative)", row=1),
+        JobButton(Action.PROCESS, job_id, index, label="Process", emoji="🔬", row=1),
         JobButton(Action.ZOOM_OUT_2X, job_id, index, label="Zoom Out 2x", row=2),
         JobButton(Action.ZOOM_OUT_15X, job_id, index, label="Zoom Out 1.5x", row=2),
         JobButton(Action.ZOOM_CUSTOM, job_id, index, label="Custom Zoom", row=2),
@@ -327,6 +328,7 @@ def header(job_prompt: str, kind: JobKind, mention: str, notes: Sequence[str] = 
         JobKind.ZOOM: " (zoom out)",
         JobKind.PAN: " (pan)",
         JobKind.SQUARE: " (make square)",
+        JobKind.PROCESS: " (diffusion process)",
     }.get(kind, f" ({kind})")
     return ("**", MemberText(job_prompt), f"**{what} — {mention}", *(f"\n-# {note}" for note in notes))
 

@@ -89,6 +89,14 @@ def add_job_commands(commands: argparse._SubParsersAction) -> None:
         description="Image INDEX of job JOB, a --draft grid, made again with its seed and the job's prompt "
         "and flags at full quality: the model's steps, solver and guidance instead of the draft's.",
     )
+    _add_press_command(
+        commands,
+        "explain",
+        help="how one image was drawn: its diffusion process, forward and reverse (the 🔬 Process button)",
+        description="Image INDEX of job JOB made again from its seed, as one picture of two strips: the image "
+        "with noise added at rising timesteps of its noise schedule (the forward process), and the job's own "
+        "steps from noise to the image (the reverse process). For images drawn from a prompt alone.",
+    )
     reroll = _add_press_command(
         commands,
         "reroll",
@@ -260,6 +268,8 @@ def _press_of(args: argparse.Namespace) -> Press:
         action = ButtonAction.REROLL
     elif args.command == "enhance":
         action = ButtonAction.ENHANCE
+    elif args.command == "explain":
+        action = ButtonAction.PROCESS
     else:
         from pipeline import editing
         from service.jobs import PRESET_EDITS

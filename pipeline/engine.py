@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from pipeline import process
 from pipeline.editing import paste_back
 from pipeline.errors import JobCancelled, JobFailed, ModelLoadError, PipelineError
 from pipeline.families import CHAOS_OUTPUTS, ENCODED_PROMPT, check_request, describe, takes, unpack_latents
@@ -259,6 +260,8 @@ class Engine:
         self.check(first)
         if first.mode is Mode.UPSCALE and self.upscaler is not None:
             return [self._gan_upscale(requests[slot.request_index]) for slot in slots]
+        if first.mode is Mode.PROCESS:
+            return [self._process(requests[slot.request_index], slot, on_step, should_stop) for slot in slots]
         if first.mode is Mode.UPSCALE and self.img2img is None:  # no refining pass: the enlargement alone
             return [self._source_image(requests[slot.request_index]) for slot in slots]
         pipe, mode_arguments = {
@@ -281,6 +284,27 @@ class Engine:
                 for image, slot, mask in zip(images, slots, arguments["mask_image"], strict=True)
             ]
         return images
+
+    def _process(
+        self, request: GenerationRequest, slot: _Slot, on_step: OnStep | None, should_stop: ShouldStop | None
+    ) -> Image.Image:
+        """🔬 Process: `request`'s image made again from its seed with the latents of every step kept, then
+        shown forward and reverse (`pipeline.process`)."""
+        made = request.replace(mode=Mode.TXT2IMG, num_images=1)
+        one = [_Slot(0, 0, slot.seed)]
+        arguments = self._common_arguments(self.txt2img, [made], one, on_step, should_stop, 0, SpeedUps())
+        arguments.update(self._txt2img_arguments([made], one))
+        kept: list[tuple[float, torch.Tensor]] = []
+        report = arguments["callback_on_step_end"]
+
+        def keep(pipe: Any, step_index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            kept.append((float(timestep), tensors["latents"].detach().clone()))
+            return report(pipe, step_index, timestep, tensors)
+
+        arguments["callback_on_step_end"] = keep
+        with torch.inference_mode():
+            result = self.txt2img(**arguments).images[0]
+            return process.show(self.txt2img, self.family, made, result, kept, slot.seed)
 
     def _common_arguments(
         self,

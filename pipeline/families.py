@@ -104,6 +104,7 @@ MODE_NAMES = {
     Mode.IMG2IMG: "variations",
     Mode.UPSCALE: "upscales",
     Mode.INPAINT: "inpainting (Vary Region)",
+    Mode.PROCESS: "the 🔬 Process view",
 }
 
 
@@ -193,6 +194,8 @@ def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFam
         modes.add(Mode.IMG2IMG)
     if inpaint is not None:
         modes.add(Mode.INPAINT)
+    if _shows_process(txt2img):
+        modes.add(Mode.PROCESS)
     return ModelFamily(
         name=name,
         native_size=_native_size(txt2img, config, vae_scale),
@@ -219,6 +222,14 @@ def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFam
 def draft_steps(default_steps: int) -> int:
     """The steps --draft runs for a family whose default is `default_steps`."""
     return min(default_steps, max(DRAFT_MIN_STEPS, round(default_steps * DRAFT_STEP_SHARE)))
+
+
+def _shows_process(pipe: Any) -> bool:
+    """Whether 🔬 Process works: a step callback that hands over the latents, and a VAE and noise schedule
+    `pipeline.process` can use."""
+    from pipeline.process import supports_process  # needs torch, which this module's importers may not
+
+    return _step_callback(pipe) == "on_step_end" and supports_process(pipe)
 
 
 def _uses_negative_prompt(pipe: Any, name: str, guidance: float) -> bool:

@@ -18,6 +18,7 @@ class Mode(StrEnum):
     IMG2IMG = "img2img"  # variations
     UPSCALE = "upscale"
     INPAINT = "inpaint"
+    PROCESS = "process"  # one image made again, its forward and reverse diffusion shown (`pipeline.process`)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class GenerationRequest:
             raise RequestError(f"Guidance must not be negative (got {self.guidance}).")
         if not 0 <= self.chaos <= 100:
             raise RequestError(f"--chaos must be between 0 and 100 (got {self.chaos}).")
-        if self.mode is not Mode.TXT2IMG:
+        if self.mode not in (Mode.TXT2IMG, Mode.PROCESS):  # a process draws its image from the prompt
             if self.source_image is None:
                 raise RequestError(f"A {self.mode} request needs a source image.")
             if not 0 < self.strength <= 1:
@@ -121,7 +122,8 @@ def can_share_call(a: GenerationRequest, b: GenerationRequest) -> bool:
         and a.tile == b.tile  # --tile changes the model's convolutions for the whole call
         and a.draft == b.draft  # --draft changes the scheduler and guidance of the whole call
     )
-    return same and (a.mode is Mode.TXT2IMG or a.strength == b.strength)
+    # A 🔬 Process runs alone: it keeps every step's latents of its one image.
+    return same and a.mode is not Mode.PROCESS and (a.mode is Mode.TXT2IMG or a.strength == b.strength)
 
 
 def size_for_aspect(aspect_w: int, aspect_h: int, native: int, multiple: int = 8) -> tuple[int, int]:

@@ -32,6 +32,20 @@ class JobGone(UserError):
         super().__init__("This job no longer exists.")
 
 
+class NotExplainable(UserError):
+    """🔬 Process asked of a job whose model cannot show its process, or whose images were not drawn from a
+    prompt alone."""
+
+    def __init__(self, *, model: bool) -> None:
+        super().__init__(
+            "This job's model cannot show its diffusion process (🔬 Process needs a VAE, a step callback and a "
+            "DDPM-style or flow-matching noise schedule)."
+            if model
+            else "🔬 Process shows images drawn from a prompt alone; this one came from a picture, an edit, a "
+            "variation or a Process itself."
+        )
+
+
 class NotOffered(UserError):
     """A button (or its command) asks for what the job's model cannot make: variations, or an edit."""
 

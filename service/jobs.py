@@ -73,7 +73,15 @@ from service.admission import (
     queue_tier,
 )
 from service.defaults import DEFAULT_FLAGS, MODE, MODES, REMIX, SAVED_KEYS, SUFFIX, remix_on, with_defaults
-from service.errors import JobGone, JobNotDone, NotEnhanceable, NotOffered, NotRemixable, TooManyJobs
+from service.errors import (
+    JobGone,
+    JobNotDone,
+    NotEnhanceable,
+    NotExplainable,
+    NotOffered,
+    NotRemixable,
+    TooManyJobs,
+)
 from service.readback import BLENDED, IMAGE_PROMPT, prompt_line
 from storage import Storage
 from storage.errors import IllegalTransition, StorageError, StorageUnavailable
@@ -149,6 +157,7 @@ class ButtonAction(StrEnum):
     PAN_DOWN = "pd"
     DESCRIBED = "i"  # under a /describe: /imagine with one of its four prompts
     ENHANCE = "e"  # under a --draft grid: one of its images made again at full quality, with its seed
+    PROCESS = "px"  # 🔬 under a single image: its diffusion, forward and reverse, as one picture
 
     @property
     def remixable(self) -> bool:
@@ -209,6 +218,8 @@ def offered_actions(modes: Collection[Mode]) -> frozenset[ButtonAction]:
     missing = (frozenset() if Mode.IMG2IMG in modes else _VARIATIONS) | (
         frozenset() if Mode.INPAINT in modes else EDITS
     )
+    if Mode.PROCESS not in modes:
+        missing |= {ButtonAction.PROCESS}
     return frozenset(ButtonAction) - missing
 
 
@@ -217,6 +228,13 @@ def enhanceable(job: JobRecord) -> bool:
     picture is not kept in the job's parameters), whose images can be made again at full quality."""
     text_to_image = job.params.get("mode", Mode.TXT2IMG) == Mode.TXT2IMG
     return bool(job.params.get("draft")) and text_to_image and len(job.images) > 1
+
+
+def explainable(job: JobRecord) -> bool:
+    """Whether 🔬 Process is offered under `job`: its images were drawn from its prompt alone (text to image,
+    no member's picture), so one can be made again step by step."""
+    text_to_image = job.params.get("mode", Mode.TXT2IMG) == Mode.TXT2IMG
+    return text_to_image and IMAGE_PROMPT not in job.params and BLEND not in job.params
 
 
 def asked_edit(action: ButtonAction, answer: str) -> editing.Edit:
@@ -452,6 +470,10 @@ class JobService:
             offered -= {ButtonAction.MAKE_SQUARE}
         if not enhanceable(job):
             offered -= {ButtonAction.ENHANCE}
+        if job.kind is JobKind.PROCESS:  # a sheet of frames, not an image to vary or edit
+            return frozenset()
+        if not explainable(job):
+            offered -= {ButtonAction.PROCESS}
         return offered
 
     def in_flight(self, user_id: int) -> int:
@@ -898,6 +920,12 @@ class JobService:
         # Terms blocked since the parent ran are refused on its buttons too.
         check_prompt(parent.prompt or BLEND, parent.negative_prompt, settings)  # a blend may have no words
         check_may_press(requester, parent, settings)
+        if action is ButtonAction.PROCESS and (
+            action not in self.offered(parent.model)
+            or parent.kind is JobKind.PROCESS
+            or not explainable(parent)
+        ):
+            raise NotExplainable(model=action not in self.offered(parent.model))
         if action not in self.offered(parent.model):
             raise NotOffered(inpainting=action in EDITS)
         if action is ButtonAction.ENHANCE and not enhanceable(parent):
@@ -921,6 +949,10 @@ class JobService:
         image = parent.images[index]
         if action is ButtonAction.ENHANCE:
             return JobKind.ENHANCE, self.full_quality(parent).replace(seed=image.seed, num_images=1)
+        if action is ButtonAction.PROCESS:  # the image made again from its seed, its process recorded
+            return JobKind.PROCESS, parent_request.replace(
+                seed=image.seed, num_images=1, width=image.width, height=image.height, mode=Mode.PROCESS
+            )
         if action is ButtonAction.UPSCALE:
             # U: the image itself, alone; no generation (as Midjourney's U buttons).
             return JobKind.UPSCALE, parent_request.replace(

@@ -78,7 +78,7 @@ async def _rebuild(
     """The request of a recorded job with its source image, or the parent image a U press copies."""
     request = request_of(job)
     # Enhance runs its own request (its parent's prompt at full quality), not the parent's image.
-    if job.kind in (JobKind.IMAGINE, JobKind.REROLL, JobKind.ENHANCE) or (
+    if job.kind in (JobKind.IMAGINE, JobKind.REROLL, JobKind.ENHANCE, JobKind.PROCESS) or (
         job.kind is JobKind.REMIX and job.parent_image_index is None  # a re-roll with an edited prompt
     ):
         if IMAGE_PROMPT in job.params:  # drawn from a member's picture: the same picture again

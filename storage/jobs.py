@@ -59,6 +59,7 @@ IMAGE_KINDS = frozenset(
         JobKind.PAN,
         JobKind.SQUARE,
         JobKind.ENHANCE,
+        JobKind.PROCESS,
     }
 )
 

@@ -22,6 +22,7 @@ class JobKind(StrEnum):
     DESCRIBE = "describe"  # /describe: four prompts read from a member's picture; it makes no images
     BLEND = "blend"  # /blend: four images mixing 2–5 of a member's pictures
     ENHANCE = "enhance"  # one image of a --draft grid made again at full quality, with its seed
+    PROCESS = "process"  # 🔬 Process: one image's forward and reverse diffusion, shown as one picture
 
 
 class JobStatus(StrEnum):

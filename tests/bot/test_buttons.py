@@ -7,6 +7,7 @@ from testkit.fake_discord import EPHEMERAL_FLAG
 from tests.fixtures.discord_helpers import (
     FAST_STEPS,
     GRID_LABELS,
+    REFINED_SINGLE_LABELS,
     SINGLE_LABELS,
     grid_of,
     job_id_of,
@@ -81,7 +82,7 @@ async def test_single_image_buttons_upscale_and_vary(start_kaika):
     record = await kaika.services.storage.jobs.get(job_id_of(kaika, int(upscaled["id"])))
     assert (record.images[0].width, record.images[0].height) == (128, 128)  # twice the 64x64 image
     assert png_size(image_of(kaika, upscaled)) == (256, 256)  # shown enlarged, as grid cells are
-    assert kaika.fake.labels(int(upscaled["id"])) == SINGLE_LABELS
+    assert kaika.fake.labels(int(upscaled["id"])) == REFINED_SINGLE_LABELS
 
     varied = await kaika.finished(await kaika.fake.press(ada, int(single["id"]), "Vary (Subtle)"))
     assert kaika.fake.labels(int(varied["id"])) == GRID_LABELS

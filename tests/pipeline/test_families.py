@@ -166,3 +166,26 @@ def test_each_family_makes_an_image_with_previews_at_its_real_native_size(engine
     [result] = loaded.run([request], on_step=lambda s, t, images: previews.extend(images), preview_every=1)
     assert result.images[0].size == (side, side)
     assert [png for png in previews if png is not None]  # the first step's preview (the last step has none)
+
+
+# Families whose pipeline hands its latents to a step callback and has a VAE and schedule 🔬 Process can use.
+WITH_PROCESS = {"sd15", "sdxl", "sd3", "flux", "sana", "lcm"}
+
+
+def test_the_process_view_is_offered_and_works_where_the_family_allows(engine):
+    tiny, loaded = engine
+    assert loaded.family.supports(Mode.PROCESS) is (tiny.name in WITH_PROCESS)
+    if tiny.name not in WITH_PROCESS:
+        return
+    multiple = loaded.family.size_multiple
+    request = GenerationRequest(
+        prompt="a cat",
+        seed=1,
+        width=2 * multiple,
+        height=2 * multiple,
+        steps=3,
+        num_images=1,
+        mode=Mode.PROCESS,
+    )
+    [result] = loaded.run([request])
+    assert result.images[0].width > 2 * multiple  # a sheet of frames, not the image

@@ -92,7 +92,10 @@ def test_variations_and_edits_are_offered_only_by_models_that_can_make_them():
     assert ButtonAction.VARY not in without and ButtonAction.VARY_SUBTLE not in without
     assert {ButtonAction.UPSCALE, ButtonAction.UPSCALE_SUBTLE, ButtonAction.REROLL} <= without
     assert not EDITS & without
-    assert offered_actions({Mode.TXT2IMG, Mode.IMG2IMG, Mode.UPSCALE}) == frozenset(ButtonAction) - EDITS
+    assert offered_actions({Mode.TXT2IMG, Mode.IMG2IMG, Mode.UPSCALE}) == frozenset(ButtonAction) - EDITS - {
+        ButtonAction.PROCESS
+    }
+    assert ButtonAction.PROCESS in offered_actions({Mode.TXT2IMG, Mode.UPSCALE, Mode.PROCESS})
 
 
 async def test_a_job_of_a_model_without_image_to_image_offers_no_variations(tmp_path: Path):
