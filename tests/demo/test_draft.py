@@ -50,3 +50,11 @@ def test_enhance_of_a_full_quality_job_says_why_and_records_nothing(demo_data, k
         "this job is not a --draft grid."
     )
     assert all_jobs(demo_data) == before
+
+
+def test_the_demo_model_drafts_with_its_own_sampler_and_the_guidance_cut_off():
+    from pipeline.engine import Engine
+
+    # Its DDIM schedule is rescaled to zero terminal SNR: DPM-Solver++ drew its shapes worse in 10 steps.
+    family = Engine.load("", device="cpu", dtype="float32").family
+    assert (family.draft_scheduler, family.draft_guidance_share, family.draft_steps) == (None, 0.5, 10)
