@@ -107,7 +107,8 @@ def test_model_names_are_read_from_the_executor_at_each_imagine():
 def test_result_views_show_only_the_buttons_offered():
     # 🔄 and ℹ️ have an emoji, no label; ℹ️ and 🖌 Remix end every result.
     every = [item.item.label for item in result_view("job1", 4).children]
-    assert every == ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", None, None, "Remix"]
+    enhance = [f"Enhance {i}" for i in range(1, 5)]  # a --draft grid's third row
+    assert every == ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", None, *enhance, None, "Remix"]
     no_variations = offered_actions({Mode.TXT2IMG, Mode.UPSCALE})
     grid = [item.item.label for item in result_view("job1", 4, no_variations).children]
     assert grid == ["U1", "U2", "U3", "U4", None, None, "Remix"]
