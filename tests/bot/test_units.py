@@ -111,7 +111,7 @@ def test_result_views_show_only_the_buttons_offered():
     assert every == ["U1", "U2", "U3", "U4", "V1", "V2", "V3", "V4", None, *enhance, None, "Remix"]
     no_variations = offered_actions({Mode.TXT2IMG, Mode.UPSCALE})
     grid = [item.item.label for item in result_view("job1", 4, no_variations).children]
-    assert grid == ["U1", "U2", "U3", "U4", None, None, "Remix"]
+    assert grid == ["U1", "U2", "U3", "U4", None, *enhance, None, "Remix"]
     single = [item.item.label for item in result_view("job1", 1, no_variations).children]
     assert single == ["Upscale (Subtle)", "Upscale (Creative)", None, "Remix"]
 
