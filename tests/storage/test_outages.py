@@ -63,6 +63,7 @@ CALLS: dict[str, Call] = {
     "jobs.recent_for_user": lambda s, w: s.jobs.recent_for_user(ADA),
     "jobs.lineage": lambda s, w: s.jobs.lineage(w.done),
     "jobs.jobs_last_24h": lambda s, w: s.jobs.jobs_last_24h(ADA),
+    "jobs.fast_seconds_last_24h": lambda s, w: s.jobs.fast_seconds_last_24h(ADA),
     "jobs.set_message": lambda s, w: s.jobs.set_message(w.done, 99, 3),
     "jobs.delete": lambda s, w: s.jobs.delete(w.done, BO),
     "users.get": lambda s, w: s.users.get(ADA),
@@ -74,6 +75,7 @@ CALLS: dict[str, Call] = {
     "guilds.settings": lambda s, w: s.guilds.settings(5),
     "guilds.update": lambda s, w: s.guilds.update(5, daily_quota=3),
     "stats.usage": lambda s, w: s.stats.usage("24h"),
+    "stats.queues": lambda s, w: s.stats.queues("24h"),
     "stats.rebuild_totals": lambda s, w: s.stats.rebuild_totals(),
     "sweep_orphans": lambda s, w: s.sweep_orphans(timedelta(0)),
 }
