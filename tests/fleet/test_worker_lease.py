@@ -27,9 +27,10 @@ DEFAULTS = FleetConfig(redis_url="")
 RECOVERY_SECONDS = 60  # the promise: another worker has the job within a minute of losing its worker
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def fleet_config(fleet_redis_url: str) -> Iterator[FleetConfig]:
-    """A fleet of its own with the default visibility timeout and lease, as an operator runs it."""
+    """A fleet of its own with the default visibility timeout and lease, as an operator runs it; one per test,
+    so the worker a test leaves running cannot take the next test's job (the workers live all session)."""
     yield from own_fleet(
         fleet_redis_url, visibility_timeout=DEFAULTS.visibility_timeout, lease_seconds=DEFAULTS.lease_seconds
     )
