@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from testkit.tiny_pipeline import (
-    TINY_MODEL_MAX_TOKENS,
     build_tiny_pipeline,
     build_tiny_tokenizer,
+    clip_text_encoder,
     save_tiny_model,
 )
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from diffusers import AutoencoderKL, DiffusionPipeline
-    from transformers import CLIPTextModel, GemmaTokenizerFast, T5EncoderModel, T5TokenizerFast
+    from transformers import GemmaTokenizerFast, T5EncoderModel, T5TokenizerFast
 
 
 @dataclass(frozen=True)
@@ -143,26 +143,6 @@ def build_gemma_tokenizer() -> GemmaTokenizerFast:
     return GemmaTokenizerFast(tokenizer_object=backend, model_max_length=2048)
 
 
-def _clip_text_encoder(vocab_size: int, hidden_size: int, with_projection: bool) -> CLIPTextModel:
-    """A 2-layer CLIP text encoder for `build_tiny_tokenizer`'s vocabulary (SDXL and SD3 read the
-    second-to-last hidden state)."""
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
-    config = CLIPTextConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        max_position_embeddings=TINY_MODEL_MAX_TOKENS,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-        projection_dim=hidden_size,
-    )
-    return (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(config)
-
-
 def _t5_encoder(vocab_size: int, d_model: int = 32) -> T5EncoderModel:
     from transformers import T5Config, T5EncoderModel
 
@@ -216,9 +196,9 @@ def _build_sdxl(folder: Path) -> DiffusionPipeline:
 
     tokenizer = build_tiny_tokenizer(folder / "tokenizer")
     tokenizer_2 = build_tiny_tokenizer(folder / "tokenizer_2")
-    text_encoder = _clip_text_encoder(len(tokenizer), 16, with_projection=False)
+    text_encoder = clip_text_encoder(len(tokenizer), 16, with_projection=False)
     # Wider than the first, as in SDXL (768 and 1280): single-file loading tells the two apart by width.
-    text_encoder_2 = _clip_text_encoder(len(tokenizer_2), 24, with_projection=True)
+    text_encoder_2 = clip_text_encoder(len(tokenizer_2), 24, with_projection=True)
     time_embed_dim = 8
     unet = UNet2DConditionModel(
         sample_size=8,
@@ -264,8 +244,8 @@ def _build_sd3(folder: Path) -> DiffusionPipeline:
     tokenizer = build_tiny_tokenizer(folder / "tokenizer")
     tokenizer_2 = build_tiny_tokenizer(folder / "tokenizer_2")
     tokenizer_3 = build_t5_tokenizer()
-    text_encoder = _clip_text_encoder(len(tokenizer), 16, with_projection=True)
-    text_encoder_2 = _clip_text_encoder(len(tokenizer_2), 16, with_projection=True)
+    text_encoder = clip_text_encoder(len(tokenizer), 16, with_projection=True)
+    text_encoder_2 = clip_text_encoder(len(tokenizer_2), 16, with_projection=True)
     # The pipeline pads the two CLIP states (16 + 16) to T5's width and joins them along the sequence.
     text_encoder_3 = _t5_encoder(len(tokenizer_3), d_model=32)
     transformer = SD3Transformer2DModel(
@@ -301,7 +281,7 @@ def _build_flux(folder: Path) -> DiffusionPipeline:
 
     tokenizer = build_tiny_tokenizer(folder / "tokenizer")
     tokenizer_2 = build_t5_tokenizer()
-    text_encoder = _clip_text_encoder(len(tokenizer), 16, with_projection=False)
+    text_encoder = clip_text_encoder(len(tokenizer), 16, with_projection=False)
     text_encoder_2 = _t5_encoder(len(tokenizer_2), d_model=32)
     transformer = FluxTransformer2DModel(
         patch_size=1,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import string
 from pathlib import Path
+from typing import Any
 
 TINY_MODEL_MAX_TOKENS = 32
 
@@ -26,6 +27,26 @@ def build_tiny_tokenizer(folder: Path):
     return CLIPTokenizer.from_pretrained(folder)
 
 
+def clip_text_encoder(vocab_size: int, hidden_size: int, with_projection: bool) -> Any:
+    """A 2-layer CLIP text encoder for `build_tiny_tokenizer`'s vocabulary (SDXL and SD3 read the
+    second-to-last hidden state)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=TINY_MODEL_MAX_TOKENS,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        projection_dim=hidden_size,
+    )
+    return (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(config)
+
+
 def build_tiny_pipeline(tokenizer_folder: Path, width: int = 16):
     """A StableDiffusionPipeline with random weights, seeded so every build is identical.
 
@@ -33,7 +54,6 @@ def build_tiny_pipeline(tokenizer_folder: Path, width: int = 16):
     """
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = build_tiny_tokenizer(tokenizer_folder)
     torch.manual_seed(0)
@@ -60,20 +80,7 @@ def build_tiny_pipeline(tokenizer_folder: Path, width: int = 16):
         norm_num_groups=4,
         sample_size=64,
     )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=TINY_MODEL_MAX_TOKENS,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-            projection_dim=16,
-        )
-    )
+    text_encoder = clip_text_encoder(len(tokenizer), 16, with_projection=False)
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
