@@ -47,9 +47,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import torch  # noqa: E402
 from redis.connection import parse_url  # noqa: E402
-from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from pipeline.errors import PipelineError  # noqa: E402
 from pipeline.executor.celery_jobs import FleetConfig, JobKeys  # noqa: E402
@@ -62,6 +60,7 @@ from service.wiring import Services  # noqa: E402
 from storage import Storage  # noqa: E402
 from storage.records import JobStatus  # noqa: E402
 from testkit.bot_process import start_bot  # noqa: E402
+from testkit.databases import run_autocommit  # noqa: E402
 from testkit.fake_discord import FakeDiscord  # noqa: E402
 from testkit.fleet import WorkerProcess, delete_prefix  # noqa: E402
 from testkit.outage import OutageProxy  # noqa: E402
@@ -541,17 +540,8 @@ def table(rows: list[Row]) -> str:
 
 async def create_database(url: str) -> str:
     name = f"kaika_reliability_{uuid.uuid4().hex[:8]}"
-    await autocommit(url, f'CREATE DATABASE "{name}"')
+    await run_autocommit(url, f'CREATE DATABASE "{name}"')
     return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-async def autocommit(url: str, statement: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 async def main() -> None:
@@ -591,7 +581,7 @@ async def main() -> None:
             for worker in bench.workers:
                 worker.stop()
             delete_prefix(args.redis_url, bench.config.key_prefix)
-            await autocommit(
+            await run_autocommit(
                 args.postgres_url, f'DROP DATABASE IF EXISTS "{make_url(database).database}" WITH (FORCE)'
             )
     print(table(rows))

@@ -26,12 +26,12 @@ from pathlib import Path
 
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from storage import Storage, new_job_id, sqlite_url
 from storage.models import Image, Job, User
+from testkit.databases import run_autocommit
 
 KINDS = ["imagine"] * 55 + ["upscale"] * 25 + ["variation"] * 12 + ["reroll"] * 8
 STATUSES = ["done"] * 94 + ["failed"] * 4 + ["cancelled"] * 2
@@ -224,15 +224,6 @@ async def bench_backend(
         await storage.close()
 
 
-async def run_sql(url: str, statement: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -254,14 +245,14 @@ async def main() -> None:
                 )
             elif backend == "postgresql":
                 name = f"kaika_bench_{random.getrandbits(32):08x}"
-                await run_sql(args.postgres_url, f'CREATE DATABASE "{name}"')
+                await run_autocommit(args.postgres_url, f'CREATE DATABASE "{name}"')
                 try:
                     url = make_url(args.postgres_url).set(database=name).render_as_string(hide_password=False)
                     results["postgresql"] = await bench_backend(
                         "postgresql", url, args, Path(folder) / "images"
                     )
                 finally:
-                    await run_sql(args.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    await run_autocommit(args.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             else:
                 parser.error(f"unknown backend {backend!r}")
 
