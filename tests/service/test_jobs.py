@@ -16,7 +16,7 @@ from pipeline.families import UNKNOWN_FAMILY
 from pipeline.prompt import parse_prompt
 from pipeline.request import GenerationRequest, Mode
 from service.admission import Place, Requester
-from service.errors import NotOffered
+from service.errors import NotExplainable, NotOffered
 from service.jobs import EDITS, ButtonAction, offered_actions, request_notes
 from service.settings import Settings
 from service.wiring import Services
@@ -120,6 +120,10 @@ async def test_a_job_of_a_model_without_image_to_image_offers_no_variations(tmp_
         for edit in (ButtonAction.ZOOM_OUT_2X, ButtonAction.PAN_LEFT):
             with pytest.raises(NotOffered, match=r"cannot inpaint .*no Vary \(Region\), Zoom Out, Pan"):
                 await opened.jobs.press(ADA, GUILD, edit, pending.job.id, 0)
+        # PixArt hands no latents to a step callback, so it cannot show its diffusion either.
+        assert ButtonAction.PROCESS not in reporter.outcome.offered
+        with pytest.raises(NotExplainable, match="model cannot show its diffusion process"):
+            await opened.jobs.press(ADA, GUILD, ButtonAction.PROCESS, pending.job.id, 0)
         assert opened.jobs.in_flight(ADA.user_id) == 0  # the refused press holds no place
         assert [job.id for job in await opened.storage.jobs.recent_for_user(ADA.user_id)] == [pending.job.id]
     finally:
