@@ -153,6 +153,21 @@ class Settings(BaseSettings):
     )
     progress_edit_interval: float = Field(default=1.5, gt=0)
 
+    # --- web companion (`kaika web`) ---
+    web_base_url: str = Field(
+        default="",
+        description="The address members reach `kaika web` at (sign-in links, the OAuth2 redirect); empty: http://127.0.0.1:8080",
+    )
+    cookie_secret: str = Field(
+        default="",
+        repr=False,
+        description="Key the web companion signs its session cookies with; empty: one kept in DATA_DIR/cookie-secret",
+    )
+    discord_client_id: str = Field(
+        default="", description="OAuth2 client id; empty: sign-in by /web link only"
+    )
+    discord_client_secret: str = Field(default="", repr=False, description="OAuth2 client secret")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- shutdown ---
