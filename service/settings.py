@@ -168,6 +168,20 @@ class Settings(BaseSettings):
     )
     discord_client_secret: str = Field(default="", repr=False, description="OAuth2 client secret")
 
+    # --- metrics and health (/metrics, /healthz, /readyz) ---
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the bot's and the workers' metrics ports listen on"
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the bot's /metrics, /healthz and /readyz; 0: none"
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of a `kaika worker`'s /metrics, /healthz and /readyz; 0: none",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- shutdown ---
@@ -176,6 +190,9 @@ class Settings(BaseSettings):
     )
 
     _split = field_validator("models", "loras", "admin_user_ids", "fast_roles", mode="before")(_split_csv)
+    _no_port = field_validator("metrics_port", "worker_metrics_port", mode="before")(
+        lambda value: 0 if value == "" else value
+    )
     _upper = field_validator("log_level", mode="before")(
         lambda value: value.upper() if isinstance(value, str) else value
     )

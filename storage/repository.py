@@ -78,6 +78,11 @@ class Storage:
     async def close(self) -> None:
         await self.engine.dispose()
 
+    async def ping(self) -> None:
+        """One round trip to the database; `StorageUnavailable` when it cannot be reached (for /readyz)."""
+        async with self._db.read() as session:
+            await session.execute(select(1))
+
     async def __aenter__(self) -> Storage:
         return self
 
