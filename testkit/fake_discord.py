@@ -34,6 +34,7 @@ from aiohttp import WSMsgType, web
 SPEC_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "discord-api-spec" / "openapi.json"
 API_PREFIX = "/api/v10"
 INTERACTION_WINDOW_SECONDS = 3.0
+DISCORD_EPOCH_MS = 1_420_070_400_000  # the first second of 2015, where snowflake times start
 
 # Permission bits (https://discord.com/developers/docs/topics/permissions)
 VIEW_CHANNEL = 1 << 10
@@ -322,7 +323,7 @@ class FakeDiscord:
 
     def __init__(self, *, validate: bool = True, token: str | None = None) -> None:
         self.token = token  # when set, REST calls without "Authorization: Bot <token>" get Discord's 401
-        self._ids = itertools.count(1_100_000_000_000_000_000)
+        self._last_id = 0
         self.app_id = self.new_id()
         self.bot_user = FakeUser(self.new_id(), "Kaika")
         self.guild_id = self.new_id()
@@ -362,7 +363,11 @@ class FakeDiscord:
     # ---- set-up -------------------------------------------------------------------------------------
 
     def new_id(self) -> int:
-        return next(self._ids)
+        """A snowflake as Discord makes one: its creation time in the top bits (discord.py's `created_at`,
+        from which the bot measures how long an interaction waited), each id above the one before."""
+        stamp = (time.time_ns() // 1_000_000 - DISCORD_EPOCH_MS) << 22
+        self._last_id = max(self._last_id + 1, stamp)
+        return self._last_id
 
     def add_member(self, name: str, *, manage_guild: bool = False, roles: tuple[int, ...] = ()) -> FakeUser:
         """A member of the server; `roles` are ids the server is told of at connection (any number)."""
