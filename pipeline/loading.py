@@ -26,12 +26,14 @@ SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A text-to-image pipeline on its device, and the GAN upscaler beside it when UPSCALER is set."""
+    """A text-to-image pipeline on its device, and the GAN upscaler beside it: UPSCALER's, or the demo model's
+    own, which also enlarges every image the demo model makes `output_scale` times."""
 
     pipe: Any
     model_id: str
     device: torch.device
     upscaler: Any = None
+    output_scale: int = 1
 
 
 def load_model(
@@ -62,9 +64,14 @@ def load_model(
         raise ModelLoadError(
             f"MODEL={source!r} does not fit in the memory of {torch_device}; try DTYPE=float16 or a smaller model."
         ) from None
-    gan = load_gan_upscaler(upscaler, torch_device) if upscaler else None
     log.info("loaded %s on %s (%s)", model_id, torch_device, torch_dtype)
-    return LoadedModel(pipe, model_id, torch_device, gan)
+    if upscaler:
+        return LoadedModel(pipe, model_id, torch_device, load_gan_upscaler(upscaler, torch_device))
+    if not source:  # the demo model draws 64 px; its own GAN makes them the 256 px members see
+        demo_gan = load_demo_gan(torch_device)
+        if demo_gan is not None:
+            return LoadedModel(pipe, model_id, torch_device, demo_gan, output_scale=demo_gan.scale)
+    return LoadedModel(pipe, model_id, torch_device)
 
 
 def quiet_libraries() -> None:
@@ -350,23 +357,47 @@ def _load_lora(pipe: Any, entry: str, index: int) -> None:
 
 
 def load_gan_upscaler(path: str, device: torch.device) -> Any:
-    """An ESRGAN-family upscaler from `path` (the UPSCALER setting), loaded with spandrel."""
+    """An ESRGAN-family upscaler from `path` (the UPSCALER setting): loaded with spandrel when it is installed
+    (every architecture it knows), else with Kaika's own RRDBNet when the file is in ESRGAN's format."""
+    from pipeline.demo.upscaler import load_rrdbnet
+
     if not Path(path).expanduser().is_file():
         raise ModelLoadError(
             f"UPSCALER={path!r} does not exist; leave it empty to upscale with Lanczos + img2img."
         )
+    file = Path(path).expanduser()
     try:
         import spandrel
     except ImportError:
-        raise ModelLoadError(
-            f"UPSCALER={path!r} needs the spandrel package: pip install -e '.[gan]' (with a torchvision "
-            "matching your torch); or leave UPSCALER empty."
-        ) from None
+        try:
+            return load_rrdbnet(file).to(device)
+        except Exception as error:
+            raise ModelLoadError(
+                f"UPSCALER={path!r} is not an ESRGAN (RRDBNet) file ({first_line(error)}); other architectures "
+                "need the spandrel package: pip install -e '.[gan]' (with a torchvision matching your torch); "
+                "or leave UPSCALER empty."
+            ) from None
     try:
-        model = spandrel.ModelLoader().load_from_file(str(Path(path).expanduser()))
+        model = spandrel.ModelLoader().load_from_file(str(file))
     except Exception as error:
         raise ModelLoadError(f"UPSCALER={path!r} could not be loaded: {first_line(error)}") from error
     return model.to(device).eval()
+
+
+def load_demo_gan(device: torch.device) -> Any:
+    """The demo model's own 4x GAN (`pipeline/demo/upscaler`), or None when it is not there."""
+    from pipeline.demo.upscaler import DEMO_UPSCALER_DIR, load_demo_upscaler
+
+    try:
+        model = load_demo_upscaler()
+    except Exception as error:
+        raise ModelLoadError(
+            f"The demo model's upscaler in {DEMO_UPSCALER_DIR} could not be loaded: {first_line(error)}"
+        ) from error
+    if model is None:
+        log.warning("no demo upscaler in %s: the demo model's images stay 64 px", DEMO_UPSCALER_DIR)
+        return None
+    return model.to(device)
 
 
 def first_line(error: BaseException) -> str:

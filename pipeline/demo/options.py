@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODEL = Path(__file__).parent / "model"
+DEFAULT_UPSCALER = Path(__file__).parent / "upscaler"
 
 
 @dataclass
@@ -30,18 +31,63 @@ class TrainConfig:
     progress: bool = True
 
 
+@dataclass
+class UpscalerTrainConfig:
+    """`kaika train-demo --upscaler`: the 4x GAN upscaler's run (its own checkpoints in `work_dir`)."""
+
+    out: Path = DEFAULT_UPSCALER
+    work_dir: Path = Path(".demo-train")
+    seed: int = 1234
+    threads: int = 1
+    features: int = 32
+    blocks: int = 2
+    growth: int = 16
+    steps: int = 4000
+    minutes: float = 28.0
+    batch: int = 8
+    crop: int = 96  # pixels of the 256 px target per training window
+    lr: float = 2e-4
+    ema_decay: float = 0.998
+    gan_start: float = 0.4  # share of the run trained with L1 alone before the discriminator joins
+    adversarial_weight: float = 0.01
+    max_blur: float = 1.0  # largest Gaussian sigma (input pixels) applied to an input
+    max_noise: float = 0.02  # largest noise sigma (of 1.0) added to an input
+    checkpoint_seconds: float = 120.0
+    restart: bool = False
+    progress: bool = True
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainConfig()
-    parser.add_argument("--out", type=Path, default=defaults.out, help="model folder to write")
+    defaults, gan = TrainConfig(), UpscalerTrainConfig()
+    parser.add_argument(
+        "--upscaler",
+        action="store_true",
+        help="train the 4x GAN upscaler (pipeline/demo/upscaler) instead of the diffusion model",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"folder to write (default {defaults.out} or {gan.out})"
+    )
     parser.add_argument(
         "--work-dir", type=Path, default=defaults.work_dir, help="checkpoints and latent cache"
     )
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--threads", type=int, default=defaults.threads, help="torch CPU threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"torch CPU threads (default {defaults.threads}; {gan.threads} with --upscaler)",
+    )
     for name in ("vae_steps", "vae_batch", "latent_pool", "unet_steps", "unet_batch"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in ("vae_lr", "vae_minutes", "unet_lr", "unet_minutes", "caption_dropout", "checkpoint_seconds"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    for name in ("steps", "minutes", "batch", "crop"):
+        parser.add_argument(
+            "--upscaler-" + name,
+            type=type(getattr(gan, name)),
+            default=getattr(gan, name),
+            help="with --upscaler",
+        )
     parser.add_argument(
         "--restart", action="store_true", help="ignore checkpoints in --work-dir and start over"
     )
@@ -49,7 +95,22 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(**{name: getattr(args, name) for name in TrainConfig.__dataclass_fields__})
+    values = {name: getattr(args, name) for name in TrainConfig.__dataclass_fields__}
+    defaults = TrainConfig()
+    values["out"] = args.out or defaults.out
+    values["threads"] = args.threads or defaults.threads
+    return TrainConfig(**values)
+
+
+def upscaler_config_from_args(args: argparse.Namespace) -> UpscalerTrainConfig:
+    defaults = UpscalerTrainConfig()
+    shared = ("work_dir", "seed", "checkpoint_seconds", "restart", "progress")
+    return UpscalerTrainConfig(
+        **{name: getattr(args, name) for name in shared},
+        **{name: getattr(args, "upscaler_" + name) for name in ("steps", "minutes", "batch", "crop")},
+        out=args.out or defaults.out,
+        threads=args.threads or defaults.threads,
+    )
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,3 +127,25 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         default="model",
         help="score generated images, autoencoder round trips, or the scenes' own drawings",
     )
+
+
+DEFAULT_VIDEO_MODEL = Path(__file__).parent / "video_model"
+
+
+@dataclass
+class MotionTrainConfig:
+    """`kaika train-demo --video`: the motion model's run on the frozen demo image model (`image_model`)."""
+
+    out: Path = DEFAULT_VIDEO_MODEL
+    image_model: Path = DEFAULT_MODEL
+    work_dir: Path = Path(".demo-train")
+    seed: int = 1234
+    threads: int = 1
+    steps: int = 6000
+    minutes: float = 40.0
+    batch: int = 64
+    moments: int = 4  # moments of each clip whose transforms a step compares
+    lr: float = 2e-3
+    checkpoint_seconds: float = 120.0
+    restart: bool = False
+    progress: bool = True

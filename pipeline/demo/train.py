@@ -22,7 +22,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.demo import architecture as arch
-from pipeline.demo.options import TrainConfig, add_train_arguments, config_from_args
+from pipeline.demo.options import (
+    TrainConfig,
+    add_train_arguments,
+    config_from_args,
+    upscaler_config_from_args,
+)
 from pipeline.demo.scenes import caption, random_scene, render_array, vocabulary
 from pipeline.demo.tokenizer import build_tokenizer, save_tokenizer
 
@@ -296,11 +301,21 @@ def train(cfg: TrainConfig) -> Path:
     return path
 
 
+def run(args: argparse.Namespace) -> int:
+    """`kaika train-demo`: the diffusion model, or with --upscaler the GAN upscaler."""
+    if args.upscaler:
+        from pipeline.demo.train_upscaler import train_upscaler
+
+        train_upscaler(upscaler_config_from_args(args))
+    else:
+        train(config_from_args(args))
+    return 0
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m pipeline.demo.train") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     add_train_arguments(parser)
-    train(config_from_args(parser.parse_args(argv)))
-    return 0
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
