@@ -1,5 +1,5 @@
 """The `kaika` command: the job commands (`imagine`, `vary`, `upscale`, `reroll`, in `cli.jobs`), `kaika info`, and
-`kaika bot`, `kaika worker`, `kaika healthcheck`, `kaika train-demo`, `kaika eval-demo`."""
+`kaika bot`, `kaika web`, `kaika worker`, `kaika healthcheck`, `kaika train-demo`, `kaika eval-demo`."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_info_command(commands)
     _add_worker_command(commands)
     _add_bot_command(commands)
+    _add_web_command(commands)
     _add_healthcheck_command(commands)
     _add_demo_commands(commands)
     for command in commands.choices.values():
@@ -103,6 +104,57 @@ def _run_bot(args: argparse.Namespace) -> int:
     return run_bot()
 
 
+def _add_web_command(commands: argparse._SubParsersAction) -> None:
+    web = commands.add_parser(
+        "web",
+        help="run the web companion: gallery, imagine, region editor and admin pages in a browser",
+        description=(
+            "Serve Kaika's web companion over the same database and models as the bot. Members sign in with "
+            "the link the bot's /web command sends, or with Discord (DISCORD_CLIENT_ID and "
+            "DISCORD_CLIENT_SECRET); WEB_BASE_URL is the address they open. --local signs every visitor in "
+            "as the command line's local user, for trying Kaika in a browser with no Discord at all; it "
+            "listens on a loopback address only."
+        ),
+    )
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    web.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    web.add_argument(
+        "--local",
+        action="store_true",
+        help="sign every visitor in as the local user (as kaika imagine); loopback addresses only",
+    )
+    web.add_argument(
+        "--owner", default="", help="with --local, the local user's name (default: the login name)"
+    )
+    web.set_defaults(handler=_run_web)
+
+
+def _run_web(args: argparse.Namespace) -> int:
+    import asyncio
+    import getpass
+
+    from service.errors import USER_ERRORS
+    from service.settings import configure_logging, load_settings
+    from storage import LOCAL_USER_ID
+    from web.members import Member
+    from web.server import check_local_host, serve
+
+    # The command line's local user: your own machine, so an admin with no daily quota (as in cli.jobs).
+    local = Member(LOCAL_USER_ID, args.owner or getpass.getuser(), is_admin=True) if args.local else None
+    try:
+        if local is not None:
+            check_local_host(args.host)  # before anything is opened
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        asyncio.run(serve(settings, args.host, args.port, local))
+    except USER_ERRORS as error:
+        print(f"kaika web: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 def _add_healthcheck_command(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "healthcheck",
@@ -143,8 +195,8 @@ def _add_demo_commands(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train-demo",
         help="train the built-in demo model from scratch on this machine's CPU",
-        description="Train the demo model (autoencoder, then UNet and text encoder) and write its folder; "
-        "resumes from the checkpoints in --work-dir.",
+        description="Train the demo model (autoencoder, then UNet and text encoder) and write its folder, "
+        "or with --upscaler its 4x GAN upscaler; resumes from the checkpoints in --work-dir.",
     )
     add_train_arguments(train)
     train.set_defaults(handler=_run_train_demo)
@@ -159,11 +211,9 @@ def _add_demo_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_train_demo(args: argparse.Namespace) -> int:
-    from pipeline.demo.options import config_from_args
-    from pipeline.demo.train import train
+    from pipeline.demo.train import run
 
-    train(config_from_args(args))
-    return 0
+    return run(args)
 
 
 def _run_eval_demo(args: argparse.Namespace) -> int:

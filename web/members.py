@@ -1,0 +1,89 @@
+"""Who is signed in: the member a request acts for, and the helpers handlers use to require one.
+
+    member = require_member(request)    # anonymous: redirected to /signin (GET) or 401 (anything else)
+    admin = require_admin(request)      # a member who is not an admin: 403
+    requester = member.requester        # what the job service takes (service.admission.Requester)
+
+Under `kaika web --local` every visitor is the command line's local user (an admin), as `kaika imagine` is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from yarl import URL
+
+from service.admission import Requester
+from web.sessions import SESSION
+from web.site import SETTINGS
+
+SIGNIN_PATH = "/signin"
+NOT_ADMIN = "Only Kaika's admins (ADMIN_USER_IDS) or members with Manage Server can open this page."
+
+
+@dataclass(frozen=True)
+class Member:
+    """A signed-in member: their Discord user id (or `storage.LOCAL_USER_ID` under --local), name and
+    whether they are one of Kaika's admins."""
+
+    id: int
+    name: str
+    is_admin: bool = False
+
+    @property
+    def requester(self) -> Requester:
+        return Requester(self.id, self.name, self.is_admin)
+
+
+LOCAL_MEMBER = web.AppKey("local_member", Member)  # set under --local only
+
+
+def signed_in(request: web.Request) -> Member | None:
+    """The member this request acts for, or None for an anonymous visitor."""
+    local = request.app.get(LOCAL_MEMBER)
+    if local is not None:
+        return local
+    session = request[SESSION]
+    user_id, name = session.get("uid"), session.get("name")
+    if not isinstance(user_id, int) or not isinstance(name, str):
+        return None
+    admin_ids = request.app[SETTINGS].admin_user_ids
+    return Member(user_id, name, is_admin=user_id in admin_ids or session.get("admin") is True)
+
+
+def require_member(request: web.Request) -> Member:
+    """The signed-in member; an anonymous visitor is sent to the sign-in page (and back here after), or
+    refused with 401 when the request is not a page load."""
+    member = signed_in(request)
+    if member is not None:
+        return member
+    if request.method == "GET":
+        raise web.HTTPFound(URL(SIGNIN_PATH).with_query(next=request.rel_url.path_qs))
+    raise web.HTTPUnauthorized(text="Sign in first: your session has ended.")
+
+
+def require_admin(request: web.Request) -> Member:
+    member = require_member(request)
+    if not member.is_admin:
+        raise web.HTTPForbidden(text=NOT_ADMIN)
+    return member
+
+
+def sign_in(request: web.Request, member: Member) -> None:
+    """Start `member`'s session: a new session (and CSRF token), so nothing of the anonymous one carries over."""
+    session = request[SESSION]
+    session.clear()
+    session.set(uid=member.id, name=member.name, admin=member.is_admin)
+
+
+def sign_out(request: web.Request) -> None:
+    request[SESSION].clear()
+
+
+def local_path(target: str | None, default: str = "/") -> str:
+    """`target` when it is a path on this site (where to go back after signing in), else `default`: never
+    another site's address (`//evil.example`, `https://…`), so a crafted link cannot send members away."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
