@@ -187,3 +187,27 @@ class UsageDaily(Base):
     images: Mapped[int] = mapped_column(Integer, default=0)
     compute_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     queue_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class SigninLink(Base):
+    """A one-time sign-in link to the web companion: only the SHA-256 of its token is kept."""
+
+    __tablename__ = "signin_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_signin_links_expires_at", "expires_at"),)
+
+
+class ServerManager(Base):
+    """A member the bot last saw with Manage Server in a guild (an admin of Kaika there, and on the web)."""
+
+    __tablename__ = "server_managers"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), primary_key=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
