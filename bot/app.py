@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
@@ -26,7 +27,9 @@ from bot.views import (
     reroll_view,
 )
 from service.errors import USER_ERRORS, JobGone, SettingError
+from service.health import Readiness, service_readiness
 from service.jobs import Reporter
+from service.operations import OperationsServer, on_loop
 from service.readback import prompt_line
 from service.recovery import recover_unfinished
 from service.settings import Settings, configure_logging, load_settings
@@ -86,8 +89,16 @@ class KaikaBot(commands.Bot):
         )
         self.settings = settings
         self.services = services
+        self.operations: OperationsServer | None = None  # METRICS_PORT's /metrics, /healthz, /readyz
 
     async def setup_hook(self) -> None:
+        if self.settings.metrics_port:
+            self.operations = OperationsServer(
+                self.settings.metrics_host,
+                self.settings.metrics_port,
+                self.services.metrics.registry,
+                on_loop(asyncio.get_running_loop(), self.readiness),
+            )
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await sync_if_changed(self.tree, self.settings.data_dir)
@@ -99,6 +110,15 @@ class KaikaBot(commands.Bot):
         # Stop following jobs before the HTTP session goes, so no edit is cut off half-way.
         await self.services.jobs.close()
         await super().close()
+        if self.operations is not None:
+            await asyncio.to_thread(self.operations.close)
+            self.operations = None
+
+    async def readiness(self) -> Readiness:
+        """Connected to Discord, and the service's parts work (see `service_readiness`)."""
+        connected = self.is_ready() and not self.is_closed()
+        parts = (await service_readiness(self.services)).problems
+        return Readiness({"discord": None if connected else "not connected to Discord.", **parts})
 
     async def on_ready(self) -> None:
         log.info("Connected as %s to %d server(s)", self.user, len(self.guilds))

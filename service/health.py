@@ -1,4 +1,5 @@
-"""Whether a running bot or worker is healthy, for `kaika healthcheck` (Docker's HEALTHCHECK).
+"""Whether a running bot or worker is healthy, for `kaika healthcheck` (Docker's HEALTHCHECK), and whether a
+front end is ready to take jobs, for /readyz (`Readiness`, `service_readiness`).
 
 The bot touches a heartbeat file in DATA_DIR every HEARTBEAT_EVERY seconds while it is connected to
 Discord; it is healthy while the file is younger than HEARTBEAT_STALE seconds.
@@ -11,19 +12,85 @@ with a job younger than CELERY_VISIBILITY_TIMEOUT: a worker runs one job at a ti
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pipeline.executor.base import ReportsHealth
+from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from service.wiring import Services
 
 HEARTBEAT_FILE = "heartbeat"
 HEARTBEAT_EVERY = 5.0
 HEARTBEAT_STALE = 30.0
 PING_TIMEOUT = 5.0
+
+
+# A readiness check that takes longer than this counts as failed: /readyz must answer a prober in time.
+READY_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether each part a process needs works now: part name → why it does not, or None when it does."""
+
+    problems: Mapping[str, str | None]
+
+    @property
+    def ready(self) -> bool:
+        return all(problem is None for problem in self.problems.values())
+
+    @property
+    def failing(self) -> list[str]:
+        return [part for part, problem in self.problems.items() if problem is not None]
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of /readyz: 200 when ready, 503 naming the failing parts otherwise."""
+        return 200 if self.ready else 503
+
+    def text(self) -> str:
+        """The body of /readyz: "ready" or "not ready: <parts>", then a line per part."""
+        head = "ready" if self.ready else f"not ready: {', '.join(self.failing)}"
+        lines = [f"{part}: {problem or 'ok'}" for part, problem in self.problems.items()]
+        return "\n".join([head, *lines]) + "\n"
+
+
+async def _within(part: str, check: Any) -> dict[str, str | None]:
+    try:
+        return await asyncio.wait_for(check, READY_TIMEOUT)
+    except TimeoutError:
+        return {part: f"no answer within {READY_TIMEOUT:g} s."}
+
+
+async def _database(services: Services) -> dict[str, str | None]:
+    try:
+        await services.storage.ping()
+    except StorageError as error:
+        cause = error.__cause__ or error
+        reason = (str(cause).strip().splitlines() or [""])[0] or type(cause).__name__
+        return {"database": f"cannot be reached ({reason}); check DATABASE_URL and that the database runs."}
+    return {"database": None}
+
+
+async def service_readiness(services: Services) -> Readiness:
+    """Whether the database answers and the executor can run jobs (and, for the fleet, Redis answers)."""
+    problems = await _within("database", _database(services))
+    executor = services.executor
+    if isinstance(executor, ReportsHealth):
+        problems.update(await _within("executor", executor.health()))
+    else:
+        problems["executor"] = None
+    return Readiness(problems)
 
 
 def heartbeat_path(data_dir: Path) -> Path:

@@ -13,7 +13,7 @@ import io
 import logging
 import random
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
@@ -82,6 +82,7 @@ from service.errors import (
     NotRemixable,
     TooManyJobs,
 )
+from service.metrics import JobMeter, JobMetrics
 from service.readback import BLENDED, IMAGE_PROMPT, prompt_line
 from storage import Storage
 from storage.errors import IllegalTransition, StorageError, StorageUnavailable
@@ -357,6 +358,7 @@ class JobService:
         max_upload_bytes: int = DEFAULT_MAX_BYTES,
         max_upload_pixels: int = DEFAULT_MAX_PIXELS,
         fast_time: FastTime | None = None,
+        metrics: JobMetrics | None = None,
     ) -> None:
         self.storage = storage
         self.executor = executor
@@ -369,6 +371,8 @@ class JobService:
         self.max_upload_bytes = max_upload_bytes
         self.max_upload_pixels = max_upload_pixels
         self.fast_time = fast_time or FastTime()  # who runs --fast, and for how long a day
+        # Every job's figures for /metrics, measured here, where every front end's jobs pass.
+        self.metrics = metrics or JobMetrics(queue_depth=executor.queue_depth)
         self._tasks: set[asyncio.Task[None]] = set()
         self._handles: set[JobHandle] = set()  # submitted and not yet ended
         self._closed = False
@@ -457,7 +461,9 @@ class JobService:
         """A job a previous process admitted, to follow again after a restart (no limit applies again)."""
         if handle is not None:
             self._handles.add(handle)
-        return PendingJob(self, job, request, self.capacity.resume(job.requester_id), handle, copy_of)
+        return PendingJob(
+            self, job, request, self.capacity.resume(job.requester_id), handle, copy_of, resumed=True
+        )
 
     def offered(self, model: str | None) -> frozenset[ButtonAction]:
         """The buttons a finished job of `model` offers (see `offered_actions`)."""
@@ -1039,12 +1045,13 @@ class JobService:
             if pending.handle is None:
                 await self._copy(pending, told)
             else:
-                await self._follow(job, pending.handle, told)
+                await self._follow(job, pending.handle, told, pending.meter)
                 self._handles.discard(pending.handle)
         except asyncio.CancelledError:
             raise
         except (IllegalTransition, StorageJobNotFound):
             # Deleted (so cancelled) while it ran: stop the work and say so.
+            pending.meter.cancelled()
             if pending.handle is not None:
                 await pending.handle.cancel()
                 self._handles.discard(pending.handle)
@@ -1058,13 +1065,14 @@ class JobService:
                 # Told only once recorded: a failure storage never heard of would be resumed at the next
                 # start and end in a result, contradicting what the member was told.
                 if await self._fail_quietly(job.id, f"{type(error).__name__}: {error}", wait=True):
+                    pending.meter.failed("internal")
                     await _report_quietly(
                         told.failed("Kaika could not finish this job; the error has been logged.")
                     )
         finally:
             pending.slot.release()
 
-    async def _follow(self, job: JobRecord, handle: JobHandle, reporter: Reporter) -> None:
+    async def _follow(self, job: JobRecord, handle: JobHandle, reporter: Reporter, meter: JobMeter) -> None:
         """Report the job's events, recording each change first: an outcome is told only once storage has it
         (while storage is unavailable it waits, see `_until_recorded`); progress never waits for storage."""
         # A job resumed after a restart may be recorded as running already.
@@ -1073,23 +1081,29 @@ class JobService:
             if isinstance(event, Queued):
                 await reporter.waiting(event.position)
             elif isinstance(event, Started):
+                meter.started()
                 started = started or await self._try_start(job.id)
                 if handle.request.mode is Mode.TXT2IMG:
                     # Other modes run a share of the schedule that the pipeline counts its own way (SD and
                     # FLUX round differently): their total comes with the first step, so it never jumps.
                     await reporter.progress(0, handle.request.steps, None)
             elif isinstance(event, Step):
+                meter.step()
                 started = started or await self._try_start(job.id)
                 await reporter.progress(event.step, event.total, event.preview_png)
             elif isinstance(event, Finished):
-                await reporter.finished(await self._store(job, event.result, started))
+                outcome = await self._store(job, event.result, started)
+                meter.done()
+                await reporter.finished(outcome)
             elif isinstance(event, Failed):
                 await self._until_recorded(
                     job.id, lambda m=event.message: self._end(job.id, JobStatus.FAILED, m)
                 )
+                meter.failed("generation")
                 await reporter.failed(f"The job failed: {event.message}")
             elif isinstance(event, Cancelled):
                 await self._until_recorded(job.id, lambda: self._end(job.id, JobStatus.CANCELLED))
+                meter.cancelled()
                 await reporter.failed("The job was cancelled.")
 
     async def delete(self, job_id: str, requester: Requester) -> JobRecord:
@@ -1181,6 +1195,7 @@ class JobService:
         done = await self._until_recorded(
             pending.job.id, lambda: self._finish(pending.job.id, copied, 0.0, started)
         )
+        pending.meter.done()
         shown = await asyncio.to_thread(display_png, data)
         await reporter.finished(Outcome(done, [data], shown, offered=self.offered_for(done)))
 
@@ -1240,6 +1255,11 @@ class PendingJob:
     slot: Slot
     handle: JobHandle | None = None  # None for a U press: the image is copied, not generated
     copy_of: tuple[JobRecord, int] | None = None
+    resumed: bool = False  # admitted by an earlier process, followed again after a restart
+    meter: JobMeter = field(init=False)  # its figures for /metrics
+
+    def __post_init__(self) -> None:
+        self.meter = self.service.metrics.job(self.job, resumed=self.resumed)
 
     @property
     def notes(self) -> list[str]:
@@ -1257,6 +1277,8 @@ class PendingJob:
             if self.handle is not None:
                 self.service._spawn(self.handle.cancel())
             return None
+        if not self.resumed:
+            self.meter.admitted()
         return self.service._spawn(self.service._run(self, reporter))
 
     async def abandon(self, reason: str) -> None:
@@ -1264,7 +1286,10 @@ class PendingJob:
         record it failed with `reason` (a failure does not count against the quota), free its place."""
         self.slot.release()
         await self.service._cancel_work(self.job.id)
-        await self.service._fail_quietly(self.job.id, reason)
+        if await self.service._fail_quietly(self.job.id, reason):
+            if not self.resumed:
+                self.meter.admitted()
+            self.meter.failed("unacknowledged")
 
     async def withdraw(self) -> None:
         """Take the job back before it is followed, as if never asked for (`storage.jobs.withdraw`): stop the

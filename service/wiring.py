@@ -14,6 +14,7 @@ from service.describing import DescribeService
 from service.errors import SettingError
 from service.folders import folder_problem
 from service.jobs import JobService
+from service.metrics import JobMetrics
 from service.settings import Settings
 from storage import Storage
 
@@ -106,6 +107,11 @@ class Services:
     describing: DescribeService
 
     @property
+    def metrics(self) -> JobMetrics:
+        """The job metrics of this process (/metrics), in a registry of their own."""
+        return self.jobs.metrics
+
+    @property
     def model_names(self) -> list[str]:
         """Read from the executor each time: fleet workers announce their models after the bot starts."""
         return list(self.executor.model_names)
@@ -132,6 +138,7 @@ class Services:
             max_upload_bytes=round(settings.max_upload_mb * 1024 * 1024),
             max_upload_pixels=settings.max_upload_pixels,
             fast_time=FastTime(frozenset(settings.fast_roles), settings.fast_minutes_per_day * 60),
+            metrics=JobMetrics(queue_depth=executor.queue_depth, models=settings.named_models),
         )
         return cls(storage, executor, jobs, DescribeService(storage, settings.describer))
 

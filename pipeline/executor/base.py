@@ -187,6 +187,16 @@ class Executor(Protocol):
 
 
 @runtime_checkable
+class ReportsHealth(Protocol):
+    """An executor that can say whether it can run jobs now (for a front end's /readyz)."""
+
+    async def health(self) -> dict[str, str | None]:
+        """Each part the executor depends on ("executor"; "redis" for the fleet) → why it cannot work now,
+        or None when it can."""
+        ...
+
+
+@runtime_checkable
 class ResumableExecutor(Executor, Protocol):
     """An executor whose jobs outlive the process that submitted them (the Celery fleet's do), so a
     restarted front end picks them up again by id. Ask `isinstance(executor, ResumableExecutor)`."""

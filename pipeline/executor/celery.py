@@ -22,6 +22,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline.errors import PipelineError
@@ -247,6 +248,24 @@ class CeleryExecutor:
 
     def queue_depth(self) -> int:
         return sum(1 for handle in self._handles.values() if not handle.done)
+
+    async def health(self) -> dict[str, str | None]:
+        """Redis answers a ping, and a worker has announced its model (see `ReportsHealth`)."""
+        if self._redis is None:
+            return {
+                "redis": "not connected: the executor has not been started or is closed.",
+                "executor": None,
+            }
+        try:
+            await self._redis.ping()
+            redis_problem = None
+        except RedisError as error:
+            where = self._redis.connection_pool.connection_kwargs
+            redis_problem = (
+                f"cannot reach Redis at {where.get('host')}:{where.get('port')} (REDIS_URL): {error}"
+            )
+        workers = None if self._models else "no `kaika worker` has announced a model in Redis yet."
+        return {"redis": redis_problem, "executor": workers}
 
     def family(self, model: str | None = None) -> ModelFamily:
         """The family the workers serving `model` announced; UNKNOWN_FAMILY until one has."""

@@ -174,6 +174,21 @@ class LocalExecutor:
         with self._lock:
             return self._depth()
 
+    async def health(self) -> dict[str, str | None]:
+        """Whether the device threads that run the jobs are there (see `ReportsHealth`)."""
+        with self._lock:
+            closing = self._closing
+        stopped = [thread.name for thread in self._threads if not thread.is_alive()]
+        if closing:
+            problem: str | None = "it is shutting down."
+        elif not self._threads:
+            problem = "it has not been started."
+        elif stopped:
+            problem = f"its device thread {', '.join(stopped)} has stopped; see the log."
+        else:
+            problem = None
+        return {"executor": problem}
+
     def family(self, model: str | None = None) -> ModelFamily:
         return self._models.family(model)
 
