@@ -18,6 +18,7 @@ from storage.jobs import JobRepository, new_job_id
 from storage.migrate import migrate
 from storage.models import Image, Upload
 from storage.records import Clock, utc_now
+from storage.signin import SigninRepository
 from storage.stats import StatsRepository
 from storage.uploads import UploadRepository
 
@@ -29,7 +30,8 @@ class Storage:
     """Users, guilds, jobs, images and usage figures.
 
     `jobs` (`JobRepository`), `users` (`UserRepository`), `guilds` (`GuildRepository`),
-    `stats` (`StatsRepository`), `uploads` (`UploadRepository`) and `images` (the `ImageStore`, to read files back by key).
+    `stats` (`StatsRepository`), `uploads` (`UploadRepository`), `signin` (`SigninRepository`: the web
+    companion's one-time links and server managers) and `images` (the `ImageStore`, to read files back by key).
     Open it with `await Storage.open(url, data_dir / "images")`; close it with `await close()`
     or use it as `async with`.
     """
@@ -50,6 +52,7 @@ class Storage:
         self.guilds = GuildRepository(self._db)
         self.stats = StatsRepository(self._db)
         self.uploads = UploadRepository(self._db, images)
+        self.signin = SigninRepository(self._db)
 
     @classmethod
     async def open(
