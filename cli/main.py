@@ -6,10 +6,15 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from cli.info import add_info_command
 from cli.jobs import add_job_commands
+
+if TYPE_CHECKING:
+    from pipeline.executor.celery_worker import WorkerRuntime
+    from service.settings import Settings
 
 # A job id is 12 URL-safe characters (`storage.new_job_id`), so one in 64 starts with a dash.
 DASHED_JOB_ID = re.compile(r"-[A-Za-z0-9_-]{11}")
@@ -82,11 +87,35 @@ def _run_worker(args: argparse.Namespace) -> int:
     )
     track_worker_status(settings.celery_key_prefix)  # for `kaika healthcheck --worker`
     try:
-        run_worker(settings.fleet_config(), engine, hostname=args.hostname, loglevel=settings.log_level)
-    except (ModelLoadError, WorkerStartError) as error:
+        run_worker(
+            settings.fleet_config(),
+            engine,
+            hostname=args.hostname,
+            loglevel=settings.log_level,
+            serve=_worker_operations(settings) if settings.worker_metrics_port else None,
+        )
+    except (ModelLoadError, WorkerStartError, SettingError) as error:
         print(f"kaika worker: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _worker_operations(settings: Settings) -> Callable[[WorkerRuntime], Callable[[], None]]:
+    """What serves a worker's /metrics, /healthz and /readyz on WORKER_METRICS_PORT (see `run_worker`)."""
+    from service.health import Readiness
+    from service.operations import OperationsServer
+
+    def serve(runtime: WorkerRuntime) -> Callable[[], None]:
+        server = OperationsServer(
+            settings.metrics_host,
+            settings.worker_metrics_port,
+            runtime.metrics.registry,
+            lambda: Readiness(runtime.health()),
+            setting="WORKER_METRICS_PORT",
+        )
+        return server.close
+
+    return serve
 
 
 def _add_bot_command(commands: argparse._SubParsersAction) -> None:

@@ -24,7 +24,10 @@ TEST_VISIBILITY_TIMEOUT = 8
 class WorkerProcess:
     """A `kaika worker` subprocess, started the way an operator starts one (settings from env)."""
 
-    def __init__(self, config: FleetConfig, model_dir: Path, log_path: Path) -> None:
+    def __init__(
+        self, config: FleetConfig, model_dir: Path, log_path: Path, settings: dict[str, str] | None = None
+    ) -> None:
+        """`settings`: more environment variables for it (WORKER_METRICS_PORT, …) over the fleet's."""
         env = dict(os.environ)
         env.update(
             MODEL=str(model_dir),
@@ -39,6 +42,7 @@ class WorkerProcess:
             LOG_LEVEL="INFO",
             OMP_NUM_THREADS="1",  # two workers share two cores; one thread each, as one GPU each
         )
+        env.update(settings or {})
         self.log_path = log_path
         self._log = log_path.open("wb")
         # cwd outside the repository, so a developer's .env cannot change what is tested.

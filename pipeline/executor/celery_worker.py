@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ from pipeline.executor.celery_jobs import (
     queue_for_model,
     request_from_payload,
 )
+from pipeline.executor.metrics import WorkerMetrics
 from pipeline.images import encode_png
 
 log = logging.getLogger(__name__)
@@ -157,15 +159,40 @@ class Lease:
         self._thread.join()
 
 
-class WorkerRuntime:
-    """Per-process state of a worker: the engine (loaded once) and the Redis client."""
+# A readiness check of Redis gives up after this many seconds (a cut network never answers).
+HEALTH_TIMEOUT = 2.0
 
-    def __init__(self, config: FleetConfig, engine_options: EngineOptions) -> None:
+
+class WorkerRuntime:
+    """Per-process state of a worker: the engine (loaded once), the Redis client and its metrics."""
+
+    def __init__(
+        self, config: FleetConfig, engine_options: EngineOptions, metrics: WorkerMetrics | None = None
+    ) -> None:
         self.config = config
         self.engine_options = engine_options
+        self.metrics = metrics or WorkerMetrics(engine_options.source or "demo")
         self._pid = 0
         self._engine: Any = None
         self._jobs: WorkerJobs | None = None
+
+    def health(self) -> dict[str, str | None]:
+        """Whether Redis answers and the model is loaded: part → why not, or None (for /readyz)."""
+        client = redis.Redis.from_url(
+            self.config.redis_url, socket_connect_timeout=HEALTH_TIMEOUT, socket_timeout=HEALTH_TIMEOUT
+        )
+        try:
+            client.ping()
+            redis_problem = None
+        except redis.RedisError as error:
+            where = client.get_connection_kwargs()
+            redis_problem = (
+                f"cannot reach Redis at {where.get('host')}:{where.get('port')} (REDIS_URL): {error}"
+            )
+        finally:
+            client.close()
+        model = None if self._engine is not None else "still loading; it takes no job before it is loaded."
+        return {"redis": redis_problem, "model": model}
 
     def _ensure_process(self) -> None:
         # A forked child must never reuse its parent's engine or sockets; solo pools never fork.
@@ -199,6 +226,7 @@ class WorkerRuntime:
                 config=options.config,
             )
             log.info("Loaded %s in %.1f s", self._engine.model_id, time.perf_counter() - started)
+            self.metrics.model_loaded.labels(self.metrics.model).set(1)
         return self._engine
 
     def announce(self) -> None:
@@ -219,17 +247,24 @@ class WorkerRuntime:
         decision, attempt, queued_seconds = jobs.begin(job_id, worker)
         if decision == FINISHED:
             log.info("Job %s was already finished; not run again", job_id)
+            self.metrics.ended("skipped")
             return jobs.stored_result(job_id)
         if decision != "run":
             log.info("Job %s not run: %s", job_id, decision)
+            self.metrics.ended("skipped")
             return {"job_id": job_id, "state": decision}
         if attempt > 1:
             log.warning("Job %s redelivered (attempt %d)", job_id, attempt)
+            self.metrics.redeliveries.labels(self.metrics.model).inc()
+        self.metrics.queue_seconds.labels(self.metrics.model).observe(max(queued_seconds, 0.0))
         lease = jobs.hold(job_id, attempt, worker)
         try:
-            return self._run(job_id, payload, preview_every, worker, attempt, queued_seconds, lease)
+            with self.metrics.busy.track_inprogress():
+                summary = self._run(job_id, payload, preview_every, worker, attempt, queued_seconds, lease)
         finally:
             lease.release()
+        self.metrics.ended(summary["state"])
+        return summary
 
     def _run(
         self,
@@ -245,8 +280,13 @@ class WorkerRuntime:
         request = request_from_payload(payload)
         engine = self.engine()
         lost = {"job_id": job_id, "state": "lost"}  # taken over by another delivery: it reports the job
+        last_step: list[float] = []  # when the previous step ended; the first step also holds the start
 
         def on_step(step: int, total: int, previews: list[bytes | None]) -> None:
+            now = time.perf_counter()
+            if last_step:
+                self.metrics.step_seconds.labels(self.metrics.model).observe(now - last_step[0])
+            last_step[:] = [now]
             # One request per job: its preview is the first.
             if not jobs.step(job_id, attempt, step, total, previews[0]):
                 lease.lost.set()
@@ -277,6 +317,7 @@ class WorkerRuntime:
             jobs.end(job_id, attempt, "failed", message)
             return {"job_id": job_id, "state": "failed", "message": message}
         compute_seconds = time.perf_counter() - started
+        self.metrics.job_seconds.labels(self.metrics.model).observe(compute_seconds)
         pngs = [encode_png(image) for image in result.images]
         keys = JobKeys(self.config.key_prefix, job_id)
         summary = {
@@ -299,9 +340,11 @@ class WorkerRuntime:
         return summary
 
 
-def create_worker_app(config: FleetConfig, engine_options: EngineOptions) -> tuple[Celery, WorkerRuntime]:
+def create_worker_app(
+    config: FleetConfig, engine_options: EngineOptions, metrics: WorkerMetrics | None = None
+) -> tuple[Celery, WorkerRuntime]:
     app = make_celery_app(config)
-    runtime = WorkerRuntime(config, engine_options)
+    runtime = WorkerRuntime(config, engine_options, metrics)
 
     @app.task(
         name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=config.max_retries
@@ -326,9 +369,18 @@ def create_worker_app(config: FleetConfig, engine_options: EngineOptions) -> tup
 
 
 def run_worker(
-    config: FleetConfig, engine_options: EngineOptions, *, hostname: str = "", loglevel: str = "INFO"
+    config: FleetConfig,
+    engine_options: EngineOptions,
+    *,
+    hostname: str = "",
+    loglevel: str = "INFO",
+    serve: Callable[[WorkerRuntime], Callable[[], None]] | None = None,
 ) -> None:
-    """Load the model, then serve its queue until stopped (SIGTERM finishes the running job first)."""
+    """Load the model, then serve its queue until stopped (SIGTERM finishes the running job first).
+
+    `serve(runtime)`, when given, starts serving the worker's metrics and health before the model loads
+    (so a prober sees it alive, and not ready until it is loaded); what it returns stops that at the end.
+    """
     app, runtime = create_worker_app(config, engine_options)
     try:
         runtime.jobs.redis.ping()  # before the minutes a model can take to load
@@ -337,6 +389,22 @@ def run_worker(
         raise WorkerStartError(
             f"cannot reach Redis at {where.get('host')}:{where.get('port')} (REDIS_URL): {error}"
         ) from error
+    stop_serving = serve(runtime) if serve is not None else None
+    try:
+        _serve_queue(app, runtime, config, engine_options, hostname, loglevel)
+    finally:
+        if stop_serving is not None:
+            stop_serving()
+
+
+def _serve_queue(
+    app: Celery,
+    runtime: WorkerRuntime,
+    config: FleetConfig,
+    engine_options: EngineOptions,
+    hostname: str,
+    loglevel: str,
+) -> None:
     runtime.announce()  # loads the engine here, in the process that runs the jobs
     queue = queue_for_model(config.key_prefix, engine_options.source)
     name = hostname or f"kaika-{os.getpid()}@{socket.gethostname()}"

@@ -39,9 +39,9 @@ def start_worker(
 ) -> Iterator[Callable[..., WorkerProcess]]:
     workers: list[WorkerProcess] = []
 
-    def start(config: FleetConfig, *, wait: bool = True) -> WorkerProcess:
+    def start(config: FleetConfig, *, wait: bool = True, **settings: str) -> WorkerProcess:
         folder = tmp_path_factory.mktemp("worker")
-        worker = WorkerProcess(config, tiny_model_dir, folder / "worker.log")
+        worker = WorkerProcess(config, tiny_model_dir, folder / "worker.log", settings)
         workers.append(worker)
         if wait:
             worker.wait_ready()
