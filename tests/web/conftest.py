@@ -5,11 +5,13 @@
   finished job. ADMIN's id is in ADMIN_USER_IDS.
 - `local_site`: the same under `kaika web --local` (every visitor the command line's local user).
 - `live_web`: the real server on 127.0.0.1 and a free port, in a thread of its own, for browser tests.
+- `browser`: headless Chromium on `live_web`, signed out (tests/web/browser.py); `browser_at(url)` one on any
+  server (e.g. a `kaika web` process); screenshots go to `screenshots_dir`, printed at the end of the run.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from service.settings import Settings
 from service.wiring import Services
 from storage import LOCAL_USER_ID
 from tests.fixtures.services import OpenServices
+from tests.web.browser import Browser, chrome_driver
 from tests.web.helpers import ADMIN, LiveServer, Site
 from web.members import Member
 
@@ -63,3 +66,45 @@ def live_web(tiny_engine: Any, tiny_model_dir: Path, tmp_path: Path) -> Iterator
     server = LiveServer(open_services, settings).start()
     yield server
     server.stop()
+
+
+SCREENSHOTS: list[Path] = []  # the folder screenshots went to this run, printed at its end
+
+
+@pytest.fixture(scope="session")
+def screenshots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.getbasetemp() / "screenshots"
+    folder.mkdir(exist_ok=True)
+    SCREENSHOTS.append(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def chrome(request: pytest.FixtureRequest) -> Iterator[Any]:
+    yield from chrome_driver(request)
+
+
+@pytest.fixture
+def browser_at(chrome: Any, screenshots_dir: Path, request: pytest.FixtureRequest) -> Callable[..., Browser]:
+    """`browser_at(url)`: the session's Chromium, signed out, on the server at `url`."""
+
+    def at(url: str, live: LiveServer | None = None) -> Browser:
+        chrome.delete_all_cookies()
+        return Browser(chrome, url, screenshots_dir, request.node.name, live)
+
+    return at
+
+
+@pytest.fixture
+def browser(live_web: LiveServer, browser_at: Callable[..., Browser]) -> Iterator[Browser]:
+    """Chromium on `live_web`, signed out; a test's cookies are cleared after it too."""
+    tab = browser_at(live_web.url, live_web)
+    yield tab
+    tab.driver.get("about:blank")  # before the server stops: nothing left polling it
+    tab.driver.delete_all_cookies()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for folder in SCREENSHOTS:
+        if any(folder.iterdir()):
+            terminalreporter.write_line(f"Browser test screenshots: {folder}")
