@@ -15,9 +15,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.charts import jobs_per_day_chart
 from bot.interactions import Acknowledgement, KaikaCog
 from bot.limits import MemberText, fit, fit_embed
+from service.charts import jobs_per_day_chart
 from storage.errors import InvalidValue
 from storage.records import ButtonPolicy, UsageReport, Window
 

@@ -1,4 +1,5 @@
-"""The jobs-per-day bar chart of /stats, drawn with matplotlib (Agg, no display; call it in a worker thread)."""
+"""The jobs-per-day bar chart of /stats and the web dashboard, drawn with matplotlib (Agg, no display; call it in a
+worker thread)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.charts import daily_counts, jobs_per_day_chart
+from service.charts import daily_counts, jobs_per_day_chart
 
 LAST = date(2026, 3, 31)
 BLURPLE = np.array([0x58, 0x65, 0xF2])
