@@ -15,11 +15,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from service.errors import user_message
+from service.errors import JobGone, user_message
 from service.settings import Settings
 from service.wiring import Services
+from storage.errors import JobNotFound, NotAllowed, StorageUnavailable
 from web.gallery import add_gallery_routes
-from web.members import LOCAL_MEMBER, Member
+from web.members import LOCAL_MEMBER, Member, member_middleware
 from web.pages import render
 from web.sessions import COOKIE_SECRET, SECURE_COOKIES, Handler, session_middleware
 from web.signin import add_signin_routes
@@ -36,7 +37,10 @@ def create_app(
     services: Services, settings: Settings, *, cookie_secret: bytes, local_member: Member | None = None
 ) -> web.Application:
     """The companion over `services`. With `local_member` (`kaika web --local`) every visitor is that member."""
-    app = web.Application(middlewares=[error_pages, session_middleware], client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(
+        middlewares=[error_pages, session_middleware, member_middleware, user_errors],
+        client_max_size=MAX_REQUEST_BYTES,
+    )
     app[SERVICES] = services
     app[SETTINGS] = settings
     app[COOKIE_SECRET] = cookie_secret
@@ -57,29 +61,48 @@ def create_app(
 
 @web.middleware
 async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Errors as pages for browsers (plain text for fetch() and other clients): an HTTP error with its
-    text, and an error a member caused (service.errors.USER_ERRORS) as 400 with its message."""
+    """HTTP errors as pages for browsers (plain text for fetch() and other clients), keeping a session
+    written on the way out (sign-out, a new CSRF token)."""
     try:
         return await handler(request)
     except web.HTTPException as error:
         if error.status < 400:
             raise
         return _error_response(request, error.status, error.text or error.reason, error)
+
+
+@web.middleware
+async def user_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An error a member caused (service.errors.USER_ERRORS) answers with its own message: 404 for a job
+    that is not there, 403 for what they may not do, 503 while storage is away, 400 otherwise."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
     except Exception as error:
         message = user_message(error)
         if message is None:
             raise
-        return _error_response(request, 400, message, None)
+        raise _status_of(error)(text=message) from None
+
+
+def _status_of(error: Exception) -> type[web.HTTPException]:
+    if isinstance(error, JobGone | JobNotFound):
+        return web.HTTPNotFound
+    if isinstance(error, NotAllowed):
+        return web.HTTPForbidden
+    if isinstance(error, StorageUnavailable):
+        return web.HTTPServiceUnavailable
+    return web.HTTPBadRequest
 
 
 def _error_response(
-    request: web.Request, status: int, message: str, error: web.HTTPException | None
+    request: web.Request, status: int, message: str, error: web.HTTPException
 ) -> web.Response:
     if "text/html" in request.headers.get("Accept", ""):
         response = render("error.html", request, {"status": status, "message": message}, status=status)
     else:
         response = web.Response(status=status, text=message)
-    if error is not None:  # a session written on the way out (sign-out, a new CSRF token) is kept
-        for cookie in error.cookies.values():
-            response.cookies[cookie.key] = cookie
+    for cookie in error.cookies.values():
+        response.cookies[cookie.key] = cookie
     return response

@@ -15,8 +15,9 @@ from aiohttp import web
 from yarl import URL
 
 from service.admission import Requester
-from web.sessions import SESSION
-from web.site import SETTINGS
+from service.signin import is_web_admin
+from web.sessions import SESSION, Handler
+from web.site import SERVICES, SETTINGS
 
 SIGNIN_PATH = "/signin"
 NOT_ADMIN = "Only Kaika's admins (ADMIN_USER_IDS) or members with Manage Server can open this page."
@@ -37,10 +38,18 @@ class Member:
 
 
 LOCAL_MEMBER = web.AppKey("local_member", Member)  # set under --local only
+MEMBER = web.RequestKey("member", Member)  # None for an anonymous visitor
 
 
-def signed_in(request: web.Request) -> Member | None:
-    """The member this request acts for, or None for an anonymous visitor."""
+@web.middleware
+async def member_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Who the request acts for, read once per request: whether a member is an admin is looked up each
+    time, so a member who loses Manage Server (or leaves ADMIN_USER_IDS) loses the admin pages at once."""
+    request[MEMBER] = await _member_of(request)  # type: ignore[assignment]
+    return await handler(request)
+
+
+async def _member_of(request: web.Request) -> Member | None:
     local = request.app.get(LOCAL_MEMBER)
     if local is not None:
         return local
@@ -48,8 +57,13 @@ def signed_in(request: web.Request) -> Member | None:
     user_id, name = session.get("uid"), session.get("name")
     if not isinstance(user_id, int) or not isinstance(name, str):
         return None
-    admin_ids = request.app[SETTINGS].admin_user_ids
-    return Member(user_id, name, is_admin=user_id in admin_ids or session.get("admin") is True)
+    admin = await is_web_admin(request.app[SERVICES].storage, request.app[SETTINGS], user_id)
+    return Member(user_id, name, is_admin=admin)
+
+
+def signed_in(request: web.Request) -> Member | None:
+    """The member this request acts for, or None for an anonymous visitor."""
+    return request.get(MEMBER)
 
 
 def require_member(request: web.Request) -> Member:
@@ -70,11 +84,12 @@ def require_admin(request: web.Request) -> Member:
     return member
 
 
-def sign_in(request: web.Request, member: Member) -> None:
-    """Start `member`'s session: a new session (and CSRF token), so nothing of the anonymous one carries over."""
+def sign_in(request: web.Request, user_id: int, name: str) -> None:
+    """Start a member's session: a new session (and CSRF token), so nothing of the anonymous one carries
+    over. Whether they are an admin is decided on each request (`member_middleware`)."""
     session = request[SESSION]
     session.clear()
-    session.set(uid=member.id, name=member.name, admin=member.is_admin)
+    session.set(uid=user_id, name=name)
 
 
 def sign_out(request: web.Request) -> None:

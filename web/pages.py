@@ -20,7 +20,7 @@ from web.sessions import SESSION, csrf_token
 def page_context(request: web.Request) -> dict[str, Any]:
     has_session = SESSION in request  # not yet, for an error raised before the session was read
     return {
-        "member": signed_in(request) if has_session else None,
+        "member": signed_in(request),
         "csrf_token": (lambda: csrf_token(request)) if has_session else (lambda: ""),
         "local": LOCAL_MEMBER in request.app,
         "request": request,

@@ -1,15 +1,33 @@
-"""Signing in and out: the sign-in page, and (under --local) nobody needs it."""
+"""Signing in and out: the sign-in page, the one-time link the bot's /web sends, and Discord OAuth2.
+
+A link opens a page whose button (pressed by the page's script at once) spends the link with a POST: the
+GET alone never does, so a link preview fetched by a chat client cannot use the link up.
+"""
 
 from __future__ import annotations
 
+import hmac
+import secrets
+
 from aiohttp import web
 
-from web.members import local_path, sign_out, signed_in
+from service.signin import SIGNIN_LINK_PATH, redeem_signin_link
+from web.discord_oauth import CALLBACK_PATH, DiscordSigninFailed, authorize_url, identify, oauth_configured
+from web.members import local_path, sign_in, sign_out, signed_in
 from web.pages import render
+from web.sessions import SESSION
+from web.site import SERVICES, SETTINGS, base_url
+
+DISCORD_PATH = "/signin/discord"
+STALE_DISCORD_SIGNIN = "This Discord sign-in did not start in this browser, or was already finished; press Sign in with Discord again."
 
 
 def add_signin_routes(app: web.Application) -> None:
     app.router.add_get("/signin", signin_page, name="signin")
+    app.router.add_get(SIGNIN_LINK_PATH + "{token}", link_page, name="signin_link")
+    app.router.add_post(SIGNIN_LINK_PATH + "{token}", use_link)
+    app.router.add_get(DISCORD_PATH, discord_signin, name="signin_discord")
+    app.router.add_get(CALLBACK_PATH, discord_callback, name="signin_discord_callback")
     app.router.add_post("/signout", signout, name="signout")
 
 
@@ -18,7 +36,53 @@ async def signin_page(request: web.Request) -> web.StreamResponse:
     next_path = local_path(request.query.get("next"))
     if signed_in(request) is not None:
         raise web.HTTPFound(next_path)
-    return render("signin.html", request, {"next": next_path})
+    return render(
+        "signin.html", request, {"next": next_path, "discord": oauth_configured(request.app[SETTINGS])}
+    )
+
+
+async def link_page(request: web.Request) -> web.StreamResponse:
+    return render("signin_link.html", request, {"token": request.match_info["token"]})
+
+
+async def use_link(request: web.Request) -> web.StreamResponse:
+    user_id, name = await redeem_signin_link(request.app[SERVICES].storage, request.match_info["token"])
+    sign_in(request, user_id, name)
+    raise web.HTTPFound("/")
+
+
+async def discord_signin(request: web.Request) -> web.StreamResponse:
+    """Off to Discord's consent page, with a `state` only this browser's session knows."""
+    settings = request.app[SETTINGS]
+    if not oauth_configured(settings):
+        raise web.HTTPNotFound(
+            text="Signing in with Discord is not set up here (DISCORD_CLIENT_ID and DISCORD_CLIENT_SECRET); "
+            "type /web in Discord for a sign-in link."
+        )
+    state = secrets.token_urlsafe(24)
+    request[SESSION].set(oauth_state=state, oauth_next=local_path(request.query.get("next")))
+    raise web.HTTPFound(authorize_url(settings, base_url(settings) + CALLBACK_PATH, state))
+
+
+async def discord_callback(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    session = request[SESSION]
+    expected, next_path = session.get("oauth_state"), session.get("oauth_next", "/")
+    state = request.query.get("state", "")
+    if (
+        not oauth_configured(settings)
+        or not isinstance(expected, str)
+        or not hmac.compare_digest(state, expected)
+    ):
+        raise web.HTTPBadRequest(text=STALE_DISCORD_SIGNIN)
+    session.set(oauth_state=None)  # a state works once
+    if "code" not in request.query:
+        if request.query.get("error") == "access_denied":
+            raise DiscordSigninFailed("You cancelled signing in with Discord; nothing was shared with Kaika.")
+        raise DiscordSigninFailed("Discord did not sign you in; press Sign in with Discord again.")
+    user = await identify(settings, request.query["code"], base_url(settings) + CALLBACK_PATH)
+    sign_in(request, user.id, user.name)
+    raise web.HTTPFound(local_path(next_path if isinstance(next_path, str) else "/"))
 
 
 async def signout(request: web.Request) -> web.StreamResponse:

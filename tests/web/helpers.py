@@ -15,13 +15,16 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from service.admission import Place
 from service.settings import Settings
+from service.signin import LINK_LIFETIME, new_signin_link
 from service.wiring import Services
 from storage.records import JobRecord
 from tests.fixtures.reporters import outcome_of
@@ -33,7 +36,7 @@ T = TypeVar("T")
 
 OWNER = Member(1001, "Ada")  # the member whose jobs a test looks at
 OTHER = Member(2002, "Bob")  # another member, who must never see or change OWNER's private data
-ADMIN = Member(3003, "Cyd", is_admin=True)  # in ADMIN_USER_IDS (the `site` fixture's settings)
+ADMIN = Member(3003, "Cyd", is_admin=True)  # in ADMIN_USER_IDS (the `site` and `live_web` fixtures' settings)
 COOKIE_SECRET = b"test-cookie-secret-0123456789abcdef"
 SESSION_FOR_TESTS = 3600 * 24
 
@@ -42,7 +45,7 @@ def session_cookie(member: Member, csrf: str, secret: bytes = COOKIE_SECRET) -> 
     """The signed session cookie of `member`, as signing in would set it."""
     import time
 
-    payload = {"uid": member.id, "name": member.name, "admin": member.is_admin, "csrf": csrf}
+    payload = {"uid": member.id, "name": member.name, "csrf": csrf}
     return sign({**payload, "exp": int(time.time()) + SESSION_FOR_TESTS}, secret)
 
 
@@ -112,6 +115,11 @@ class Site:
             payload = {"csrf": csrf, "exp": 2**31}
             client.session.cookie_jar.update_cookies({COOKIE_NAME: sign(payload, COOKIE_SECRET)})
         return WebClient(client, member, csrf)
+
+    async def signin_link(self, member: Member, lifetime: timedelta = LINK_LIFETIME) -> str:
+        """The path of a one-time sign-in link for `member`, as /web makes it."""
+        link = await new_signin_link(self.services.storage, self.settings, member.id, member.name, lifetime)
+        return URL(link.url).path
 
     async def imagine(self, member: Member, prompt: str) -> JobRecord:
         """A finished /imagine of `member` (four images), as the bot would record it."""

@@ -23,4 +23,11 @@ document.addEventListener("submit", (event) => {
   if (question && !window.confirm(question)) event.preventDefault();
 });
 
+// <form data-autosubmit>: submitted as soon as the page loads (the sign-in link's page: a person's browser
+// signs in at once, while a link preview, which runs no script, never spends the link).
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.querySelector("form[data-autosubmit]");
+  if (form) form.requestSubmit();
+});
+
 window.kaika = kaika;
