@@ -12,12 +12,13 @@ sides are multiples of its size multiple, as `size_for_aspect` makes them for --
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from pipeline.errors import RequestError
 from pipeline.images import decode_image, encode_png
@@ -77,6 +78,8 @@ class Edit:
     factor: float | None = None  # zoom
     direction: Direction | None = None  # pan
     canvas: tuple[int, int] | None = None  # zoom to a new shape (--ar with Remix); None: the image's shape
+    # region: the key its front end keeps a member's drawn mask under (see `drawn_region`); None: `box`
+    drawn: str | None = None
 
     def params(self) -> dict[str, Any]:
         values: dict[str, Any] = {"edit": self.kind}
@@ -88,6 +91,8 @@ class Edit:
             values["direction"] = str(self.direction)
         if self.canvas is not None:
             values["canvas"] = list(self.canvas)
+        if self.drawn is not None:
+            values["drawn"] = self.drawn
         return values
 
     @classmethod
@@ -101,6 +106,7 @@ class Edit:
             factor=params.get("factor"),
             direction=None if direction is None else Direction(direction),
             canvas=None if canvas is None else tuple(canvas),  # type: ignore[arg-type]
+            drawn=params.get("drawn"),
         )
 
 
@@ -125,6 +131,62 @@ def region(text: str) -> Edit:
             f"The region {x:g},{y:g},{w:g},{h:g} goes past the image: x + w and y + h must be at most 100 (percent)."
         )
     return Edit("region", box=(x, y, w, h))
+
+
+def drawn_region(key: str) -> Edit:
+    """A Vary (Region) edit of the part a member painted (the region editor): `key` names where the
+    front end keeps the mask `check_drawn_mask` accepted, so the edit can be made again (recovery, 🔄)."""
+    return Edit("region", drawn=key)
+
+
+# A drawn mask's pixel is part of the region from this lightness (0-255) on.
+DRAWN_THRESHOLD = 128
+MAX_DRAWN_PIXELS = 4096 * 4096
+EMPTY_DRAWN_MASK = "Nothing is painted: paint or outline the part of the image to vary, then send it again."
+
+
+def check_drawn_mask(data: bytes) -> tuple[bytes, int, int]:
+    """A member's drawn mask (a picture: light or opaque pixels are the region to vary, dark or transparent
+    ones are kept) as a black and white PNG and its size; RequestError for what is not a picture or has
+    nothing painted. Decodes and encodes: call it off the event loop."""
+    try:
+        with Image.open(io.BytesIO(data)) as picture:
+            if picture.width * picture.height > MAX_DRAWN_PIXELS:
+                raise RequestError(
+                    f"The mask is {picture.width}x{picture.height}; draw it at the image's size "
+                    "(up to 4096x4096)."
+                )
+            picture.load()
+            if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
+                painted = picture.convert("RGBA").getchannel("A")
+            else:
+                painted = picture.convert("L")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        raise RequestError("The mask is not a picture Kaika can read; draw the region again.") from None
+    selected = np.asarray(painted) >= DRAWN_THRESHOLD
+    if not selected.any():
+        raise RequestError(EMPTY_DRAWN_MASK)
+    binary = Image.fromarray(selected.astype(np.uint8) * 255, "L")
+    return encode_png(binary), binary.width, binary.height
+
+
+def drawn_mask(drawn_png: bytes, width: int, height: int) -> Image.Image:
+    """The mask ("L") of a drawn region over a `width` x `height` image, as `mask` makes a box's: 255 on
+    the painted pixels (the drawing stretched to the image), a ramp over `feather_width` pixels around
+    them, 0 beyond. RequestError when nothing of it is left at the image's size."""
+    with Image.open(io.BytesIO(drawn_png)) as picture:
+        drawn = picture.convert("L").resize((width, height), Image.Resampling.BILINEAR)
+    selected = np.asarray(drawn) >= DRAWN_THRESHOLD
+    if not selected.any():
+        raise RequestError(EMPTY_DRAWN_MASK)
+    feather = feather_width(width, height)
+    alpha = selected.astype(np.float64)
+    grown = Image.fromarray(selected.astype(np.uint8) * 255, "L")
+    for step in range(1, feather + 1):  # each ring one pixel further out (8-neighbourhood) fades more
+        grown = grown.filter(ImageFilter.MaxFilter(3))
+        ring = (np.asarray(grown) > 0) & (alpha == 0)
+        alpha[ring] = 1 - step / (feather + 1)
+    return Image.fromarray(np.round(alpha * 255).astype(np.uint8), "L")
 
 
 def zoom(factor: float | str, canvas: tuple[int, int] | None = None) -> Edit:
@@ -314,17 +376,31 @@ def paste_back(generated: Image.Image, source: Image.Image, mask_image: Image.Im
 
 
 def edit_request(
-    parent: GenerationRequest, image_png: bytes, edit: Edit, *, seed: int, native: int, multiple: int
+    parent: GenerationRequest,
+    image_png: bytes,
+    edit: Edit,
+    *,
+    seed: int,
+    native: int,
+    multiple: int,
+    drawn_png: bytes | None = None,
 ) -> GenerationRequest:
     """Four inpainted images of `edit` on `image_png` (one of `parent`'s images): the canvas and mask
-    as the request's source and mask images, at the canvas's size. Decodes and encodes PNGs: call it
-    off the event loop."""
+    as the request's source and mask images, at the canvas's size. A drawn region (`edit.drawn`) takes
+    its mask from `drawn_png`. Decodes and encodes PNGs: call it off the event loop."""
     source = decode_image(image_png)
-    plan = layout(edit, source.width, source.height, native, multiple)
+    if edit.drawn is not None:
+        if drawn_png is None:
+            raise ValueError("a drawn region needs its mask")
+        plan = Layout(source.width, source.height, Box(0, 0, source.width, source.height))
+        mask_image = drawn_mask(drawn_png, source.width, source.height)
+    else:
+        plan = layout(edit, source.width, source.height, native, multiple)
+        mask_image = mask(plan)
     return parent.replace(
         mode=Mode.INPAINT,
         source_image=encode_png(canvas_image(source, plan)),
-        mask_image=encode_png(mask(plan)),
+        mask_image=encode_png(mask_image),
         width=plan.width,
         height=plan.height,
         seed=seed,

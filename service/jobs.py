@@ -879,8 +879,18 @@ class JobService:
         self, start_from: GenerationRequest, source: bytes, edit: editing.Edit, *, seed: int
     ) -> GenerationRequest:
         """`edit` of image `source` with the settings of `start_from`, sized for its model's family
-        (`pipeline.editing.edit_request`); its PNGs are made off the event loop."""
+        (`pipeline.editing.edit_request`); its PNGs are made off the event loop. A drawn region's mask is
+        read from the upload it was kept as (JobGone when it is no longer there)."""
         family = self.executor.family(start_from.model)
+        drawn = None
+        if edit.drawn is not None:
+            upload = await self.storage.uploads.get(edit.drawn)
+            if upload is None:
+                raise JobGone()
+            try:
+                drawn = await self.storage.uploads.data(upload)
+            except FileNotFoundError:
+                raise JobGone() from None
         return await asyncio.to_thread(
             editing.edit_request,
             start_from,
@@ -889,7 +899,42 @@ class JobService:
             seed=seed,
             native=family.native_size,
             multiple=family.size_multiple,
+            drawn_png=drawn,
         )
+
+    async def press_drawn_region(
+        self,
+        requester: Requester,
+        place: Place,
+        parent_id: str,
+        index: int,
+        mask_png: bytes,
+        *,
+        prompt: str | None = None,
+    ) -> PendingJob:
+        """Vary (Region) of the part a member painted in the region editor: `mask_png` light (or opaque)
+        where the image is made again (`pipeline.editing.check_drawn_mask`), stretched to the image. The
+        press is checked first, then the mask is kept as the requester's upload (so a 🔄 or a restart makes
+        the same edit), and taken back again should the press be refused."""
+        await self.check_press(requester, place, ButtonAction.VARY_REGION, parent_id, index)
+        self.check_upload_size(len(mask_png), "The mask")
+        png, width, height = await asyncio.to_thread(editing.check_drawn_mask, mask_png)
+        upload = await self.storage.uploads.add(
+            requester.user_id, png, width, height, owner_name=requester.name
+        )
+        try:
+            return await self.press(
+                requester,
+                place,
+                ButtonAction.VARY_REGION,
+                parent_id,
+                index,
+                prompt=prompt,
+                edit=editing.drawn_region(upload.id),
+            )
+        except BaseException:
+            await self.storage.uploads.discard(upload.id)
+            raise
 
     async def remix_prompt(
         self, requester: Requester, place: Place, action: ButtonAction, parent_id: str, index: int
