@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
 from bot.app import KaikaBot
+from bot.lifecycle import log_in
+from service.errors import SettingError
 from tests.fixtures.discord_helpers import grid_of
 from tests.fixtures.metrics import free_port, get, label_sets, samples, value
 
@@ -59,3 +62,19 @@ async def test_readyz_names_discord_while_the_bot_is_not_connected(start_kaika):
 async def test_no_metrics_port_by_default(start_kaika):
     kaika = await start_kaika()
     assert kaika.bot.operations is None
+
+
+async def test_a_metrics_port_in_use_stops_the_bot_at_start_naming_the_setting(start_kaika):
+    kaika = await start_kaika()  # for its services
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        bot = KaikaBot(kaika.settings.model_copy(update={"metrics_port": port}), kaika.services)
+        with pytest.raises(SettingError) as refused:
+            async with bot:
+                await log_in(bot, bot.settings)
+    assert str(refused.value) == (
+        f"METRICS_PORT={port}: cannot listen on 127.0.0.1:{port} (Address already in use); "
+        "choose a free port (one per process on a machine), or 0 for none."
+    )

@@ -4,6 +4,7 @@ after a job, and /readyz names Redis when it is cut off."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -106,3 +107,17 @@ async def test_a_worker_and_the_bot_count_a_fleet_job_and_name_a_lost_redis(
     finally:
         proxy.restore()
         await services.close()
+
+
+@pytest.mark.slow
+def test_a_worker_metrics_port_in_use_is_one_line_naming_the_setting(start_worker, fleet_config):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        worker = start_worker(fleet_config, wait=False, WORKER_METRICS_PORT=str(port))
+        assert worker.process.wait(timeout=90) == 2
+    assert worker.log().rstrip().splitlines()[-1] == (
+        f"kaika worker: WORKER_METRICS_PORT={port}: cannot listen on 127.0.0.1:{port} (Address already in "
+        "use); choose a free port (one per process on a machine), or 0 for none."
+    )
