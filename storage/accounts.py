@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from storage.database import Database
 from storage.errors import InvalidValue, parse_choice
-from storage.models import Guild, User
+from storage.models import Guild, Job, ServerManager, User
 from storage.records import ButtonPolicy, GuildSettings, UserRecord
 
 MAX_BLOCKLIST_ENTRIES = 500
@@ -37,6 +37,12 @@ class UserRepository:
     async def is_banned(self, user_id: int) -> bool:
         async with self._db.read() as session:
             return bool(await session.scalar(select(User.banned).where(User.id == user_id)))
+
+    async def banned(self) -> list[UserRecord]:
+        """Every banned user, by id."""
+        async with self._db.read() as session:
+            users = await session.scalars(select(User).where(User.banned.is_(True)).order_by(User.id))
+            return [_user_record(user) for user in users]
 
     async def defaults(self, user_id: int) -> dict[str, Any]:
         """The user's saved prompt defaults (keys such as "ar", "model", "stylize"); {} if none."""
@@ -87,6 +93,26 @@ class GuildRepository:
         async with self._db.read() as session:
             guild = await session.get(Guild, guild_id)
             return GuildSettings(guild_id=guild_id) if guild is None else _guild_settings(guild)
+
+    async def known_ids(self) -> list[int]:
+        """Every guild Kaika has settings for, ran a job in or saw a server manager of (0: outside servers)."""
+        async with self._db.read() as session:
+            ids = set(await session.scalars(select(Guild.id)))
+            ids.update(
+                await session.scalars(select(Job.guild_id).where(Job.guild_id.is_not(None)).distinct())
+            )
+            ids.update(await session.scalars(select(ServerManager.guild_id).distinct()))
+        return sorted(ids)
+
+    async def managed_by(self, user_id: int) -> list[int]:
+        """The guilds where the bot last saw `user_id` with Manage Server."""
+        async with self._db.read() as session:
+            rows = await session.scalars(
+                select(ServerManager.guild_id)
+                .where(ServerManager.user_id == user_id)
+                .order_by(ServerManager.guild_id)
+            )
+            return list(rows)
 
     async def update(
         self,

@@ -82,6 +82,18 @@ class StatsRepository:
             rows = (await session.execute(statement.group_by(queue))).all()
         return {name: (int(jobs), float(seconds)) for name, jobs, seconds in rows}
 
+    async def jobs_by_model(self, window: Window | str = Window.ALL) -> dict[str | None, int]:
+        """Jobs queued in `window` per model they asked for (None: the default model), most used first."""
+        window = parse_choice(Window, window, "window")
+        statement = select(Job.model, func.count()).group_by(Job.model)
+        if window is not Window.ALL:
+            statement = statement.where(Job.queued_at >= self._db.now() - WINDOW_LENGTH[window])
+        async with self._db.read() as session:
+            rows = (await session.execute(statement)).all()
+        return dict(
+            sorted(((model, int(jobs)) for model, jobs in rows), key=lambda row: (-row[1], row[0] or ""))
+        )
+
     async def rebuild_totals(self) -> None:
         """Recompute the running totals from the jobs table (after a bulk import, or to repair them)."""
         self._past_requests.clear()

@@ -82,3 +82,28 @@ async def test_bad_guild_settings_are_refused_and_change_nothing(
     with pytest.raises(InvalidValue, match=message):
         await storage.guilds.update(5, **{"daily_quota": 3, "blocklist": ["new"], **change})
     assert await storage.guilds.settings(5) == before
+
+
+async def test_the_banned_users_are_listed_until_unbanned(storage: Storage) -> None:
+    await storage.jobs.create("imagine", ADA, prompt="p", requester_name="Ada")
+    await storage.users.ban(202)
+    await storage.users.ban(ADA)
+    assert [(user.id, user.display_name) for user in await storage.users.banned()] == [
+        (ADA, "Ada"),
+        (202, ""),
+    ]
+    await storage.users.unban(ADA)
+    assert [user.id for user in await storage.users.banned()] == [202]
+
+
+async def test_known_guilds_are_those_configured_used_or_managed(storage: Storage) -> None:
+    assert await storage.guilds.known_ids() == []
+    await storage.guilds.update(7, daily_quota=3)
+    await storage.jobs.create("imagine", ADA, prompt="p", guild_id=9)
+    await storage.jobs.create("imagine", ADA, prompt="p")  # outside any guild: not one
+    await storage.signin.note_server_manager(ADA, 11, True, "Ada")
+    await storage.signin.note_server_manager(202, 12, True, "Bob")
+    assert await storage.guilds.known_ids() == [7, 9, 11, 12]
+    assert await storage.guilds.managed_by(ADA) == [11]
+    await storage.signin.note_server_manager(ADA, 11, False, "Ada")
+    assert await storage.guilds.managed_by(ADA) == []

@@ -221,3 +221,14 @@ async def test_leaderboard_follows_new_jobs_and_the_turn_of_the_day(
         (ADA, 2),
         (BOB, 2),
     ]
+
+
+async def test_jobs_per_model_in_a_window(storage: Storage, clock: FakeClock) -> None:
+    clock.now = at("2026-03-01", "10:00")
+    await storage.jobs.create("imagine", ADA, prompt="old", model="sdxl")
+    clock.now = REPORT_TIME
+    for model in (None, "sdxl", None, "flux", None):
+        await storage.jobs.create("imagine", BOB, prompt="p", model=model)
+    assert await storage.stats.jobs_by_model("7d") == {None: 3, "flux": 1, "sdxl": 1}
+    assert await storage.stats.jobs_by_model("all") == {None: 3, "sdxl": 2, "flux": 1}
+    assert list(await storage.stats.jobs_by_model("all")) == [None, "sdxl", "flux"]  # most used first
