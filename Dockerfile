@@ -26,6 +26,7 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124
 COPY pyproject.toml README.md ./
 COPY cli ./cli
 COPY bot ./bot
+COPY web ./web
 COPY service ./service
 COPY pipeline ./pipeline
 COPY storage ./storage

@@ -72,6 +72,29 @@ def test_every_service_has_a_health_check_and_kaikas_use_kaika_healthcheck(compo
     assert services["worker-gpu1"]["healthcheck"]["test"] == WORKER_HEALTHCHECK
 
 
+def test_the_bots_and_workers_serve_metrics_on_the_compose_network_and_loopback(
+    compose, monkeypatch, tmp_path
+):
+    monkeypatch.chdir(tmp_path)  # no .env
+    services = compose["services"]
+    published = {name: services[name]["ports"] for name in ("bot", "bot-gpu", "worker-gpu0", "worker-gpu1")}
+    assert published == {
+        "bot": ["127.0.0.1:9100:9100"],
+        "bot-gpu": ["127.0.0.1:9100:9100"],
+        "worker-gpu0": ["127.0.0.1:9101:9101"],
+        "worker-gpu1": ["127.0.0.1:9102:9101"],
+    }
+    for name in published:
+        for key, value in services[name]["environment"].items():
+            monkeypatch.setenv(key, interpolated(str(value), POSTGRES_PASSWORD="pw"))
+        settings = load_settings()
+        assert (settings.metrics_host, settings.metrics_port, settings.worker_metrics_port) == (
+            "0.0.0.0",
+            9100,
+            9101,
+        )
+
+
 def test_no_password_is_written_in_compose_yaml(compose):
     text = (ROOT / "compose.yaml").read_text()
     required = "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}"
