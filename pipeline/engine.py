@@ -34,11 +34,13 @@ from pipeline.loading import (
     first_line,
     load_model,
     release_memory,
+    resolve_dtype,
 )
 from pipeline.previews import latent_rgb_map, preview_images
 from pipeline.request import GenerationRequest, GenerationResult, Mode, Timings, can_share_call
 from pipeline.speed import Schedulers, SpeedUps, guidance_cutoff
 from pipeline.tiling import circular_padding
+from pipeline.video import animate, load_video_pipeline, video_family_of
 from pipeline.weighting import needs_weighting, plain_request, weighted_embeddings
 
 __all__ = ["DEMO_MODEL_DIR", "DEMO_MODEL_ID", "Engine"]  # the demo model's names, for existing importers
@@ -72,7 +74,9 @@ class _BatchState:
 class Engine:
     """A loaded model on one device. Create with `Engine.load`; use from one thread at a time."""
 
-    def __init__(self, txt2img: Any, *, model_id: str, device: torch.device, upscaler: Any = None) -> None:
+    def __init__(
+        self, txt2img: Any, *, model_id: str, device: torch.device, upscaler: Any = None, video: Any = None
+    ) -> None:
         self.model_id = model_id
         self.device = device
         self.txt2img = txt2img
@@ -81,7 +85,10 @@ class Engine:
             if pipe is not None:
                 pipe.set_progress_bar_config(disable=True)
         self.upscaler = upscaler
-        self.family = describe(txt2img, self.img2img, self.inpaint)
+        self.video = video  # the image-to-video pipeline of VIDEO_MODEL (`pipeline.video`), or None
+        self.video_family = video_family_of(video) if video is not None else None
+        video_name = None if self.video_family is None else self.video_family.name
+        self.family = describe(txt2img, self.img2img, self.inpaint, video_name)
         self._latent_rgb = latent_rgb_map(txt2img, self.family)
         self._previews_broken = False  # set when a preview failed once: the rest of the job goes without
         # What --draft jobs use; a benchmark may set it to measure each speed-up alone.
@@ -100,14 +107,29 @@ class Engine:
         loras: Sequence[str] = (),
         upscaler: str = "",
         config: str = "",
+        video: str = "",
     ) -> Engine:
-        """Load `source` (the MODEL setting): hub id, diffusers folder, single file, or "" for the demo model.
+        """Load `source` (the MODEL setting): hub id, diffusers folder, single file, or "" for the demo model;
+        and beside it `video` (VIDEO_MODEL, see `pipeline.video.load_video_pipeline`).
 
         Raises `ModelLoadError` with a message naming the setting at fault; see `pipeline.loading`.
         """
         model = load_model(source, device=device, dtype=dtype, loras=loras, upscaler=upscaler, config=config)
+        video_pipe = load_video_pipeline(
+            video,
+            model.pipe,
+            image_model_id=model.model_id,
+            dtype=resolve_dtype(dtype, model.device),
+            device=model.device,
+        )
         try:
-            return cls(model.pipe, model_id=model.model_id, device=model.device, upscaler=model.upscaler)
+            return cls(
+                model.pipe,
+                model_id=model.model_id,
+                device=model.device,
+                upscaler=model.upscaler,
+                video=video_pipe,
+            )
         except Exception as error:
             raise ModelLoadError(
                 f"MODEL={source!r} loaded but cannot be used: {first_line(error)}"
@@ -165,6 +187,8 @@ class Engine:
                 raise ValueError("run() needs compatible requests; check Engine.compatible first")
         if should_stop is not None and should_stop():
             raise JobCancelled("The job was cancelled.")
+        if requests[0].mode is Mode.ANIMATE:  # a video runs alone (`can_share_call`)
+            return [animate(self, request, on_step, should_stop, preview_every) for request in requests]
         started = time.perf_counter()
         slots = [
             _Slot(r, i, seed) for r, request in enumerate(requests) for i, seed in enumerate(request.seeds)

@@ -107,6 +107,7 @@ MODE_NAMES = {
     Mode.UPSCALE: "upscales",
     Mode.INPAINT: "inpainting (Vary Region)",
     Mode.PROCESS: "the 🔬 Process view",
+    Mode.ANIMATE: "videos (Animate)",
 }
 
 
@@ -131,6 +132,9 @@ class ModelFamily:
     draft_steps: int = 10  # steps without --steps under --draft
     draft_scheduler: str | None = None  # the diffusers scheduler --draft samples with (None: the model's own)
     draft_guidance_share: float | None = None  # --draft guides this share of the steps (None: all of them)
+    video: str | None = (
+        None  # the video family (`pipeline.video.VIDEO_FAMILIES`) animating its images, if any
+    )
 
     def supports(self, mode: Mode) -> bool:
         return mode in self.modes
@@ -177,8 +181,9 @@ def check_request(family: ModelFamily, model_id: str, request: GenerationRequest
         )
 
 
-def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFamily:
-    """The family of a loaded text-to-image pipeline and the image-to-image / inpainting ones derived from it."""
+def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None, video: str | None = None) -> ModelFamily:
+    """The family of a loaded text-to-image pipeline and the image-to-image / inpainting ones derived from it;
+    `video` names the video family of the image-to-video pipeline beside it (VIDEO_MODEL), if there is one."""
     class_name = type(txt2img).__name__
     name = next((family for prefix, family in _FAMILY_PREFIXES if class_name.startswith(prefix)), "other")
     vae_scale = int(getattr(txt2img, "vae_scale_factor", 8) or 8)
@@ -198,6 +203,8 @@ def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFam
         modes.add(Mode.INPAINT)
     if _shows_process(txt2img):
         modes.add(Mode.PROCESS)
+    if video is not None:
+        modes.add(Mode.ANIMATE)
     return ModelFamily(
         name=name,
         native_size=_native_size(txt2img, config, vae_scale),
@@ -220,6 +227,7 @@ def describe(txt2img: Any, img2img: Any | None, inpaint: Any | None) -> ModelFam
         if name in DRAFT_SOLVER_FAMILIES and not _zero_terminal_snr(txt2img)
         else None,
         draft_guidance_share=DRAFT_GUIDANCE_SHARE if guided_tensors and cuts_guidance else None,
+        video=video,
     )
 
 

@@ -19,6 +19,7 @@ class Mode(StrEnum):
     UPSCALE = "upscale"
     INPAINT = "inpaint"
     PROCESS = "process"  # one image made again, its forward and reverse diffusion shown (`pipeline.process`)
+    ANIMATE = "animate"  # a short video from one image (`pipeline.video`); its frames are the result's images
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class GenerationRequest:
     draft: bool = False  # --draft: the family's fastest settings (see `pipeline.speed`)
     speed: str = ""  # "fast" (--fast) or "relax" (--relax) as asked; "": the member's usual queue
     image_weight: float | None = None  # --iw as asked; `strength` holds what it means once an image is given
+    video: bool = False  # --video: the image is animated once made (the service chains an animate job)
+    motion: str = ""  # an animate job's motion: "low" or "high" (`pipeline.video.MOTIONS`)
+    frames: int = 0  # an animate job's frames; 0: its video family's default
 
     @property
     def seeds(self) -> list[int]:
@@ -107,6 +111,11 @@ class GenerationRequest:
                 raise RequestError(f"Strength must be above 0 and at most 1 (got {self.strength}).")
         if self.mode is Mode.INPAINT and self.mask_image is None:
             raise RequestError("An inpaint request needs a mask image.")
+        if self.mode is Mode.ANIMATE:
+            if self.motion not in ("low", "high"):
+                raise RequestError(f"The motion is low or high (got {self.motion!r}).")
+            if not 0 <= self.frames <= MAX_FRAMES:
+                raise RequestError(f"A video has at most {MAX_FRAMES} frames (got {self.frames}).")
         return self
 
 
@@ -122,8 +131,9 @@ def can_share_call(a: GenerationRequest, b: GenerationRequest) -> bool:
         and a.tile == b.tile  # --tile changes the model's convolutions for the whole call
         and a.draft == b.draft  # --draft changes the scheduler and guidance of the whole call
     )
-    # A 🔬 Process runs alone: it keeps every step's latents of its one image.
-    return same and a.mode is not Mode.PROCESS and (a.mode is Mode.TXT2IMG or a.strength == b.strength)
+    # A 🔬 Process runs alone: it keeps every step's latents of its one image; a video takes the whole call.
+    alone = (Mode.PROCESS, Mode.ANIMATE)
+    return same and a.mode not in alone and (a.mode is Mode.TXT2IMG or a.strength == b.strength)
 
 
 def size_for_aspect(aspect_w: int, aspect_h: int, native: int, multiple: int = 8) -> tuple[int, int]:
@@ -156,15 +166,25 @@ class Timings:
     compute_seconds: float
 
 
+# Where a video's frame rate travels in `GenerationResult.metadata` (so executors carry it unchanged).
+VIDEO_FPS = "video_fps"
+
+
 @dataclass
 class GenerationResult:
-    """What a finished job produced: `images[i]` was made with `seeds[i]`."""
+    """What a finished job produced: `images[i]` was made with `seeds[i]`; for a video (Mode.ANIMATE), the
+    images are its frames, all made with the job's seed, shown at `fps` frames a second."""
 
     images: list[Image.Image]
     seeds: list[int]
     timings: Timings
     model_id: str
     metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> int:
+        """Frames a second of a video result; 0 for images."""
+        return int(self.metadata.get(VIDEO_FPS, 0))
 
 
 # Strengths of the derived jobs behind the U and V buttons.
@@ -173,6 +193,8 @@ VARIATION_STRONG = 0.75
 UPSCALE_SUBTLE = 0.25
 UPSCALE_CREATIVE = 0.5
 UPSCALE_FACTOR = 2
+# The most frames an animate job may ask for (a few seconds at a video family's frame rate).
+MAX_FRAMES = 128
 # --iw: how strongly an image prompt's results follow the image, 0–2 (Midjourney's range and default).
 MAX_IMAGE_WEIGHT = 2.0
 DEFAULT_IMAGE_WEIGHT = 1.0
@@ -224,4 +246,32 @@ def image_prompt_request(request: GenerationRequest, image_png: bytes) -> Genera
         mask_image=None,
         strength=image_weight_strength(weight),
         image_weight=weight,
+    )
+
+
+def animate_request(
+    parent: GenerationRequest,
+    image_png: bytes,
+    *,
+    width: int,
+    height: int,
+    seed: int,
+    motion: str,
+    frames: int = 0,
+) -> GenerationRequest:
+    """A short video from one image (`image_png`, `width` x `height`) of `parent`: image to video at `motion`
+    ("low" or "high"), `frames` frames (0: the video family's default)."""
+    return parent.replace(
+        mode=Mode.ANIMATE,
+        source_image=image_png,
+        mask_image=None,
+        width=width,
+        height=height,
+        seed=seed,
+        motion=motion,
+        frames=frames,
+        num_images=1,
+        video=False,
+        tile=False,
+        draft=False,
     )

@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures.families",
     "tests.fixtures.cli",
     "tests.fixtures.services",
+    "tests.fixtures.video",
 ]
 
 
