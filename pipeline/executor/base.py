@@ -196,6 +196,23 @@ class ReportsHealth(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One worker of a fleet as it answers: its name (Celery's node name) and the models it serves."""
+
+    name: str
+    models: tuple[str, ...]
+
+
+@runtime_checkable
+class ReportsWorkers(Protocol):
+    """An executor whose jobs run on separate workers (the Celery fleet), which it can list."""
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The workers answering now, by name; [] when none answers (or the broker cannot be reached)."""
+        ...
+
+
 @runtime_checkable
 class ResumableExecutor(Executor, Protocol):
     """An executor whose jobs outlive the process that submitted them (the Celery fleet's do), so a

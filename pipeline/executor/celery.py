@@ -36,6 +36,7 @@ from pipeline.executor.base import (
     Started,
     Step,
     UnknownJob,
+    WorkerInfo,
 )
 from pipeline.executor.celery_jobs import (
     CREATE_SCRIPT,
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 
 _READ_BLOCK_MS = 2000  # also about the longest `close` waits for a reader to stop
 _MODELS_REFRESH_SECONDS = 30.0
+WORKERS_REPLY_SECONDS = 1.0  # how long the dashboard waits for workers to say what they serve
 READ_IMAGES_TTL = 600  # seconds a job's images stay in Redis once a bot has read them
 
 
@@ -474,6 +476,27 @@ class CeleryExecutor:
             args=[self.config.result_ttl, PROGRESS_MAXLEN, "cancelled", "", "1", ""],
         )
         return True
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The workers answering Celery's broadcast within WORKERS_REPLY_SECONDS, by node name, with the model
+        of each queue they consume (its id once announced, else the queue's name)."""
+
+        def ask() -> dict[str, Any]:
+            return self._app.control.inspect(timeout=WORKERS_REPLY_SECONDS).active_queues() or {}
+
+        try:
+            answers = await asyncio.to_thread(ask)
+        except (OSError, RedisError) as error:
+            log.warning("Could not ask the fleet's workers for their queues: %s", error)
+            return []
+        workers = []
+        for node, queues in sorted(answers.items()):
+            names = {queue.get("name", "") for queue in queues or []}
+            models = {
+                self._models[name]["model_id"] if name in self._models else name for name in names if name
+            }
+            workers.append(WorkerInfo(node, tuple(sorted(models))))
+        return workers
 
     # --- models the workers serve ------------------------------------------------------------------
 
