@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -25,7 +25,7 @@ from storage.errors import (
 )
 from storage.images import ImageStore
 from storage.models import Image, Job, UsageDaily, User
-from storage.records import GeneratedImage, ImageRecord, JobKind, JobRecord, JobStatus
+from storage.records import VIDEO_KINDS, GeneratedImage, ImageRecord, JobKind, JobRecord, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ IMAGE_KINDS = frozenset(
         JobKind.SQUARE,
         JobKind.ENHANCE,
         JobKind.PROCESS,
+        JobKind.ANIMATE,
+        JobKind.EXTEND,
     }
 )
 
@@ -87,6 +89,8 @@ class JobRepository:
         self._db = db
         self._images = images
         self._new_id = new_id
+        # How many jobs of a daily quota one video job (`VIDEO_KINDS`) counts for (VIDEO_QUOTA_WEIGHT).
+        self.video_quota_weight = 1
 
     # --- creating ---
 
@@ -138,7 +142,7 @@ class JobRepository:
             if user is not None and user.banned:
                 raise UserBanned(requester_id)
             if daily_quota is not None:
-                await self._check_quota(session, requester_id, daily_quota, now)
+                await self._check_quota(session, requester_id, daily_quota, now, self._weight(kind))
             parent_owner_id = None
             if parent_job_id is not None:
                 parent = await _load(session, parent_job_id)
@@ -204,7 +208,7 @@ class JobRepository:
             job = await _load(session, job_id)
             _check_transition(job, job_id, JobStatus.DONE)
         with storage_errors():  # a full or failing disk: the job stays running, nothing is recorded
-            stored = [await self._images.put(image.data, suffix) for image in images]
+            stored = [await self._images.put(image.data, image.suffix or suffix) for image in images]
         async with self._db.write() as session:
             job = await self._transition(session, job_id, JobStatus.DONE)
             rows = [
@@ -326,9 +330,10 @@ class JobRepository:
         return chain
 
     async def jobs_last_24h(self, user_id: int) -> int:
-        """Jobs `user_id` requested in the last 24 hours that count against a quota (all but failed ones)."""
+        """Jobs `user_id` requested in the last 24 hours that count against a quota (all but failed ones; a video
+        job counts as `video_quota_weight`)."""
         async with self._db.read() as session:
-            used, _ = await _quota_usage(session, user_id, self._db.now())
+            used, _ = await _quota_usage(session, user_id, self._db.now(), self.video_quota_weight)
             return used
 
     async def fast_seconds_last_24h(self, user_id: int) -> float:
@@ -409,9 +414,15 @@ class JobRepository:
         session.add_all(rows)
         await session.flush()
 
-    async def _check_quota(self, session: AsyncSession, user_id: int, limit: int, now: datetime) -> None:
-        used, oldest = await _quota_usage(session, user_id, now)
-        if used >= limit:
+    def _weight(self, kind: JobKind) -> int:
+        """The jobs of a daily quota one job of `kind` counts for."""
+        return self.video_quota_weight if kind in VIDEO_KINDS else 1
+
+    async def _check_quota(
+        self, session: AsyncSession, user_id: int, limit: int, now: datetime, weight: int = 1
+    ) -> None:
+        used, oldest = await _quota_usage(session, user_id, now, self.video_quota_weight)
+        if used + weight > limit:
             raise QuotaExceeded(used, limit, oldest + timedelta(hours=24) if oldest else None)
 
     async def _bump_usage(self, session: AsyncSession, job: Job, **amounts: float) -> None:
@@ -431,16 +442,21 @@ class JobRepository:
         )
 
 
-async def _quota_usage(session: AsyncSession, user_id: int, now: datetime) -> tuple[int, datetime | None]:
+async def _quota_usage(
+    session: AsyncSession, user_id: int, now: datetime, video_weight: int = 1
+) -> tuple[int, datetime | None]:
+    """Jobs counted against `user_id`'s quota in the 24 hours before `now` (a video job as `video_weight`), and
+    when the oldest of them was queued."""
     since = now - timedelta(hours=24)
+    weight = case((Job.kind.in_([kind.value for kind in VIDEO_KINDS]), video_weight), else_=1)
     used, oldest = (
         await session.execute(
-            select(func.count(), func.min(Job.queued_at)).where(
+            select(func.coalesce(func.sum(weight), 0), func.min(Job.queued_at)).where(
                 Job.requester_id == user_id, Job.queued_at > since, Job.status != JobStatus.FAILED.value
             )
         )
     ).one()
-    return used, oldest
+    return int(used), oldest
 
 
 async def _load(

@@ -23,6 +23,12 @@ class JobKind(StrEnum):
     BLEND = "blend"  # /blend: four images mixing 2–5 of a member's pictures
     ENHANCE = "enhance"  # one image of a --draft grid made again at full quality, with its seed
     PROCESS = "process"  # 🔬 Process: one image's forward and reverse diffusion, shown as one picture
+    ANIMATE = "animate"  # 🎞 Animate: a short video (MP4) from one image
+    EXTEND = "extend"  # a video made longer from its last frame
+
+
+# The kinds whose result is a video: an MP4 and its first frame as a PNG thumbnail.
+VIDEO_KINDS = frozenset({JobKind.ANIMATE, JobKind.EXTEND})
 
 
 class JobStatus(StrEnum):
@@ -77,6 +83,7 @@ class GeneratedImage:
     seed: int
     width: int
     height: int
+    suffix: str | None = None  # the stored file's suffix (".mp4" for a video); None: what `finish` is given
 
 
 @dataclass(frozen=True)
