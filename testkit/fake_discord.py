@@ -5,7 +5,9 @@ settings. It answers login, command sync, the gateway handshake and heartbeats; 
 `INTERACTION_CREATE` for slash commands, button presses and modal submissions built from what the
 bot really synced and sent; it keeps every message the bot created or edited (with attachment bytes) and records
 every REST call. Request bodies are validated against Discord's OpenAPI spec when it is present
-at `../shared/discord-api-spec/openapi.json` next to the repository.
+at `../shared/discord-api-spec/openapi.json` next to the repository. It is also an OAuth2 provider
+(authorization code grant): a consent page at /oauth2/authorize that a chosen member approves, the token
+endpoint and the routes a Bearer token may call, checked against the spec's OAuth2 scheme and scopes.
 
 Interactions behave as Discord's do where the bot can get them wrong: a callback more than 3 s
 after dispatch answers 404 "Unknown interaction", a second callback answers 400 "already
@@ -21,6 +23,7 @@ import itertools
 import json
 import logging
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +32,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import BasicAuth, WSMsgType, web
+from yarl import URL
 
 SPEC_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "discord-api-spec" / "openapi.json"
 API_PREFIX = "/api/v10"
@@ -288,6 +292,31 @@ class SpecValidator:
     def template_for(self, path: str) -> str | None:
         return next((template for pattern, template in self._routes if pattern.match(path)), None)
 
+    def oauth_flow(self) -> dict[str, Any]:
+        """The spec's OAuth2 security scheme: its URLs and the scopes Discord knows."""
+        flows = self.spec["components"]["securitySchemes"]["OAuth2"]["flows"]
+        return next(iter(flows.values()))
+
+    def oauth_scopes(self, method: str, path: str) -> list[str] | None:
+        """The OAuth2 scopes an operation accepts a Bearer token for; None when it takes none."""
+        template = self.template_for(path)
+        operation = self.spec["paths"].get(template or "", {}).get(method.lower()) or {}
+        for requirement in operation.get("security", []):
+            if "OAuth2" in requirement:
+                return list(requirement["OAuth2"])
+        return None
+
+    def response_errors(self, method: str, path: str, status: int, body: Any) -> list[str]:
+        """Whether a response the fake sends matches the operation's documented response schema."""
+        template = self.template_for(path)
+        operation = self.spec["paths"].get(template or "", {}).get(method.lower()) or {}
+        response = (operation.get("responses") or {}).get(str(status)) or {}
+        schema = ((response.get("content") or {}).get("application/json") or {}).get("schema")
+        if schema is None:
+            return [f"{method} {template}: no {status} response documented"]
+        validator = self._jsonschema.Draft202012Validator({"components": self.spec["components"], **schema})
+        return [f"{method} {template} response: {error.message}" for error in validator.iter_errors(body)]
+
     def errors(self, method: str, path: str, body: Any, multipart: bool) -> list[str]:
         template = self.template_for(path)
         if template is None:
@@ -349,6 +378,13 @@ class FakeDiscord:
         self.command_grants: dict[str, set[int]] = {}
         self._dm_channels: dict[int, int] = {}  # user id → their DM channel with the bot
         self.over_limits: list[RecordedCall] = []  # answered 400, as Discord does
+        # OAuth2 (`oauth_application`): the app's client secret, who is signed in to Discord in the browser and
+        # presses Authorize on the consent page (None: nobody), or whether they press Cancel.
+        self.client_secret = "fake-client-secret"
+        self.consenting: FakeUser | None = None
+        self.consent_denied = False
+        self._oauth_codes: dict[str, dict[str, Any]] = {}
+        self._oauth_tokens: dict[str, tuple[FakeUser, list[str]]] = {}
 
         self.validator = spec_validator() if validate else None
         self._sockets: list[web.WebSocketResponse] = []
@@ -381,6 +417,7 @@ class FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/attachments/{message_id}/{filename}", self._attachment)
+        app.router.add_get("/oauth2/authorize", self._authorize)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -868,10 +905,134 @@ class FakeDiscord:
             raise web.HTTPNotFound()
         return web.Response(body=files[name], content_type="image/png")
 
+    # ---- OAuth2 (authorization code grant) -----------------------------------------------------------
+
+    def oauth_application(self, consenting: FakeUser | None = None) -> tuple[str, str]:
+        """The application's OAuth2 client id and secret; `consenting` is the member signed in to Discord in
+        the browser, who presses Authorize on the consent page."""
+        self.consenting = consenting
+        return str(self.app_id), self.client_secret
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        """Discord's consent page, answered at once as the `consenting` member (or Cancel)."""
+        query = request.query
+        call = RecordedCall("GET", "/oauth2/authorize", dict(query), None, {}, at=time.monotonic())
+        self.calls.append(call)
+        known_scopes = set(self.validator.oauth_flow()["scopes"]) if self.validator else None
+        scopes = query.get("scope", "").split()
+        problems = []
+        if query.get("response_type") != "code":
+            problems.append("response_type must be code for the authorization code grant")
+        if query.get("client_id") != str(self.app_id):
+            problems.append(f"client_id {query.get('client_id')!r} is not this application's")
+        if not scopes or (known_scopes is not None and not set(scopes) <= known_scopes):
+            problems.append(f"scope {query.get('scope')!r} is not a list of Discord's OAuth2 scopes")
+        if not query.get("redirect_uri"):
+            problems.append("redirect_uri is missing")
+        if problems:
+            self.spec_errors.extend(f"GET /oauth2/authorize: {problem}" for problem in problems)
+            call.status = 400
+            return web.Response(status=400, text="; ".join(problems))
+        target = URL(query["redirect_uri"])
+        state = {"state": query["state"]} if "state" in query else {}
+        if self.consent_denied:
+            raise web.HTTPFound(target.update_query(error="access_denied", **state))
+        if self.consenting is None:
+            call.status = 401
+            return web.Response(status=401, text="Nobody is signed in to this fake Discord's consent page")
+        code = secrets.token_urlsafe(16)
+        self._oauth_codes[code] = {
+            "user": self.consenting,
+            "redirect_uri": query["redirect_uri"],
+            "scopes": scopes,
+            "used": False,
+        }
+        call.status = 302
+        raise web.HTTPFound(target.update_query(code=code, **state))
+
+    async def _oauth_rest(self, request: web.Request, path: str) -> web.Response:
+        """POST /oauth2/token (a form, client credentials by HTTP Basic or in the form), and the routes a
+        Bearer token may call, checked against the spec's OAuth2 scheme and scopes."""
+        if path == "/oauth2/token":
+            form = dict(await request.post()) if request.can_read_body else {}
+            call = RecordedCall(request.method, path, dict(request.query), form, {}, at=time.monotonic())
+            self.calls.append(call)
+            if self.validator is not None:
+                token_path = URL(self.validator.oauth_flow()["refreshUrl"]).path.removeprefix("/api")
+                if path != token_path:
+                    self.spec_errors.append(f"{path} is not the spec's OAuth2 token URL {token_path}")
+            if request.method != "POST" or request.content_type != "application/x-www-form-urlencoded":
+                self.spec_errors.append("POST /oauth2/token takes an application/x-www-form-urlencoded body")
+                return self._json(call, {"error": "invalid_request"}, status=400)
+            client_id, secret = form.get("client_id"), form.get("client_secret")
+            if "Authorization" in request.headers:
+                try:
+                    basic = BasicAuth.decode(request.headers["Authorization"])
+                except ValueError:
+                    return self._json(call, {"error": "invalid_client"}, status=401)
+                client_id, secret = basic.login, basic.password
+            if (client_id, secret) != (str(self.app_id), self.client_secret):
+                return self._json(call, {"error": "invalid_client"}, status=401)
+            if form.get("grant_type") != "authorization_code":
+                return self._json(call, {"error": "unsupported_grant_type"}, status=400)
+            grant = self._oauth_codes.get(str(form.get("code")))
+            if grant is None or grant["used"]:
+                description = 'Invalid "code" in request.'
+                return self._json(
+                    call, {"error": "invalid_grant", "error_description": description}, status=400
+                )
+            if form.get("redirect_uri") != grant["redirect_uri"]:
+                description = 'Invalid "redirect_uri" in request.'
+                return self._json(
+                    call, {"error": "invalid_grant", "error_description": description}, status=400
+                )
+            grant["used"] = True
+            access = secrets.token_urlsafe(24)
+            self._oauth_tokens[access] = (grant["user"], grant["scopes"])
+            granted = {
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": 604800,
+                "refresh_token": secrets.token_urlsafe(24),
+                "scope": " ".join(grant["scopes"]),
+            }
+            return self._json(call, granted)
+        call = RecordedCall(request.method, path, dict(request.query), None, {}, at=time.monotonic())
+        self.calls.append(call)
+        holder = self._oauth_tokens.get(request.headers["Authorization"].removeprefix("Bearer "))
+        if holder is None:
+            return self._error(call, 401, 0, "401: Unauthorized")
+        user, scopes = holder
+        accepted = self.validator.oauth_scopes(request.method, path) if self.validator else ["identify"]
+        if accepted is None or not set(accepted) & set(scopes):
+            return self._error(call, 403, 50001, "Missing Access")
+        if request.method == "GET" and path == "/users/@me":
+            payload = {
+                **user.user_payload(),
+                "public_flags": 0,
+                "flags": 0,
+                "mfa_enabled": False,
+                "locale": "en-US",
+                "banner": None,
+                "accent_color": None,
+            }
+            if self.validator is not None:
+                self.spec_errors.extend(self.validator.response_errors("GET", path, 200, payload))
+            return self._json(call, payload)
+        self.unhandled.append(f"{request.method} {path} (OAuth2)")
+        return self._error(
+            call, 404, 0, f"The fake Discord does not implement {request.method} {path} for OAuth2"
+        )
+
     # ---- REST ---------------------------------------------------------------------------------------
 
     async def _rest(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["tail"]
+        if path == "/oauth2/token" or request.headers.get("Authorization", "").startswith("Bearer "):
+            try:
+                return await self._oauth_rest(request, path)
+            finally:
+                await self._notify()
         body: Any = None
         files: dict[str, tuple[str, bytes]] = {}
         multipart = request.content_type.startswith("multipart/")

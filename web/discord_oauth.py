@@ -56,11 +56,13 @@ def authorize_url(settings: Settings, redirect_uri: str, state: str) -> str:
 async def identify(settings: Settings, code: str, redirect_uri: str) -> DiscordUser:
     """The Discord user who granted `code`; DiscordSigninFailed when Discord refuses or cannot be reached."""
     api = settings.discord_api_base.rstrip("/")
-    auth = aiohttp.BasicAuth(settings.discord_client_id, settings.discord_client_secret)
+    client = {
+        "Authorization": aiohttp.encode_basic_auth(settings.discord_client_id, settings.discord_client_secret)
+    }
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
-            async with http.post(f"{api}/oauth2/token", data=form, auth=auth) as response:
+            async with http.post(f"{api}/oauth2/token", data=form, headers=client) as response:
                 granted = await response.json(content_type=None)
                 if response.status != 200 or "access_token" not in granted:
                     log.warning(
