@@ -7,7 +7,7 @@ import logging
 import discord
 from discord import app_commands
 
-from bot.limits import fit
+from bot.limits import count_acknowledgement, fit
 from service.errors import user_message as service_message
 from storage.errors import QuotaExceeded
 
@@ -49,6 +49,7 @@ async def reply_error(interaction: discord.Interaction, error: BaseException) ->
             await interaction.followup.send(message, ephemeral=True)
         else:
             await interaction.response.send_message(message, ephemeral=True)
+            count_acknowledgement(interaction)
     except discord.HTTPException:
         log.warning("Could not tell the user about an error in %s", describe(interaction), exc_info=True)
 

@@ -11,7 +11,7 @@ import discord
 from discord.ext import commands
 
 from bot.errors import reply_error
-from bot.limits import fit
+from bot.limits import count_acknowledgement, fit
 from service.admission import Place, Requester
 from service.settings import Settings
 from service.wiring import Services
@@ -70,7 +70,7 @@ class Acknowledgement:
         async with self._lock:
             if not self.interaction.response.is_done():
                 await self.interaction.response.defer(thinking=True, ephemeral=self.ephemeral)
-                _acknowledged(self.interaction)
+                count_acknowledgement(self.interaction)
 
     async def send(self, content: str | None = None, **options: Any) -> None:
         """Answer with a message: the response itself, or the follow-up that replaces "thinking…".
@@ -84,7 +84,7 @@ class Acknowledgement:
                 await self.interaction.followup.send(content, ephemeral=self.ephemeral, **options)
             else:
                 await self.interaction.response.send_message(content, ephemeral=self.ephemeral, **options)
-                _acknowledged(self.interaction)
+                count_acknowledgement(self.interaction)
 
     async def fail(self, error: BaseException) -> None:
         async with self._lock:
@@ -93,14 +93,6 @@ class Acknowledgement:
                 with contextlib.suppress(discord.HTTPException):
                     await self.interaction.delete_original_response()
             await reply_error(self.interaction, error)
-
-
-def _acknowledged(interaction: discord.Interaction) -> None:
-    """Count how long Discord waited for this acknowledgement: from the interaction's creation (its
-    snowflake's time) to now, in the job metrics of the bot's services (`KaikaBot.services`)."""
-    services = getattr(interaction.client, "services", None)
-    if isinstance(services, Services):
-        services.metrics.acknowledged((discord.utils.utcnow() - interaction.created_at).total_seconds())
 
 
 def place(interaction: discord.Interaction) -> Place:

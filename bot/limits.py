@@ -16,6 +16,8 @@ from typing import TypeVar
 import discord
 from discord import app_commands
 
+from service.metrics import JobMetrics
+
 # https://discord.com/developers/docs/resources/message, .../interactions/message-components
 CONTENT = 2000
 EMBED_TITLE = 256
@@ -145,3 +147,12 @@ def fit_choices(choices: Iterable[app_commands.Choice[ChoiceT]]) -> list[app_com
         if not (isinstance(choice.value, str) and len(choice.value) > CHOICE_VALUE)
     ]
     return fitted[:CHOICES]
+
+
+def count_acknowledgement(interaction: discord.Interaction) -> None:
+    """Call right after an interaction's first response (a message, a defer, a modal): how long Discord waited
+    for it, from the interaction's creation (its snowflake's time), goes to the job metrics of the bot's
+    services (`KaikaBot.services`; /metrics' `kaika_acknowledgement_seconds`)."""
+    metrics = getattr(getattr(interaction.client, "services", None), "metrics", None)
+    if isinstance(metrics, JobMetrics):
+        metrics.acknowledged((discord.utils.utcnow() - interaction.created_at).total_seconds())

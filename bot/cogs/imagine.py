@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.errors import reply_error
 from bot.flow import start_job
 from bot.interactions import Acknowledgement, KaikaCog, place
-from bot.limits import MemberText, Part, fit, fit_choices
+from bot.limits import MemberText, Part, count_acknowledgement, fit, fit_choices
 from bot.views import (
     EDIT_SUBMIT_EVENT,
     PRESS_EVENT,
@@ -159,6 +159,7 @@ class ImagineCog(KaikaCog):
             return
         if text is not None:
             await interaction.response.send_modal(RemixModal(action, job_id, index, text))
+            count_acknowledgement(interaction)
             return
         await self._start_press(interaction, action, job_id, index)
 
@@ -187,6 +188,7 @@ class ImagineCog(KaikaCog):
             await reply_error(interaction, error)
             return
         await interaction.response.send_modal(EditModal(action, job_id, index, prompt))
+        count_acknowledgement(interaction)
 
     @commands.Cog.listener(f"on_{EDIT_SUBMIT_EVENT}")
     async def edit_submit(
