@@ -20,6 +20,7 @@ from service.settings import Settings
 from service.wiring import Services
 from storage.errors import JobNotFound, NotAllowed, StorageUnavailable
 from web.gallery import add_gallery_routes
+from web.imagine import add_imagine_routes
 from web.members import LOCAL_MEMBER, Member, member_middleware
 from web.pages import render
 from web.sessions import COOKIE_SECRET, SECURE_COOKIES, Handler, session_middleware
@@ -56,6 +57,7 @@ def create_app(
     app.router.add_static("/static/", STATIC_DIR, name="static")
     add_signin_routes(app)
     add_gallery_routes(app)
+    add_imagine_routes(app)
     return app
 
 
