@@ -17,11 +17,11 @@ from discord.ext import commands
 
 from bot.interactions import Acknowledgement, KaikaCog
 from bot.limits import MemberText, count_acknowledgement, fit, fit_embed
+from service import administration
+from service.administration import REFUSAL, button_policy_text, chart_days, quota_text
 from service.charts import jobs_per_day_chart
-from storage.errors import InvalidValue
-from storage.records import ButtonPolicy, UsageReport, Window
+from storage.records import UsageReport, Window
 
-REFUSAL = "Only Kaika's admins (ADMIN_USER_IDS) or members with Manage Server can do this."
 # Discord lists the admin commands only to members with this permission, unless a server grants them
 # to other roles or members (Server Settings → Integrations); the cog's own check applies either way.
 ADMIN_PERMISSIONS = discord.Permissions(manage_guild=True)
@@ -91,10 +91,8 @@ class AdminCog(KaikaCog):
         await interaction.response.defer(thinking=True, ephemeral=True)
         count_acknowledgement(interaction)
         report = await self.services.storage.stats.usage(Window(window))
-        today = discord.utils.utcnow().date()
-        days = report.jobs_per_day
-        first = report.since.date() if report.since else days[0][0] if days else today
-        chart = await asyncio.to_thread(jobs_per_day_chart, days, first, today)
+        first, last = chart_days(report, discord.utils.utcnow().date())
+        chart = await asyncio.to_thread(jobs_per_day_chart, report.jobs_per_day, first, last)
         await interaction.followup.send(
             embed=stats_embed(
                 report,
@@ -108,13 +106,13 @@ class AdminCog(KaikaCog):
     @admin.command(name="ban", description="Stop a user from generating images")
     async def ban(self, interaction: discord.Interaction, user: discord.User) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            await self.services.storage.users.ban(user.id)
+            await administration.ban(self.services.storage, user.id)
             await ack.send(f"{user.mention} is banned from Kaika.")
 
     @admin.command(name="unban", description="Let a banned user generate images again")
     async def unban(self, interaction: discord.Interaction, user: discord.User) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            await self.services.storage.users.unban(user.id)
+            await administration.unban(self.services.storage, user.id)
             await ack.send(f"{user.mention} may use Kaika again.")
 
     @admin.command(
@@ -123,47 +121,27 @@ class AdminCog(KaikaCog):
     @app_commands.describe(jobs="Jobs per member per 24 hours; leave empty for unlimited")
     async def quota(self, interaction: discord.Interaction, jobs: int | None = None) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            settings = await self.services.storage.guilds.update(interaction.guild_id, daily_quota=jobs)
-            quota = settings.daily_quota
-            shown = (
-                "unlimited"
-                if quota is None
-                else f"{quota} {ngettext('job', 'jobs', quota)} per member per 24 hours"
-            )
-            await ack.send(f"Daily quota: {shown}.")
+            settings = await administration.set_daily_quota(self.services.storage, interaction.guild_id, jobs)
+            await ack.send(f"Daily quota: {quota_text(settings.daily_quota)}.")
 
     @admin.command(name="buttons", description="Who may press a job's U/V/🔄 buttons")
     async def buttons(self, interaction: discord.Interaction, who: Literal["anyone", "owner"]) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            settings = await self.services.storage.guilds.update(
-                interaction.guild_id, button_policy=ButtonPolicy(who)
+            settings = await administration.set_button_policy(
+                self.services.storage, interaction.guild_id, who
             )
-            shown = (
-                "anyone"
-                if settings.button_policy is ButtonPolicy.ANYONE
-                else "the job's owner (and admins) only"
-            )
-            await ack.send(f"Job buttons may now be pressed by {shown}.")
+            await ack.send(f"Job buttons may now be pressed by {button_policy_text(settings.button_policy)}.")
 
     @blocklist.command(name="add", description="Refuse prompts containing a word or phrase")
     async def blocklist_add(self, interaction: discord.Interaction, term: str) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            guilds = self.services.storage.guilds
-            current = (await guilds.settings(interaction.guild_id)).blocklist
-            settings = await guilds.update(interaction.guild_id, blocklist=[*current, term])
+            settings = await administration.block_term(self.services.storage, interaction.guild_id, term)
             await ack.send(blocked_terms(settings.blocklist))
 
     @blocklist.command(name="remove", description="Allow a blocked word or phrase again")
     async def blocklist_remove(self, interaction: discord.Interaction, term: str) -> None:
         async with Acknowledgement(interaction, ephemeral=True) as ack:
-            guilds = self.services.storage.guilds
-            current = (await guilds.settings(interaction.guild_id)).blocklist
-            wanted = term.strip().lower()
-            if wanted not in current:
-                raise InvalidValue(f"'{term}' is not on the blocklist. {blocked_terms(current)}")
-            settings = await guilds.update(
-                interaction.guild_id, blocklist=[t for t in current if t != wanted]
-            )
+            settings = await administration.unblock_term(self.services.storage, interaction.guild_id, term)
             await ack.send(blocked_terms(settings.blocklist))
 
     @blocklist.command(name="list", description="Show the blocked words and phrases")
