@@ -372,7 +372,7 @@ class JobService:
         self.max_upload_pixels = max_upload_pixels
         self.fast_time = fast_time or FastTime()  # who runs --fast, and for how long a day
         # Every job's figures for /metrics, measured here, where every front end's jobs pass.
-        self.metrics = metrics or JobMetrics(queue_depth=executor.queue_depth)
+        self.metrics = metrics or JobMetrics(queue_depth=lambda: self.executor.queue_depth())
         self._tasks: set[asyncio.Task[None]] = set()
         self._handles: set[JobHandle] = set()  # submitted and not yet ended
         self._closed = False
