@@ -1,9 +1,10 @@
-"""Commands about your own jobs: /info, /history, /show, /settings, /delete, and a job's ℹ️ button."""
+"""Commands about your own jobs: /info, /history, /show, /settings, /delete, /web, and a job's ℹ️ button."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from typing import Literal
 
 import discord
@@ -19,13 +20,23 @@ from service.admission import check_showable
 from service.defaults import MODE, NEGATIVE, SUFFIX, format_defaults
 from service.errors import JobGone, JobNotDone, UserError
 from service.readback import JobParameters, parameters_for, prompt_line, settings_lines, shown_flags
+from service.settings import Settings
+from service.signin import new_signin_link, note_server_manager
+from service.wiring import Services
 from storage.records import JobRecord, JobStatus
+
+log = logging.getLogger(__name__)
 
 # A prompt named in a list or a confirmation is shown to this many characters at most.
 PROMPT_IN_LIST = 80
 
 
 class UserCog(KaikaCog):
+    def __init__(self, services: Services, settings: Settings) -> None:
+        super().__init__(services, settings)
+        # (member, guild) → whether they had Manage Server when last recorded: written only on a change.
+        self._managers_seen: dict[tuple[int, int], bool] = {}
+
     @app_commands.command(
         name="info", description="Your usage, your jobs in flight and the limits that apply to you"
     )
@@ -139,6 +150,40 @@ class UserCog(KaikaCog):
             await ack.send(
                 fit(f"Deleted job `{job.id}` (", MemberText(job.prompt, at_most=PROMPT_IN_LIST), ").")
             )
+
+    @app_commands.command(
+        name="web", description="A sign-in link to Kaika on the web (gallery, region editor), for you alone"
+    )
+    async def web(self, interaction: discord.Interaction) -> None:
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            await self.note_manager(interaction)  # so the web knows at once whether they are an admin
+            link = await new_signin_link(
+                self.services.storage, self.config, interaction.user.id, interaction.user.display_name
+            )
+            # <…> keeps Discord from previewing the link; a preview would not spend it anyway.
+            await ack.send(
+                f"Your sign-in link to Kaika on the web; it works once, for {link.minutes} minutes, and signs in "
+                f"whoever opens it, so keep it to yourself:\n<{link.url}>"
+            )
+
+    @commands.Cog.listener("on_interaction")
+    async def note_manager(self, interaction: discord.Interaction) -> None:
+        """Record whether a member has Manage Server here (on a change), so the web companion treats the
+        members the bot's admin rule makes admins as admins too."""
+        if interaction.guild_id is None:
+            return
+        key = (interaction.user.id, interaction.guild_id)
+        manages = bool(interaction.permissions.manage_guild)
+        if self._managers_seen.get(key) == manages:
+            return
+        try:
+            await note_server_manager(
+                self.services.storage, key[0], interaction.user.display_name, key[1], manages
+            )
+        except Exception:  # the member's own command answers them; this is only noted
+            log.warning("Could not record whether member %s has Manage Server", key[0], exc_info=True)
+            return
+        self._managers_seen[key] = manages
 
     @commands.Cog.listener(f"on_{INFO_EVENT}")
     async def job_info(self, interaction: discord.Interaction, job_id: str) -> None:
