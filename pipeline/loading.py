@@ -358,8 +358,8 @@ def _load_lora(pipe: Any, entry: str, index: int) -> None:
 
 def load_gan_upscaler(path: str, device: torch.device) -> Any:
     """An ESRGAN-family upscaler from `path` (the UPSCALER setting): loaded with spandrel when it is installed
-    (every architecture it knows), else with Kaika's own RRDBNet when the file is in ESRGAN's format."""
-    from pipeline.demo.upscaler import load_rrdbnet
+    (every architecture it knows), else with Kaika's own ESRGAN (RRDBNet) or Real-ESRGAN compact generator."""
+    from pipeline.demo.upscaler import load_esrgan_file
 
     if not Path(path).expanduser().is_file():
         raise ModelLoadError(
@@ -370,10 +370,10 @@ def load_gan_upscaler(path: str, device: torch.device) -> Any:
         import spandrel
     except ImportError:
         try:
-            return load_rrdbnet(file).to(device)
+            return load_esrgan_file(file).to(device)
         except Exception as error:
             raise ModelLoadError(
-                f"UPSCALER={path!r} is not an ESRGAN (RRDBNet) file ({first_line(error)}); other architectures "
+                f"UPSCALER={path!r} is not an ESRGAN or Real-ESRGAN compact file ({first_line(error)}); other architectures "
                 "need the spandrel package: pip install -e '.[gan]' (with a torchvision matching your torch); "
                 "or leave UPSCALER empty."
             ) from None

@@ -176,8 +176,18 @@ def format_summary(report: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.video:
+        from pipeline.demo.evaluate_motion import run as run_motion
+
+        return run_motion(args)
+    if args.upscaler:
+        from pipeline.demo.evaluate_upscaler import run as run_upscaler
+
+        return run_upscaler(args)
     if args.prompts < 1 or args.seeds < 1:
         raise SystemExit("--prompts and --seeds must be at least 1")
+    if args.source == "motion":
+        raise SystemExit("--source motion scores the motion model; add --video")
     if args.source != "renders" and not (args.model / "model_index.json").is_file():
         raise SystemExit(
             f"no diffusers model in {args.model} (model_index.json missing); run `kaika train-demo`"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 DEFAULT_MODEL = Path(__file__).parent / "model"
 DEFAULT_UPSCALER = Path(__file__).parent / "upscaler"
+DEFAULT_VIDEO_MODEL = Path(__file__).parent / "video_model"
 
 
 @dataclass
@@ -39,16 +40,15 @@ class UpscalerTrainConfig:
     work_dir: Path = Path(".demo-train")
     seed: int = 1234
     threads: int = 1
-    features: int = 32
-    blocks: int = 2
-    growth: int = 16
-    steps: int = 4000
+    features: int = 48
+    convs: int = 8
+    steps: int = 6000
     minutes: float = 28.0
-    batch: int = 8
+    batch: int = 12
     crop: int = 96  # pixels of the 256 px target per training window
-    lr: float = 2e-4
+    lr: float = 4e-4
     ema_decay: float = 0.998
-    gan_start: float = 0.4  # share of the run trained with L1 alone before the discriminator joins
+    gan_start: float = 0.5  # share of the run trained with L1 alone before the discriminator joins
     adversarial_weight: float = 0.01
     max_blur: float = 1.0  # largest Gaussian sigma (input pixels) applied to an input
     max_noise: float = 0.02  # largest noise sigma (of 1.0) added to an input
@@ -65,6 +65,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="train the 4x GAN upscaler (pipeline/demo/upscaler) instead of the diffusion model",
     )
     parser.add_argument(
+        "--video",
+        action="store_true",
+        help="train the motion model (pipeline/demo/video_model) on the frozen demo model instead",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, help=f"folder to write (default {defaults.out} or {gan.out})"
     )
     parser.add_argument(
@@ -75,7 +80,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help=f"torch CPU threads (default {defaults.threads}; {gan.threads} with --upscaler)",
+        help=f"torch CPU threads (default {defaults.threads}; {gan.threads} with --upscaler or --video)",
     )
     for name in ("vae_steps", "vae_batch", "latent_pool", "unet_steps", "unet_batch"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
@@ -87,6 +92,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
             type=type(getattr(gan, name)),
             default=getattr(gan, name),
             help="with --upscaler",
+        )
+    motion = MotionTrainConfig()
+    for name in ("steps", "minutes", "batch", "pool"):
+        parser.add_argument(
+            "--video-" + name,
+            type=type(getattr(motion, name)),
+            default=getattr(motion, name),
+            help="with --video",
         )
     parser.add_argument(
         "--restart", action="store_true", help="ignore checkpoints in --work-dir and start over"
@@ -123,13 +136,30 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument(
         "--source",
-        choices=("model", "reconstructions", "renders"),
+        choices=("model", "reconstructions", "renders", "motion"),
         default="model",
-        help="score generated images, autoencoder round trips, or the scenes' own drawings",
+        help="score generated images, autoencoder round trips, or the scenes' own drawings "
+        "(with --video: clips from prompts, the motion model on the scenes' drawings, or the scenes' own frames)",
     )
+    parser.add_argument(
+        "--video", action="store_true", help="score the motion model on held-out moving scenes instead"
+    )
+    parser.add_argument(
+        "--video-model", type=Path, default=DEFAULT_VIDEO_MODEL, help="with --video: the motion model folder"
+    )
+    parser.add_argument(
+        "--upscaler",
+        action="store_true",
+        help="score the 4x GAN upscaler against Lanczos, bicubic and nearest on held-out drawings instead",
+    )
+    parser.add_argument(
+        "--upscaler-weights",
+        type=Path,
+        default=DEFAULT_UPSCALER / "model.safetensors",
+        help="with --upscaler: the ESRGAN-format weights to score",
+    )
+    parser.add_argument("--images", type=int, default=48, help="with --upscaler: held-out scenes to score")
 
-
-DEFAULT_VIDEO_MODEL = Path(__file__).parent / "video_model"
 
 
 @dataclass
@@ -141,11 +171,24 @@ class MotionTrainConfig:
     work_dir: Path = Path(".demo-train")
     seed: int = 1234
     threads: int = 1
-    steps: int = 6000
-    minutes: float = 40.0
+    steps: int = 9000
+    minutes: float = 38.0
     batch: int = 64
     moments: int = 4  # moments of each clip whose transforms a step compares
+    pool: int = 12000  # first frames encoded once and drawn from
+    log_every: int = 100
     lr: float = 2e-3
     checkpoint_seconds: float = 120.0
     restart: bool = False
     progress: bool = True
+
+
+def motion_config_from_args(args: argparse.Namespace) -> MotionTrainConfig:
+    defaults = MotionTrainConfig()
+    shared = ("work_dir", "seed", "checkpoint_seconds", "restart", "progress")
+    return MotionTrainConfig(
+        **{name: getattr(args, name) for name in shared},
+        **{name: getattr(args, "video_" + name) for name in ("steps", "minutes", "batch", "pool")},
+        out=args.out or defaults.out,
+        threads=args.threads or defaults.threads,
+    )

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from pipeline.demo.options import UpscalerTrainConfig
 from pipeline.demo.scenes import IMAGE_SIZE, Scene, random_scene, render
 from pipeline.demo.train import _Stage
-from pipeline.demo.upscaler import PatchDiscriminator, RRDBConfig, RRDBNet, save_generator
+from pipeline.demo.upscaler import CompactConfig, PatchDiscriminator, SRVGGNetCompact, save_generator
 
 SCALE = 4
 HIGH_SIZE = IMAGE_SIZE * SCALE
@@ -87,7 +87,10 @@ def train_upscaler(cfg: UpscalerTrainConfig) -> Path:
     torch.set_num_threads(cfg.threads)
     started = time.monotonic()
     torch.manual_seed(cfg.seed)
-    generator_net = RRDBNet(RRDBConfig(num_feat=cfg.features, num_block=cfg.blocks, num_grow_ch=cfg.growth))
+    generator_net = SRVGGNetCompact(CompactConfig(num_feat=cfg.features, num_conv=cfg.convs))
+    with torch.no_grad():  # start as the nearest-neighbour enlargement the output is added to
+        generator_net.body[-1].weight.mul_(0.1)
+        generator_net.body[-1].bias.zero_()
     discriminator = PatchDiscriminator()
     average = copy.deepcopy(generator_net).requires_grad_(False)
     g_optimizer = torch.optim.Adam(generator_net.parameters(), lr=cfg.lr, betas=(0.9, 0.99))

@@ -1,9 +1,13 @@
-"""The demo GAN upscaler's networks: an ESRGAN generator (RRDBNet) and a patch discriminator, in plain torch.
+"""GAN upscaler networks in plain torch: the ESRGAN family's two generators and the demo's patch discriminator.
 
-The generator's state-dict keys follow BasicSR's RRDBNet (`conv_first`, `body.N.rdbK.convJ`, `conv_body`,
-`conv_up1`, `conv_up2`, `conv_hr`, `conv_last`), so the packaged weights load in spandrel and ESRGAN-format
-files (BasicSR's or the original ESRGAN repository's `model.N` layout) load here when spandrel is missing.
-Images are float tensors in [0, 1], channels first.
+- `SRVGGNetCompact`, Real-ESRGAN's compact generator (the "realesr-general" / "animevideo" models): convs at
+  the input's size, a pixel shuffle, plus the nearest-neighbour enlargement of the input. The demo model's
+  own upscaler is one: it learns only what nearest-neighbour gets wrong, so a short CPU run trains it.
+- `RRDBNet`, ESRGAN's generator, for users' ESRGAN files.
+
+State-dict keys are those of BasicSR / Real-ESRGAN, so the packaged weights load in spandrel and ESRGAN-format
+files (BasicSR's, Real-ESRGAN's compact, or the original ESRGAN repository's `model.N` layout) load here
+when spandrel is missing. Images are float tensors in [0, 1], channels first.
 """
 
 from __future__ import annotations
@@ -95,6 +99,40 @@ class RRDBNet(nn.Module):
         return self.conv_last(self.lrelu(self.conv_hr(feat)))
 
 
+@dataclass(frozen=True)
+class CompactConfig:
+    """Real-ESRGAN's SRVGGNetCompact arguments (PReLU activations)."""
+
+    num_feat: int = 48
+    num_conv: int = 8
+    upscale: int = 4
+    num_in_ch: int = 3
+    num_out_ch: int = 3
+
+
+class SRVGGNetCompact(nn.Module):
+    """Real-ESRGAN's compact generator: `body` = conv, PReLU, (conv, PReLU) x num_conv, conv to
+    out_ch x upscale² channels; pixel shuffle; plus the input enlarged with nearest neighbour."""
+
+    def __init__(self, config: CompactConfig = CompactConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.scale = config.upscale  # what spandrel-style callers read
+        feat = config.num_feat
+        layers: list[nn.Module] = [nn.Conv2d(config.num_in_ch, feat, 3, 1, 1), nn.PReLU(num_parameters=feat)]
+        for _ in range(config.num_conv):
+            layers += [nn.Conv2d(feat, feat, 3, 1, 1), nn.PReLU(num_parameters=feat)]
+        layers.append(nn.Conv2d(feat, config.num_out_ch * config.upscale**2, 3, 1, 1))
+        self.body = nn.ModuleList(layers)
+        self.upsampler = nn.PixelShuffle(config.upscale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for layer in self.body:
+            out = layer(out)
+        return self.upsampler(out) + F.interpolate(x, scale_factor=self.config.upscale, mode="nearest")
+
+
 class PatchDiscriminator(nn.Module):
     """Real-or-generated per overlapping patch (about 22 px of a 4x image each), spectral-normalised."""
 
@@ -168,6 +206,25 @@ def config_of(state: dict[str, torch.Tensor]) -> RRDBConfig:
     )
 
 
+def compact_config_of(state: dict[str, torch.Tensor]) -> CompactConfig:
+    """The SRVGGNetCompact arguments a Real-ESRGAN compact state dict was made with."""
+    convs = sorted(
+        int(key.split(".")[1]) for key in state if key.startswith("body.") and key.endswith(".bias")
+    )
+    first, last = state["body.0.weight"], state[f"body.{convs[-1]}.weight"]
+    out_channels = 3
+    upscale = round((last.shape[0] / out_channels) ** 0.5)
+    if upscale**2 * out_channels != last.shape[0]:
+        raise ValueError(f"the last conv makes {last.shape[0]} channels, not 3 x a square")
+    return CompactConfig(
+        num_feat=first.shape[0],
+        num_conv=len(convs) - 2,
+        upscale=upscale,
+        num_in_ch=first.shape[1],
+        num_out_ch=out_channels,
+    )
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a .safetensors file or a torch pickle (.pth/.pt, loaded weights-only)."""
     if path.suffix == ".safetensors":
@@ -181,30 +238,37 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_rrdbnet(path: Path) -> RRDBNet:
-    """An RRDBNet with the weights of an ESRGAN-format file (BasicSR or original layout), in eval mode.
+Upscaler = RRDBNet | SRVGGNetCompact
 
-    Raises ValueError when the file is not in that format.
-    """
-    state = _basicsr_keys(read_state_dict(path))
-    model = RRDBNet(config_of(state))
+
+def load_esrgan_file(path: Path) -> Upscaler:
+    """The generator of an ESRGAN-format file in eval mode: RRDBNet (BasicSR or original layout) or
+    Real-ESRGAN's SRVGGNetCompact. Raises ValueError when the file is in neither format."""
+    state = read_state_dict(path)
+    model: nn.Module
+    if "body.0.weight" in state and "body.1.weight" in state and state["body.1.weight"].dim() == 1:
+        model = SRVGGNetCompact(compact_config_of(state))
+    else:
+        state = _basicsr_keys(state)
+        model = RRDBNet(config_of(state))
     model.load_state_dict(state)
     return model.eval()
 
 
-def save_generator(model: RRDBNet, folder: Path, extra: dict | None = None) -> None:
+def save_generator(model: Upscaler, folder: Path, extra: dict | None = None) -> None:
     """The weights as float32 safetensors and the arguments as config.json, in `folder`."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().float().contiguous() for key, value in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt", "architecture": "ESRGAN"})
-    config = {"architecture": "RRDBNet", **asdict(model.config), **(extra or {})}
+    architecture = type(model).__name__
+    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt", "architecture": architecture})
+    config = {"architecture": architecture, **asdict(model.config), **(extra or {})}
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
 
 
-def load_demo_upscaler(folder: Path = DEMO_UPSCALER_DIR) -> RRDBNet | None:
+def load_demo_upscaler(folder: Path = DEMO_UPSCALER_DIR) -> Upscaler | None:
     """The packaged demo upscaler, or None when its weights are not there (a model trained without it)."""
     if not (folder / WEIGHTS_FILE).is_file():
         return None
-    return load_rrdbnet(folder / WEIGHTS_FILE)
+    return load_esrgan_file(folder / WEIGHTS_FILE)
