@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -302,6 +302,62 @@ class JobRepository:
                 .where(Job.requester_id == user_id, Job.deleted_at.is_(None))
                 .order_by(Job.queued_at.desc(), Job.id.desc())
                 .limit(limit)
+                .options(selectinload(Job.images))
+            )
+            return [_record(job) for job in jobs]
+
+    async def gallery(
+        self,
+        user_id: int,
+        *,
+        kind: JobKind | None = None,
+        model: str | None = None,
+        text: str = "",
+        offset: int = 0,
+        limit: int = 24,
+    ) -> tuple[list[JobRecord], bool]:
+        """A page of the jobs `user_id` owns or requested, newest first, with their images, and whether more
+        follow. `kind`, `model` ("" for the default model) and `text` (found in the prompt, any case) narrow it."""
+        statement = select(Job).where(
+            or_(Job.owner_id == user_id, Job.requester_id == user_id), Job.deleted_at.is_(None)
+        )
+        if kind is not None:
+            statement = statement.where(Job.kind == kind.value)
+        if model is not None:
+            statement = statement.where(Job.model.is_(None) if model == "" else Job.model == model)
+        if text.strip():
+            escaped = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            statement = statement.where(func.lower(Job.prompt).like(f"%{escaped}%", escape="\\"))
+        async with self._db.read() as session:
+            jobs = list(
+                await session.scalars(
+                    statement.order_by(Job.queued_at.desc(), Job.id.desc())
+                    .offset(max(offset, 0))
+                    .limit(limit + 1)
+                    .options(selectinload(Job.images))
+                )
+            )
+        return [_record(job) for job in jobs[:limit]], len(jobs) > limit
+
+    async def gallery_models(self, user_id: int) -> list[str]:
+        """The models of the jobs `user_id` owns or requested ("" for the default model), for a filter."""
+        async with self._db.read() as session:
+            models = await session.scalars(
+                select(Job.model)
+                .where(or_(Job.owner_id == user_id, Job.requester_id == user_id), Job.deleted_at.is_(None))
+                .distinct()
+            )
+            return sorted({model or "" for model in models})
+
+    async def children(self, job_id: str) -> list[JobRecord]:
+        """The jobs made from `job_id` (not deleted), by the index of the image they came from, then in time."""
+        async with self._db.read() as session:
+            jobs = await session.scalars(
+                select(Job)
+                .where(Job.parent_job_id == job_id, Job.deleted_at.is_(None))
+                .order_by(
+                    Job.parent_image_index.is_(None).desc(), Job.parent_image_index, Job.queued_at, Job.id
+                )
                 .options(selectinload(Job.images))
             )
             return [_record(job) for job in jobs]
