@@ -84,6 +84,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         loras=tuple(settings.loras),
         upscaler=settings.upscaler,
         config=settings.single_file_config,
+        video=settings.video_model,
     )
     track_worker_status(settings.celery_key_prefix)  # for `kaika healthcheck --worker`
     try:

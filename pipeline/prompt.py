@@ -23,7 +23,7 @@ from typing import NamedTuple, Protocol
 
 from pipeline.errors import RequestError
 from pipeline.families import ModelFamily
-from pipeline.request import MAX_IMAGE_WEIGHT, GenerationRequest, Limits, size_for_aspect
+from pipeline.request import MAX_IMAGE_WEIGHT, GenerationRequest, Limits, Mode, size_for_aspect
 
 DEFAULT_LIMITS = Limits()
 MAX_SEED = 2**32 - 1
@@ -57,12 +57,13 @@ FLAG_ALIASES: dict[str, str] = {
     "fast": "fast",
     "relax": "relax",
     "iw": "iw",
+    "video": "video",
 }
 # Flags that take no value: giving one is their presence.
-SWITCHES = frozenset({"tile", "draft", "fast", "relax"})
+SWITCHES = frozenset({"tile", "draft", "fast", "relax", "video"})
 KNOWN_FLAGS = (
     "--ar (--aspect), --seed, --no, --steps, --stylize (--s), --chaos (--c), --q (--quality), "
-    "--repeat (--r), --tile, --draft, --fast, --relax, --iw, --model"
+    "--repeat (--r), --tile, --draft, --fast, --relax, --iw, --video, --model"
 )
 
 _FLAG = re.compile(r"(?:^|\s)(?:--|—(?=\w))([^\s]*)")
@@ -209,6 +210,11 @@ def _parse_one(
     if seed < 0:
         seed = seed_source.randrange(MAX_SEED + 1)
     draft = "draft" in values
+    video = "video" in values
+    if video and Mode.ANIMATE not in described.modes:
+        raise RequestError(
+            f"--video needs a video model beside this model ({described.name}); the server sets VIDEO_MODEL."
+        )
     if "fast" in values and "relax" in values:
         raise RequestError("--fast and --relax ask for opposite queues; give one of them.")
     speed = "fast" if "fast" in values else "relax" if "relax" in values else ""
@@ -238,13 +244,14 @@ def _parse_one(
         height=height,
         steps=steps,
         guidance=_guidance(stylize, described if defaults.guidance is None else defaults.guidance),
-        num_images=defaults.num_images,
+        num_images=1 if video else defaults.num_images,  # --video animates one image
         chaos=chaos,
         stylize=stylize,
         model=model,
         flags=_flags_text(flags),
         tile="tile" in values,
         draft=draft,
+        video=video,
         speed=speed,
         quality=quality,
         image_weight=image_weight,

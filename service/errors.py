@@ -59,6 +59,22 @@ class NotOffered(UserError):
         )
 
 
+class NotAnimatable(UserError):
+    """🎞 Animate or Extend pressed where it makes no video: a model without a video model, Extend under images,
+    Animate under a video."""
+
+    def __init__(self, *, model: bool = False, video: bool = False) -> None:
+        if model:
+            message = "This job's model has no video model beside it (VIDEO_MODEL), so it cannot animate its images."
+        elif video:
+            message = "This job is a video; use Extend to make it longer."
+        else:
+            message = (
+                "Extend makes a video longer; this job made images, so use 🎞 Animate on one of them first."
+            )
+        super().__init__(message)
+
+
 class NotEnhanceable(UserError):
     """Enhance asked of a job that is not a --draft grid."""
 

@@ -49,6 +49,7 @@ from pipeline.request import (
     GenerationResult,
     Limits,
     Mode,
+    animate_request,
     image_prompt_request,
     upscale_request,
     variation_request,
@@ -61,6 +62,7 @@ from pipeline.uploads import (
     clean_upload,
     fit_image,
 )
+from pipeline.video_files import VideoTooLarge, decode_mp4, encode_mp4
 from service.admission import (
     Capacity,
     FastTime,
@@ -76,18 +78,28 @@ from service.defaults import DEFAULT_FLAGS, MODE, MODES, REMIX, SAVED_KEYS, SUFF
 from service.errors import (
     JobGone,
     JobNotDone,
+    NotAnimatable,
     NotEnhanceable,
     NotExplainable,
     NotOffered,
     NotRemixable,
     TooManyJobs,
+    UserError,
 )
 from service.metrics import JobMeter, JobMetrics
 from service.readback import BLENDED, IMAGE_PROMPT, prompt_line
 from storage import Storage
 from storage.errors import IllegalTransition, StorageError, StorageUnavailable
 from storage.errors import JobNotFound as StorageJobNotFound
-from storage.records import GeneratedImage, GuildSettings, JobKind, JobRecord, JobStatus, UploadRecord
+from storage.records import (
+    VIDEO_KINDS,
+    GeneratedImage,
+    GuildSettings,
+    JobKind,
+    JobRecord,
+    JobStatus,
+    UploadRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +145,12 @@ REQUEST_PARAMS = (
     "tile",
     "quality",
     "draft",
+    "video",
+    "motion",
+    "frames",
 )
+# The motion a text-to-video prompt (--video) animates its image with.
+VIDEO_MOTION = "high"
 
 
 class ButtonAction(StrEnum):
@@ -159,6 +176,9 @@ class ButtonAction(StrEnum):
     DESCRIBED = "i"  # under a /describe: /imagine with one of its four prompts
     ENHANCE = "e"  # under a --draft grid: one of its images made again at full quality, with its seed
     PROCESS = "px"  # 🔬 under a single image: its diffusion, forward and reverse, as one picture
+    ANIMATE_LOW = "al"  # 🎞 under a single image: a short video of it, with little motion
+    ANIMATE_HIGH = "ah"  # … with much motion
+    EXTEND = "ex"  # under a video: a few seconds more, from its last frame
 
     @property
     def remixable(self) -> bool:
@@ -167,19 +187,28 @@ class ButtonAction(StrEnum):
 
 
 # The buttons Remix acts on: each starts from a job's prompt (a new button opts in by joining this set).
-REMIXABLE = frozenset(
-    {ButtonAction.VARY, ButtonAction.VARY_SUBTLE, ButtonAction.VARY_STRONG, ButtonAction.REROLL}
-) | {  # and the edits, which keep their image and take the new prompt for what they generate
-    ButtonAction.VARY_REGION,
-    ButtonAction.ZOOM_OUT_2X,
-    ButtonAction.ZOOM_OUT_15X,
-    ButtonAction.ZOOM_CUSTOM,
-    ButtonAction.MAKE_SQUARE,
-    ButtonAction.PAN_LEFT,
-    ButtonAction.PAN_RIGHT,
-    ButtonAction.PAN_UP,
-    ButtonAction.PAN_DOWN,
-}
+REMIXABLE = (
+    frozenset({ButtonAction.VARY, ButtonAction.VARY_SUBTLE, ButtonAction.VARY_STRONG, ButtonAction.REROLL})
+    | {  # and the edits, which keep their image and take the new prompt for what they generate
+        ButtonAction.VARY_REGION,
+        ButtonAction.ZOOM_OUT_2X,
+        ButtonAction.ZOOM_OUT_15X,
+        ButtonAction.ZOOM_CUSTOM,
+        ButtonAction.MAKE_SQUARE,
+        ButtonAction.PAN_LEFT,
+        ButtonAction.PAN_RIGHT,
+        ButtonAction.PAN_UP,
+        ButtonAction.PAN_DOWN,
+    }
+    | {  # and the videos, whose edited prompt says how the image moves
+        ButtonAction.ANIMATE_LOW,
+        ButtonAction.ANIMATE_HIGH,
+        ButtonAction.EXTEND,
+    }
+)
+# The buttons that make a video, and the motion each asks for (Extend keeps its video's).
+VIDEO_ACTIONS = frozenset({ButtonAction.ANIMATE_LOW, ButtonAction.ANIMATE_HIGH, ButtonAction.EXTEND})
+ANIMATE_MOTIONS = {ButtonAction.ANIMATE_LOW: "low", ButtonAction.ANIMATE_HIGH: "high"}
 
 
 def remixed_kind(kind: JobKind) -> JobKind:
@@ -221,6 +250,8 @@ def offered_actions(modes: Collection[Mode]) -> frozenset[ButtonAction]:
     )
     if Mode.PROCESS not in modes:
         missing |= {ButtonAction.PROCESS}
+    if Mode.ANIMATE not in modes:  # no VIDEO_MODEL beside the model
+        missing |= VIDEO_ACTIONS
     return frozenset(ButtonAction) - missing
 
 
@@ -269,6 +300,9 @@ class Outcome:
     grid: bytes
     result: GenerationResult | None = None
     offered: frozenset[ButtonAction] = frozenset(ButtonAction)  # the buttons its model can serve
+    video: bytes | None = (
+        None  # a video job's MP4 (`images` holds it and its PNG thumbnail; `grid` the thumbnail)
+    )
 
 
 class Reporter(Protocol):
@@ -359,6 +393,9 @@ class JobService:
         max_upload_pixels: int = DEFAULT_MAX_PIXELS,
         fast_time: FastTime | None = None,
         metrics: JobMetrics | None = None,
+        video_frames: int = 0,
+        video_max_bytes: int = 10 * 1024 * 1024,
+        video_quota_weight: int = 1,
     ) -> None:
         self.storage = storage
         self.executor = executor
@@ -371,6 +408,9 @@ class JobService:
         self.max_upload_bytes = max_upload_bytes
         self.max_upload_pixels = max_upload_pixels
         self.fast_time = fast_time or FastTime()  # who runs --fast, and for how long a day
+        self.video_frames = video_frames  # frames of a video (VIDEO_FRAMES); 0: the video family's
+        self.video_max_bytes = video_max_bytes  # the largest MP4 a front end posts (VIDEO_MAX_MB)
+        storage.jobs.video_quota_weight = video_quota_weight  # a video counts as this many jobs of a quota
         # Every job's figures for /metrics, measured here, where every front end's jobs pass.
         self.metrics = metrics or JobMetrics(queue_depth=lambda: self.executor.queue_depth())
         self._tasks: set[asyncio.Task[None]] = set()
@@ -478,6 +518,9 @@ class JobService:
             offered -= {ButtonAction.ENHANCE}
         if job.kind is JobKind.PROCESS:  # a sheet of frames, not an image to vary or edit
             return frozenset()
+        if job.kind in VIDEO_KINDS:  # a video: made longer, nothing else
+            return offered & {ButtonAction.EXTEND}
+        offered -= {ButtonAction.EXTEND}
         if not explainable(job):
             offered -= {ButtonAction.PROCESS}
         return offered
@@ -726,9 +769,12 @@ class JobService:
             if copy:
                 assert parent is not None and index is not None
                 return PendingJob(self, job, request, slot, copy_of=(parent, index))
-            return PendingJob(
+            pending = PendingJob(
                 self, job, request, slot, await self._submit(job, request, requester.user_id, tier)
             )
+            if request.video and kind is JobKind.IMAGINE:  # --video: its image is animated once made
+                pending.animate_for = (requester, place)
+            return pending
         except BaseException:
             slot.release()
             raise
@@ -977,10 +1023,14 @@ class JobService:
             or not explainable(parent)
         ):
             raise NotExplainable(model=action not in self.offered(parent.model))
+        if action in VIDEO_ACTIONS and action not in self.offered(parent.model):
+            raise NotAnimatable(model=True)
         if action not in self.offered(parent.model):
             raise NotOffered(inpainting=action in EDITS)
         if action is ButtonAction.ENHANCE and not enhanceable(parent):
             raise NotEnhanceable()
+        if action in VIDEO_ACTIONS and action not in self.offered_for(parent):
+            raise NotAnimatable(video=parent.kind in VIDEO_KINDS)
         return parent, settings
 
     async def _derive(
@@ -998,6 +1048,8 @@ class JobService:
         if action is ButtonAction.REROLL:
             return JobKind.REROLL, parent_request.replace(seed=self.seeds.randrange(2**32), num_images=4)
         image = parent.images[index]
+        if action in VIDEO_ACTIONS:
+            return await self._video_request(action, parent, parent_request, index)
         if action is ButtonAction.ENHANCE:
             return JobKind.ENHANCE, self.full_quality(parent).replace(seed=image.seed, num_images=1)
         if action is ButtonAction.PROCESS:  # the image made again from its seed, its process recorded
@@ -1019,6 +1071,69 @@ class JobService:
         single = parent_request.replace(width=image.width, height=image.height, seed=image.seed)
         return JobKind.UPSCALE, upscale_request(
             single, source, creative=action is ButtonAction.UPSCALE_CREATIVE
+        )
+
+    async def _video_request(
+        self, action: ButtonAction, parent: JobRecord, parent_request: GenerationRequest, index: int
+    ) -> tuple[JobKind, GenerationRequest]:
+        """🎞 Animate: a short video of image `index` of `parent`, at the button's motion; Extend: a few seconds
+        more of video `parent`, from its last frame, at the motion it was made with. A new seed each time."""
+        image = parent.images[index]
+        seed = self.seeds.randrange(2**32)
+        if action is ButtonAction.EXTEND:
+            source = await self.last_frame(parent)
+            motion = str(parent.params.get("motion") or "low")
+            kind = JobKind.EXTEND
+        else:
+            source = await self.storage.images.get(image.storage_key)
+            motion = ANIMATE_MOTIONS[action]
+            kind = JobKind.ANIMATE
+        request = animate_request(
+            parent_request,
+            source,
+            width=image.width,
+            height=image.height,
+            seed=seed,
+            motion=motion,
+            frames=self.video_frames,
+        )
+        return kind, request
+
+    async def last_frame(self, video_job: JobRecord) -> bytes:
+        """The last frame of video job `video_job`'s MP4, as PNG (what Extend starts from); JobGone without it."""
+        stored = video_mp4(video_job)
+        if stored is None:
+            raise JobGone()
+        try:
+            data = await self.storage.images.get(stored.storage_key)
+        except FileNotFoundError:
+            raise JobGone() from None
+        return await asyncio.to_thread(lambda: encode_png(decode_mp4(data)[-1]))
+
+    async def animate_made_image(self, requester: Requester, place: Place, imagined: JobRecord) -> PendingJob:
+        """The video of a --video prompt's image (`imagined`, done): an animate job of its first image, with
+        its prompt, seed and model, at `VIDEO_MOTION`; admitted as any button's job (quota, ban, blocklist)."""
+        settings = await self.guild_settings(place.guild_id)
+        image = imagined.images[0]
+        source = await self.storage.images.get(image.storage_key)
+        request = animate_request(
+            request_of(imagined),
+            source,
+            width=image.width,
+            height=image.height,
+            seed=image.seed,
+            motion=VIDEO_MOTION,
+            frames=self.video_frames,
+        )
+        return await self._admit(
+            requester,
+            place,
+            settings,
+            JobKind.ANIMATE,
+            request,
+            parent=imagined,
+            index=0,
+            slot=self.capacity.resume(requester.user_id),  # the prompt's own place, already admitted
         )
 
     def full_quality(self, job: JobRecord) -> GenerationRequest:
@@ -1089,6 +1204,8 @@ class JobService:
         try:
             if pending.handle is None:
                 await self._copy(pending, told)
+            elif pending.animate_for is not None:
+                await self._follow_then_animate(pending, told)
             else:
                 await self._follow(job, pending.handle, told, pending.meter)
                 self._handles.discard(pending.handle)
@@ -1117,6 +1234,29 @@ class JobService:
         finally:
             pending.slot.release()
 
+    async def _follow_then_animate(self, pending: PendingJob, reporter: _TellOnce) -> None:
+        """A --video prompt: its image is made (its progress shown, its result kept back), then animated as a
+        child job whose progress and video the member is shown; a refused animate job is said as the failure."""
+        assert pending.handle is not None and pending.animate_for is not None
+        image_phase = _KeepResult(reporter)
+        await self._follow(pending.job, pending.handle, image_phase, pending.meter)
+        self._handles.discard(pending.handle)
+        if image_phase.outcome is None:
+            return  # failed or cancelled: already said
+        requester, place = pending.animate_for
+        try:
+            child = await self.animate_made_image(requester, place, image_phase.outcome.job)
+        except (UserError, PipelineError, StorageError) as error:
+            await reporter.failed(f"The image is made, but its video could not start: {error}")
+            return
+        assert child.handle is not None
+        child.meter.admitted()
+        try:
+            await self._follow(child.job, child.handle, reporter, child.meter)
+        finally:
+            self._handles.discard(child.handle)
+            child.slot.release()
+
     async def _follow(self, job: JobRecord, handle: JobHandle, reporter: Reporter, meter: JobMeter) -> None:
         """Report the job's events, recording each change first: an outcome is told only once storage has it
         (while storage is unavailable it waits, see `_until_recorded`); progress never waits for storage."""
@@ -1137,7 +1277,18 @@ class JobService:
                 started = started or await self._try_start(job.id)
                 await reporter.progress(event.step, event.total, event.preview_png)
             elif isinstance(event, Finished):
-                outcome = await self._store(job, event.result, started)
+                try:
+                    outcome = await self._store(job, event.result, started)
+                except VideoTooLarge:
+                    message = (
+                        f"The video does not fit in {self.video_max_bytes / 1024 / 1024:g} MB, even small."
+                    )
+                    await self._until_recorded(
+                        job.id, lambda m=message: self._end(job.id, JobStatus.FAILED, m)
+                    )
+                    meter.failed("generation")
+                    await reporter.failed(f"The job failed: {message}")
+                    continue
                 meter.done()
                 await reporter.finished(outcome)
             elif isinstance(event, Failed):
@@ -1221,6 +1372,8 @@ class JobService:
 
     async def _store(self, job: JobRecord, result: GenerationResult, started: bool) -> Outcome:
         request = request_of(job)
+        if job.kind in VIDEO_KINDS:
+            return await self._store_video(job, request, result, started)
         encoded = await asyncio.to_thread(_encode_result, request, result, job.id)
         images = [
             GeneratedImage(data=data, seed=seed, width=image.width, height=image.height)
@@ -1229,6 +1382,35 @@ class JobService:
         seconds = result.timings.compute_seconds
         done = await self._until_recorded(job.id, lambda: self._finish(job.id, images, seconds, started))
         return Outcome(done, encoded.images, encoded.grid, result, self.offered_for(done))
+
+    async def _store_video(
+        self, job: JobRecord, request: GenerationRequest, result: GenerationResult, started: bool
+    ) -> Outcome:
+        """A video job's frames kept as an MP4 (within `video_max_bytes`) and its first frame as a PNG thumbnail;
+        an Extend's MP4 holds its parent's frames, then the new ones."""
+        frames = result.images
+        if job.kind is JobKind.EXTEND and job.parent_job_id is not None:
+            parent = await self.storage.jobs.get(job.parent_job_id)
+            stored = video_mp4(parent) if parent is not None else None
+            if stored is not None:
+                earlier = await asyncio.to_thread(
+                    decode_mp4, await self.storage.images.get(stored.storage_key)
+                )
+                # The new video starts from the old one's last frame: that frame is shown once.
+                frames = [*earlier, *result.images[1:]]
+        mp4, thumbnail = await asyncio.to_thread(
+            _encode_video, request, result, frames, job.id, self.video_max_bytes
+        )
+        seed = result.seeds[0]
+        width, height = frames[0].size
+        kept = [
+            GeneratedImage(data=mp4, seed=seed, width=width, height=height, suffix=VIDEO_SUFFIX),
+            GeneratedImage(data=thumbnail, seed=seed, width=width, height=height),
+        ]
+        seconds = result.timings.compute_seconds
+        done = await self._until_recorded(job.id, lambda: self._finish(job.id, kept, seconds, started))
+        shown = await asyncio.to_thread(display_png, thumbnail)
+        return Outcome(done, [mp4, thumbnail], shown, result, self.offered_for(done), video=mp4)
 
     async def _copy(self, pending: PendingJob, reporter: Reporter) -> None:
         assert pending.copy_of is not None
@@ -1256,6 +1438,27 @@ class JobService:
             log.warning("Could not mark job %s failed", job_id, exc_info=True)
             return False
         return True
+
+
+class _KeepResult:
+    """The reporter of a --video prompt's image: progress passes on, the image's outcome is kept (its video
+    follows), a failure is told."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self._reporter = reporter
+        self.outcome: Outcome | None = None
+
+    async def waiting(self, position: int) -> None:
+        await self._reporter.waiting(position)
+
+    async def progress(self, step: int, total: int, preview_png: bytes | None) -> None:
+        await self._reporter.progress(step, total, preview_png)
+
+    async def finished(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+    async def failed(self, message: str) -> None:
+        await self._reporter.failed(message)
 
 
 class _TellOnce:
@@ -1302,6 +1505,8 @@ class PendingJob:
     copy_of: tuple[JobRecord, int] | None = None
     resumed: bool = False  # admitted by an earlier process, followed again after a restart
     meter: JobMeter = field(init=False)  # its figures for /metrics
+    # --video: who asked and where, to animate the image once made (`JobService.animate_made_image`).
+    animate_for: tuple[Requester, Place] | None = None
 
     def __post_init__(self) -> None:
         self.meter = self.service.metrics.job(self.job, resumed=self.resumed)
@@ -1389,6 +1594,31 @@ def _fitted_png(data: bytes, width: int, height: int) -> bytes:
 class _Encoded:
     images: list[bytes]
     grid: bytes
+
+
+# The suffix a video's MP4 is stored with; its thumbnail beside it is a PNG.
+VIDEO_SUFFIX = ".mp4"
+
+
+def video_mp4(job: JobRecord) -> Any:
+    """The stored MP4 of a video job (an `ImageRecord`), or None for a job without one."""
+    return next((image for image in job.images if image.storage_key.endswith(VIDEO_SUFFIX)), None)
+
+
+def _encode_video(
+    request: GenerationRequest,
+    result: GenerationResult,
+    frames: list[Image.Image],
+    job_id: str,
+    max_bytes: int,
+) -> tuple[bytes, bytes]:
+    """The MP4 of `frames` with the job's provenance in its metadata, and its first frame as a PNG with the same
+    provenance; runs in a worker thread. Raises `VideoTooLarge` when no encoding fits `max_bytes`."""
+    seed = result.seeds[0]
+    metadata = image_metadata(request, seed=seed, model_id=result.model_id, job_id=job_id)
+    metadata.update(motion=request.motion, frames=str(len(frames)), fps=str(result.fps))
+    mp4 = encode_mp4(frames, result.fps, metadata, max_bytes=max_bytes)
+    return mp4, encode_png(frames[0], metadata)
 
 
 def _encode_result(request: GenerationRequest, result: GenerationResult, job_id: str) -> _Encoded:

@@ -94,6 +94,8 @@ async def _rebuild(
         raise JobGone()
     if request.mode is Mode.TXT2IMG:  # a U press: the parent's image itself
         return request, (parent, index)
+    if job.kind is JobKind.EXTEND:  # a video made longer: from its last frame again
+        return request.replace(source_image=await service.last_frame(parent)), None
     source = await service.storage.images.get(parent.images[index].storage_key)
     edit = Edit.from_params(job.params)
     if edit is not None:  # Zoom Out, Pan, …: the same canvas and mask again

@@ -68,6 +68,18 @@ class Settings(BaseSettings):
         validation_alias="MODEL_CONFIG",
         description="Local diffusers folder a single-file MODEL is loaded with (configs and tokenizers are enough)",
     )
+    video_model: str = Field(
+        default="",
+        description="Image-to-video model for Animate: hub id or folder of SVD, LTX-Video, Wan, CogVideoX image-to-video, "
+        "or an AnimateDiff motion adapter for an SD 1.x MODEL; empty = the demo motion model (with the demo MODEL)",
+    )
+    video_frames: int = Field(default=0, ge=0, le=128, description="Frames of a video; 0 = the video family's")
+    video_quota_weight: int = Field(
+        default=4, ge=1, description="How many jobs of a daily quota one video (Animate, Extend) counts for"
+    )
+    video_max_mb: float = Field(
+        default=10.0, gt=0, description="Largest MP4 posted, in MB; a larger video is encoded again smaller"
+    )
     model_memory_gb: float = Field(
         default=0.0,
         ge=0,

@@ -92,6 +92,7 @@ async def open_executor(settings: Settings) -> Executor:
             upscaler=settings.upscaler,
             memory_gb=settings.model_memory_gb,
             config=settings.single_file_config,
+            video=settings.video_model,
             max_batch=settings.max_batch,
             preview_every=settings.preview_every,
         )
@@ -137,6 +138,9 @@ class Services:
             defaults=PromptDefaults(steps=settings.model_steps or None, guidance=settings.model_guidance),
             max_upload_bytes=round(settings.max_upload_mb * 1024 * 1024),
             max_upload_pixels=settings.max_upload_pixels,
+            video_frames=settings.video_frames,
+            video_max_bytes=round(settings.video_max_mb * 1024 * 1024),
+            video_quota_weight=settings.video_quota_weight,
             fast_time=FastTime(frozenset(settings.fast_roles), settings.fast_minutes_per_day * 60),
             metrics=JobMetrics(queue_depth=executor.queue_depth, models=settings.named_models),
         )

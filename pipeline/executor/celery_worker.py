@@ -56,6 +56,7 @@ class EngineOptions:
     loras: tuple[str, ...] = ()
     upscaler: str = ""
     config: str = ""  # MODEL_CONFIG: the local configuration of a single-file MODEL
+    video: str = ""  # VIDEO_MODEL: the image-to-video model beside it (`pipeline.video`)
 
 
 class WorkerStartError(Exception):
@@ -224,6 +225,7 @@ class WorkerRuntime:
                 loras=options.loras,
                 upscaler=options.upscaler,
                 config=options.config,
+                video=options.video,
             )
             log.info("Loaded %s in %.1f s", self._engine.model_id, time.perf_counter() - started)
             self.metrics.model_loaded.labels(self.metrics.model).set(1)

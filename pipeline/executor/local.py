@@ -99,10 +99,12 @@ class LocalExecutor:
         upscaler: str = "",
         memory_gb: float = 0.0,
         config: str = "",
+        video: str = "",
         **options: object,
     ) -> LocalExecutor:
         """Open the models (key None: the default model, loaded now; the others when first used, see
-        `pipeline.models`) off the event loop, then build the executor."""
+        `pipeline.models`) off the event loop, then build the executor. `video` (VIDEO_MODEL) animates the
+        default model's images."""
         from pipeline.engine import Engine
 
         def load(name: str | None, source: str) -> Engine:
@@ -114,6 +116,7 @@ class LocalExecutor:
                 loras=loras if default else (),
                 upscaler=upscaler,
                 config=config if default else "",  # MODEL_CONFIG is the configuration of MODEL
+                video=video if default else "",
             )
 
         def open_pool() -> ModelPool:

@@ -17,7 +17,7 @@ from pipeline.prompt import parse_prompt
 from pipeline.request import GenerationRequest, Mode
 from service.admission import Place, Requester
 from service.errors import NotExplainable, NotOffered
-from service.jobs import EDITS, ButtonAction, offered_actions, request_notes
+from service.jobs import EDITS, VIDEO_ACTIONS, ButtonAction, offered_actions, request_notes
 from service.settings import Settings
 from service.wiring import Services
 from storage.errors import QuotaExceeded
@@ -92,9 +92,10 @@ def test_variations_and_edits_are_offered_only_by_models_that_can_make_them():
     assert ButtonAction.VARY not in without and ButtonAction.VARY_SUBTLE not in without
     assert {ButtonAction.UPSCALE, ButtonAction.UPSCALE_SUBTLE, ButtonAction.REROLL} <= without
     assert not EDITS & without
-    assert offered_actions({Mode.TXT2IMG, Mode.IMG2IMG, Mode.UPSCALE}) == frozenset(ButtonAction) - EDITS - {
-        ButtonAction.PROCESS
-    }
+    assert offered_actions({Mode.TXT2IMG, Mode.IMG2IMG, Mode.UPSCALE}) == frozenset(
+        ButtonAction
+    ) - EDITS - VIDEO_ACTIONS - {ButtonAction.PROCESS}
+    assert VIDEO_ACTIONS <= offered_actions({Mode.TXT2IMG, Mode.UPSCALE, Mode.ANIMATE})
     assert ButtonAction.PROCESS in offered_actions({Mode.TXT2IMG, Mode.UPSCALE, Mode.PROCESS})
 
 
