@@ -73,7 +73,9 @@ class Settings(BaseSettings):
         description="Image-to-video model for Animate: hub id or folder of SVD, LTX-Video, Wan, CogVideoX image-to-video, "
         "or an AnimateDiff motion adapter for an SD 1.x MODEL; empty = the demo motion model (with the demo MODEL)",
     )
-    video_frames: int = Field(default=0, ge=0, le=128, description="Frames of a video; 0 = the video family's")
+    video_frames: int = Field(
+        default=0, ge=0, le=128, description="Frames of a video; 0 = the video family's"
+    )
     video_quota_weight: int = Field(
         default=4, ge=1, description="How many jobs of a daily quota one video (Animate, Extend) counts for"
     )
