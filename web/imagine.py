@@ -71,13 +71,27 @@ class Button:
     def value(self) -> str:
         return f"{self.action.value}:{self.index}"
 
+    @property
+    def title(self) -> str:
+        return TITLES.get(self.action, self.label)
 
+
+# Discord's emoji as characters every font has (a browser without an emoji font shows the same).
+REROLL_LABEL = "↻"
 PAN_LABELS = (
-    (ButtonAction.PAN_LEFT, "⬅️"),
-    (ButtonAction.PAN_RIGHT, "➡️"),
-    (ButtonAction.PAN_UP, "⬆️"),
-    (ButtonAction.PAN_DOWN, "⬇️"),
+    (ButtonAction.PAN_LEFT, "←"),
+    (ButtonAction.PAN_RIGHT, "→"),
+    (ButtonAction.PAN_UP, "↑"),
+    (ButtonAction.PAN_DOWN, "↓"),
 )
+# What a button without words does, for its tooltip and screen readers.
+TITLES = {
+    ButtonAction.REROLL: "Re-roll: the same prompt with a new seed",
+    ButtonAction.PAN_LEFT: "Pan left",
+    ButtonAction.PAN_RIGHT: "Pan right",
+    ButtonAction.PAN_UP: "Pan up",
+    ButtonAction.PAN_DOWN: "Pan down",
+}
 
 
 def job_buttons(job: JobRecord, offered: frozenset[ButtonAction]) -> list[list[Button]]:
@@ -87,7 +101,7 @@ def job_buttons(job: JobRecord, offered: frozenset[ButtonAction]) -> list[list[B
     if count > 1:
         buttons = [Button(ButtonAction.UPSCALE, i, f"U{i + 1}", 0) for i in range(count)]
         buttons += [Button(ButtonAction.VARY, i, f"V{i + 1}", 1) for i in range(count)]
-        buttons.append(Button(ButtonAction.REROLL, 0, "🔄", 1))
+        buttons.append(Button(ButtonAction.REROLL, 0, REROLL_LABEL, 1))
         buttons += [Button(ButtonAction.ENHANCE, i, f"Enhance {i + 1}", 2) for i in range(count)]
     else:
         buttons = [
@@ -96,7 +110,7 @@ def job_buttons(job: JobRecord, offered: frozenset[ButtonAction]) -> list[list[B
             Button(ButtonAction.VARY_REGION, 0, "Vary (Region)", 0),
             Button(ButtonAction.UPSCALE_SUBTLE, 0, "Upscale (Subtle)", 1),
             Button(ButtonAction.UPSCALE_CREATIVE, 0, "Upscale (Creative)", 1),
-            Button(ButtonAction.PROCESS, 0, "🔬 Process", 1),
+            Button(ButtonAction.PROCESS, 0, "Process", 1),
             Button(ButtonAction.ZOOM_OUT_2X, 0, "Zoom Out 2x", 2),
             Button(ButtonAction.ZOOM_OUT_15X, 0, "Zoom Out 1.5x", 2),
             Button(ButtonAction.ZOOM_CUSTOM, 0, "Custom Zoom", 2),
