@@ -2,7 +2,8 @@
 
 Files are named `<stem>-<n>.png` for each image and `<stem>-grid.png` for the grid of a job with several
 images, where the stem is the prompt's slug, the job's seed and the job id (`a-lighthouse-at-dusk-7-<job id>`),
-so every job writes files of its own and any number of jobs can share one folder.
+so every job writes files of its own and any number of jobs can share one folder. A video job writes
+`<stem>.mp4` and its first frame as `<stem>-thumbnail.png`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Written:
     model: str | None
     images: list[Path]
     grid: Path | None
+    video: Path | None = None  # a video job's MP4 (`images` then holds its PNG thumbnail)
 
     def as_json(self) -> str:
         """One JSON object: job_id, kind, seed, width, height, model, images (paths) and grid (a path or null)."""
@@ -55,12 +57,14 @@ class Written:
                 "model": self.model,
                 "images": [str(path) for path in self.images],
                 "grid": None if self.grid is None else str(self.grid),
+                "video": None if self.video is None else str(self.video),
             }
         )
 
     def as_lines(self) -> str:
-        """The job id, then a path a line: the grid first (if any), then each image."""
-        paths = ([] if self.grid is None else [self.grid]) + self.images
+        """The job id, then a path a line: the grid or the video first (if any), then each image."""
+        paths = ([] if self.grid is None else [self.grid]) + ([] if self.video is None else [self.video])
+        paths += self.images
         return "\n".join([self.job_id, *map(str, paths)])
 
 
@@ -80,7 +84,12 @@ def write_outcome(outcome: Outcome, request: GenerationRequest, out_dir: Path) -
     model = outcome.result.model_id if outcome.result is not None else job.model
     files: list[tuple[Path, bytes]] = []
     grid: Path | None = None
-    if len(outcome.images) > 1:
+    video: Path | None = None
+    if outcome.video is not None:  # an MP4 and its first frame
+        video = out_dir / f"{stem}.mp4"
+        images = [out_dir / f"{stem}-thumbnail.png"]
+        files = [(video, outcome.video), (images[0], outcome.images[-1])]
+    elif len(outcome.images) > 1:
         grid = out_dir / f"{stem}-grid.png"
         if outcome.result is not None:
             metadata = image_metadata(
@@ -89,12 +98,13 @@ def write_outcome(outcome: Outcome, request: GenerationRequest, out_dir: Path) -
             files.append((grid, encode_png(display_grid(outcome.result.images), metadata)))
         else:
             files.append((grid, outcome.grid))
-    images = [out_dir / f"{stem}-{number}.png" for number in range(1, len(outcome.images) + 1)]
-    files.extend(zip(images, outcome.images, strict=True))
+    if video is None:
+        images = [out_dir / f"{stem}-{number}.png" for number in range(1, len(outcome.images) + 1)]
+        files.extend(zip(images, outcome.images, strict=True))
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, data in files:
         partial = path.with_name(f".{path.name}.partial")
         partial.write_bytes(data)
         os.replace(partial, path)
     first = job.images[0]
-    return Written(job.id, str(job.kind), job.seed, first.width, first.height, model, images, grid)
+    return Written(job.id, str(job.kind), job.seed, first.width, first.height, model, images, grid, video)

@@ -156,6 +156,28 @@ def add_job_commands(commands: argparse._SubParsersAction) -> None:
     )
     for edit in (region, zoom, pan, square):
         _add_prompt_argument(edit, "Remix: this prompt and flags for what is generated, instead of the job's")
+    animate = _add_press_command(
+        commands,
+        "animate",
+        help="a short video of one image of a job (the 🎞 Animate buttons)",
+        description="An MP4 of image INDEX of job JOB set in motion by VIDEO_MODEL (empty: the demo motion "
+        "model), with its first frame as a PNG thumbnail, as 🎞 Animate (Low motion / High motion) does.",
+    )
+    animate.add_argument(
+        "--motion", choices=("low", "high"), default="low", help="how much moves (default: low)"
+    )
+    _add_prompt_argument(
+        animate, "Remix: this prompt and flags for the video (say how it moves), instead of the job's"
+    )
+    extend = _add_press_command(
+        commands,
+        "extend",
+        help="a video job made a few seconds longer (the Extend button)",
+        description="The video of job JOB (an animate or extend job) with new frames from its last frame, at "
+        "the motion it was made with, as Extend does.",
+        with_index=False,
+    )
+    _add_prompt_argument(extend, "Remix: this prompt and flags for the new frames, instead of the job's")
 
     describe = commands.add_parser(
         "describe",
@@ -205,7 +227,9 @@ def _add_press_command(
 
 
 def _add_common_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--out", default="out", metavar="DIR", help="folder for the PNGs (default: ./out)")
+    command.add_argument(
+        "--out", default="out", metavar="DIR", help="folder for the PNGs (and MP4s) (default: ./out)"
+    )
     command.add_argument(
         "--json", action="store_true", help="print one JSON object describing the job and its files"
     )
@@ -270,6 +294,10 @@ def _press_of(args: argparse.Namespace) -> Press:
         action = ButtonAction.ENHANCE
     elif args.command == "explain":
         action = ButtonAction.PROCESS
+    elif args.command == "animate":
+        action = ButtonAction.ANIMATE_HIGH if args.motion == "high" else ButtonAction.ANIMATE_LOW
+    elif args.command == "extend":
+        action = ButtonAction.EXTEND
     else:
         from pipeline import editing
         from service.jobs import PRESET_EDITS
