@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
 from service.admission import Place
+from service.jobs import ButtonAction
 from service.settings import Settings
 from service.signin import LINK_LIFETIME, new_signin_link
 from service.wiring import Services
@@ -131,6 +132,14 @@ class Site:
         job = await self.services.storage.jobs.get(pending.job.id)
         assert job is not None
         return job
+
+    async def press(self, member: Member, action: ButtonAction, job: JobRecord, index: int = 0) -> JobRecord:
+        """A finished job of the button `action` pressed by `member` on image `index` (from 0) of `job`."""
+        pending = await self.services.jobs.press(member.requester, Place(None, None), action, job.id, index)
+        await outcome_of(pending)
+        child = await self.services.storage.jobs.get(pending.job.id)
+        assert child is not None
+        return child
 
     async def close(self) -> None:
         for client in self.clients:
