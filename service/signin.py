@@ -14,6 +14,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from service.errors import UserError
 from service.settings import Settings
@@ -21,6 +22,8 @@ from storage import Storage
 
 LINK_LIFETIME = timedelta(minutes=10)
 SIGNIN_LINK_PATH = "/signin/link/"  # the web companion's page for a link: SIGNIN_LINK_PATH + token
+# The web companion's region editor over image `index` of a job (where the bot's Vary (Region) links to).
+REGION_EDITOR_PATH = "/imagine/{job_id}/region/{index}"
 DEFAULT_WEB_BASE_URL = "http://127.0.0.1:8080"
 
 
@@ -53,14 +56,22 @@ def _token_hash(token: str) -> str:
 
 
 async def new_signin_link(
-    storage: Storage, settings: Settings, user_id: int, name: str, lifetime: timedelta = LINK_LIFETIME
+    storage: Storage,
+    settings: Settings,
+    user_id: int,
+    name: str,
+    lifetime: timedelta = LINK_LIFETIME,
+    *,
+    then: str | None = None,
 ) -> SigninLink:
-    """A one-time link that signs `user_id` (shown as `name`) in to the web companion."""
+    """A one-time link that signs `user_id` (shown as `name`) in to the web companion, then opens the
+    companion's page at path `then` (its gallery when None)."""
     token = secrets.token_urlsafe(32)
     await storage.signin.add_link(_token_hash(token), user_id, name, lifetime)
-    return SigninLink(
-        f"{web_base_url(settings)}{SIGNIN_LINK_PATH}{token}", round(lifetime.total_seconds() / 60)
-    )
+    url = f"{web_base_url(settings)}{SIGNIN_LINK_PATH}{token}"
+    if then is not None:
+        url += "?" + urlencode({"next": then})
+    return SigninLink(url, round(lifetime.total_seconds() / 60))
 
 
 async def redeem_signin_link(storage: Storage, token: str) -> tuple[int, str]:

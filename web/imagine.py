@@ -32,6 +32,7 @@ from service.defaults import remix_on
 from service.errors import JobGone, user_message
 from service.jobs import ButtonAction, PendingJob, asked_edit
 from service.readback import prompt_line
+from service.signin import REGION_EDITOR_PATH
 from storage.records import JobRecord, JobStatus
 from web.live import FEEDS, new_feed, stream
 from web.members import Member, require_member
@@ -53,8 +54,9 @@ def add_imagine_routes(app: web.Application) -> None:
     app.router.add_get("/imagine/{job_id}/grid.png", job_grid)
     app.router.add_get(r"/imagine/{job_id}/images/{index:\d{1,2}}.png", job_image)
     app.router.add_post("/imagine/{job_id}/press", press)
-    app.router.add_get(r"/imagine/{job_id}/region/{index:\d{1,2}}", region_editor, name="region_editor")
-    app.router.add_post(r"/imagine/{job_id}/region/{index:\d{1,2}}", vary_region)
+    region = REGION_EDITOR_PATH.replace("{index}", r"{index:\d{1,2}}")  # where the bot links to
+    app.router.add_get(region, region_editor, name="region_editor")
+    app.router.add_post(region, vary_region)
 
 
 # ---- the buttons of a finished job, as Discord shows them -------------------------------------------

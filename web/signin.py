@@ -42,13 +42,15 @@ async def signin_page(request: web.Request) -> web.StreamResponse:
 
 
 async def link_page(request: web.Request) -> web.StreamResponse:
-    return render("signin_link.html", request, {"token": request.match_info["token"]})
+    """The link's page; `next` (a path here) is where its button goes once signed in."""
+    next_path = local_path(request.query.get("next"))
+    return render("signin_link.html", request, {"token": request.match_info["token"], "next": next_path})
 
 
 async def use_link(request: web.Request) -> web.StreamResponse:
     user_id, name = await redeem_signin_link(request.app[SERVICES].storage, request.match_info["token"])
     sign_in(request, user_id, name)
-    raise web.HTTPFound("/")
+    raise web.HTTPFound(local_path(request.query.get("next")))
 
 
 async def discord_signin(request: web.Request) -> web.StreamResponse:

@@ -15,6 +15,7 @@ from PIL import Image
 from pipeline import editing
 from pipeline.images import decode_image
 from service.admission import Place
+from service.signin import REGION_EDITOR_PATH, new_signin_link, web_base_url
 from storage.records import JobKind, JobRecord, JobStatus
 from tests.fixtures.reporters import outcome_of
 from tests.web.helpers import OTHER, OWNER, Site, WebClient
@@ -46,6 +47,10 @@ async def started_job(response, site: Site) -> JobRecord:
     location = response.headers["Location"]
     assert location.startswith("/imagine/")
     return await finished(site, location.removeprefix("/imagine/"))
+
+
+def site_base(site: Site) -> str:
+    return web_base_url(site.settings)
 
 
 async def press(client: WebClient, job: JobRecord, value: str, **fields: str):
@@ -292,3 +297,21 @@ async def test_an_empty_or_missing_mask_is_refused_with_what_to_do(site: Site) -
     assert missing.status == 400 and "Paint or outline" in await missing.text()
     assert (await owner.get(f"/imagine/{grid.id}/region/4")).status == 404
     assert await site.services.storage.uploads.count_for(OWNER.id) == 0
+
+
+async def test_the_bots_editor_link_signs_the_member_in_and_opens_the_editor(site: Site) -> None:
+    grid = await site.imagine(OWNER, PROMPT)
+    editor = REGION_EDITOR_PATH.format(job_id=grid.id, index=1)
+    link = await new_signin_link(site.services.storage, site.settings, OWNER.id, OWNER.name, then=editor)
+    visitor = await site.client()
+    path = link.url.removeprefix(site_base(site))
+    page = html.unescape(await visitor.get_page(path))
+    assert f'?next={editor}"' in page  # its button keeps where to go
+    signed_in = await visitor.post(path)
+    assert signed_in.status == 302 and signed_in.headers["Location"] == editor
+    assert "<canvas" in await visitor.get_page(editor)
+    elsewhere = await new_signin_link(
+        site.services.storage, site.settings, OWNER.id, OWNER.name, then="https://evil.example/"
+    )
+    response = await (await site.client()).post(elsewhere.url.removeprefix(site_base(site)))
+    assert response.status == 302 and response.headers["Location"] == "/"  # never another site
