@@ -4,6 +4,7 @@ after a job, and /readyz names Redis when it is cut off."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,3 +122,22 @@ def test_a_worker_metrics_port_in_use_is_one_line_naming_the_setting(start_worke
         f"kaika worker: WORKER_METRICS_PORT={port}: cannot listen on 127.0.0.1:{port} (Address already in "
         "use); choose a free port (one per process on a machine), or 0 for none."
     )
+
+
+def test_a_worker_is_not_ready_while_its_model_loads_nor_without_redis(fleet_config, tiny_model_dir: Path):
+    from pipeline.executor.celery_worker import EngineOptions, WorkerRuntime
+
+    runtime = WorkerRuntime(fleet_config, EngineOptions(source=str(tiny_model_dir)))
+    assert runtime.health() == {
+        "redis": None,
+        "model": "still loading; it takes no job before it is loaded.",
+    }
+    closed = free_port()
+    elsewhere = WorkerRuntime(
+        dataclasses.replace(fleet_config, redis_url=f"redis://127.0.0.1:{closed}/0"), EngineOptions(source="")
+    )
+    problem = elsewhere.health()["redis"]
+    assert problem is not None and problem.startswith(
+        f"cannot reach Redis at 127.0.0.1:{closed} (REDIS_URL): "
+    )
+    assert elsewhere.metrics.model == "demo"  # the built-in model's label
