@@ -114,13 +114,14 @@ class JobMessage:
     async def finished(self, outcome: Outcome) -> None:
         job = outcome.job
         single = len(outcome.images) == 1
-        data, extension = await asyncio.to_thread(fit_attachment, outcome.grid, self.limit)
-        name = f"kaika_{job.id}.{extension}"
-        view = result_view(job.id, len(outcome.images), outcome.offered)
+        if outcome.video is not None:  # the MP4 Discord plays inline, and its first frame
+            attachments = video_attachments(job.id, outcome.video, outcome.images[-1])
+        else:
+            data, extension = await asyncio.to_thread(fit_attachment, outcome.grid, self.limit)
+            attachments = [discord.File(io.BytesIO(data), filename=f"kaika_{job.id}.{extension}")]
+        view = result_view(job.id, len(outcome.images), outcome.offered, video=outcome.video is not None)
         content = self._content(result_line(job, single))
-        message = await self._final_edit(
-            content, attachments=[discord.File(io.BytesIO(data), filename=name)], view=view
-        )
+        message = await self._final_edit(content, attachments=attachments, view=view)
         if message is not None:
             try:
                 await self.storage.jobs.set_message(job.id, message.id, message.channel.id)
@@ -182,6 +183,14 @@ class JobMessage:
         for file in attachments:
             file.reset()
         return await channel.send(content, files=attachments, view=view or MISSING)
+
+
+def video_attachments(job_id: str, mp4: bytes, thumbnail_png: bytes) -> list[discord.File]:
+    """A video job's files: its MP4 (already within VIDEO_MAX_MB) and its first frame as a PNG thumbnail."""
+    return [
+        discord.File(io.BytesIO(mp4), filename=f"kaika_{job_id}.mp4"),
+        discord.File(io.BytesIO(thumbnail_png), filename=f"kaika_{job_id}_thumbnail.png"),
+    ]
 
 
 class FollowupJobMessage(JobMessage):

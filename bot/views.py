@@ -22,7 +22,7 @@ from bot.errors import reply_error
 from bot.limits import BUTTON_LABEL, MODAL_TITLE, TEXT_INPUT_VALUE, MemberText, Part, fit, shorten
 from service.errors import JobGone
 from service.jobs import ButtonAction as Action
-from storage.records import JobKind, JobRecord
+from storage.records import VIDEO_KINDS, JobKind, JobRecord
 
 CUSTOM_ID = re.compile(r"kaika:(?P<action>[a-z]{1,8}):(?P<job_id>[A-Za-z0-9_-]{1,64}):(?P<index>\d{1,2})")
 # The bot event a press becomes: `on_job_button(interaction, action, job_id, index)`.
@@ -200,7 +200,8 @@ def grid_view(
 def single_view(
     job_id: str, index: int = 0, offered: Collection[Action] = frozenset(Action)
 ) -> discord.ui.View:
-    """A single image's buttons: vary, upscale, then the edits (Zoom Out, Make Square, the pans)."""
+    """A single image's buttons: vary, upscale, 🔬 and 🎞 Animate, then the edits (Zoom Out, Make Square, the
+    pans)."""
     buttons = [
         JobButton(Action.VARY_SUBTLE, job_id, index, label="Vary (Subtle)", row=0),
         JobButton(Action.VARY_STRONG, job_id, index, label="Vary (Strong)", row=0),
@@ -208,6 +209,8 @@ def single_view(
         JobButton(Action.UPSCALE_SUBTLE, job_id, index, label="Upscale (Subtle)", row=1),
         JobButton(Action.UPSCALE_CREATIVE, job_id, index, label="Upscale (Creative)", row=1),
         JobButton(Action.PROCESS, job_id, index, label="Process", emoji="🔬", row=1),
+        JobButton(Action.ANIMATE_LOW, job_id, index, label="Animate (Low motion)", emoji="🎞", row=1),
+        JobButton(Action.ANIMATE_HIGH, job_id, index, label="Animate (High motion)", emoji="🎞", row=1),
         JobButton(Action.ZOOM_OUT_2X, job_id, index, label="Zoom Out 2x", row=2),
         JobButton(Action.ZOOM_OUT_15X, job_id, index, label="Zoom Out 1.5x", row=2),
         JobButton(Action.ZOOM_CUSTOM, job_id, index, label="Custom Zoom", row=2),
@@ -283,10 +286,18 @@ def edit_submission(interaction: discord.Interaction) -> tuple[str, str, int, st
     )
 
 
+def video_view(job_id: str, offered: Collection[Action] = frozenset(Action)) -> discord.ui.View:
+    """A video's buttons: Extend (a few seconds more from its last frame)."""
+    return _view([JobButton(Action.EXTEND, job_id, 0, label="Extend", emoji="🎞", row=0)], offered, job_id)
+
+
 def result_view(
-    job_id: str, num_images: int, offered: Collection[Action] = frozenset(Action)
+    job_id: str, num_images: int, offered: Collection[Action] = frozenset(Action), *, video: bool = False
 ) -> discord.ui.View:
-    """The buttons of a finished job: a single image's, or a grid's; only those its model can serve."""
+    """The buttons of a finished job: a video's, a single image's, or a grid's; only those its model can
+    serve."""
+    if video:
+        return video_view(job_id, offered)
     if num_images == 1:
         return single_view(job_id, offered=offered)
     return grid_view(job_id, num_images, offered)
@@ -329,6 +340,8 @@ def header(job_prompt: str, kind: JobKind, mention: str, notes: Sequence[str] = 
         JobKind.PAN: " (pan)",
         JobKind.SQUARE: " (make square)",
         JobKind.PROCESS: " (diffusion process)",
+        JobKind.ANIMATE: " (video)",
+        JobKind.EXTEND: " (extended video)",
     }.get(kind, f" ({kind})")
     return ("**", MemberText(job_prompt), f"**{what} — {mention}", *(f"\n-# {note}" for note in notes))
 
@@ -344,6 +357,8 @@ def interrupted_notice(job: JobRecord) -> str:
 
 def result_line(job: JobRecord, single: bool) -> str:
     seconds = f" in {job.compute_seconds:.1f} s" if job.compute_seconds else ""
+    if job.kind in VIDEO_KINDS:
+        return f"🎞 Video{seconds}"
     if single and job.parent_image_index is not None:
         return f"Image #{job.parent_image_index + 1}{seconds}"
     return f"Done{seconds}"

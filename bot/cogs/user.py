@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from bot.interactions import Acknowledgement, KaikaCog
 from bot.limits import MemberText, Part, fit, shorten
-from bot.progress import fit_attachment
+from bot.progress import fit_attachment, video_attachments
 from bot.views import INFO_EVENT, header, message_link, result_view
 from pipeline.images import decode_image, display_grid, encode_png
 from service.admission import check_showable
@@ -23,7 +23,7 @@ from service.readback import JobParameters, parameters_for, prompt_line, setting
 from service.settings import Settings
 from service.signin import new_signin_link, note_server_manager
 from service.wiring import Services
-from storage.records import JobRecord, JobStatus
+from storage.records import VIDEO_KINDS, JobRecord, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,16 @@ class UserCog(KaikaCog):
                     return
             await ack.defer()
         images = [await storage.images.get(image.storage_key) for image in job.images]
-        data, extension = await asyncio.to_thread(_showable, images, interaction.filesize_limit)
-        view = result_view(job.id, len(images), self.services.jobs.offered_for(job))
+        video = job.kind in VIDEO_KINDS
+        if video:  # its MP4 and thumbnail, as first posted
+            attachments = video_attachments(job.id, images[0], images[-1])
+        else:
+            data, extension = await asyncio.to_thread(_showable, images, interaction.filesize_limit)
+            attachments = [discord.File(io.BytesIO(data), filename=f"kaika_{job.id}.{extension}")]
+        view = result_view(job.id, len(images), self.services.jobs.offered_for(job), video=video)
         await interaction.edit_original_response(
             content=fit(*header(prompt_line(job), job.kind, f"<@{job.owner_id}>", [seeds_note(job)])),
-            attachments=[discord.File(io.BytesIO(data), filename=f"kaika_{job.id}.{extension}")],
+            attachments=attachments,
             view=view,
         )
 

@@ -69,7 +69,8 @@ async def start_kaika(
 
     running: list[RunningKaika] = []
 
-    async def start(**overrides: Any) -> RunningKaika:
+    async def start(*, engine: Engine | None = None, **overrides: Any) -> RunningKaika:
+        """`engine`: another loaded engine than the session's tiny one (one with a video model)."""
         values: dict[str, Any] = {
             "discord_token": "test-token",
             "discord_api_base": fake_discord.api_base,
@@ -84,7 +85,7 @@ async def start_kaika(
         }
         settings = Settings(_env_file=None, **values)
         executor = LocalExecutor(
-            {None: tiny_engine},  # the session's one tiny engine; one executor runs it at a time
+            {None: engine or tiny_engine},  # the session's one tiny engine; one executor runs it at a time
             max_batch=settings.max_batch,
             preview_every=settings.preview_every,
         )
