@@ -27,7 +27,15 @@ from bot.views import (
 from pipeline.uploads import DISCORD_MEDIA_HOSTS, CleanUpload, UploadRefused, check_link, leading_links
 from service.errors import JobGone
 from service.jobs import EDIT_ASKS, ButtonAction, JobService, PendingJob, asked_edit, check_blend
+from service.signin import REGION_EDITOR_PATH, new_signin_link
 from storage.records import JobRecord
+
+
+def _ephemeral(interaction: discord.Interaction) -> bool:
+    """Whether the pressed button is on an ephemeral message (Vary (Region)'s own offer of the editor)."""
+    message = interaction.message
+    return message is not None and message.flags.ephemeral
+
 
 REMIX_ON = (
     "Remix is on: V1–V4, Vary and 🔄 now open the prompt and its flags for you to edit before the new job "
@@ -187,8 +195,36 @@ class ImagineCog(KaikaCog):
         except Exception as error:
             await reply_error(interaction, error)
             return
+        if action is ButtonAction.VARY_REGION and self.config.web_base_url and not _ephemeral(interaction):
+            await self._offer_editor(interaction, job_id, index)
+            return
         await interaction.response.send_modal(EditModal(action, job_id, index, prompt))
         count_acknowledgement(interaction)
+
+    async def _offer_editor(self, interaction: discord.Interaction, job_id: str, index: int) -> None:
+        """Vary (Region) where the web companion runs (WEB_BASE_URL): a link, for this member alone, that signs
+        them in to its region editor over the image, and a button that asks for the region in words as before
+        (pressed on this ephemeral message, it opens the question)."""
+        async with Acknowledgement(interaction, ephemeral=True) as ack:
+            try:
+                link = await new_signin_link(
+                    self.services.storage,
+                    self.config,
+                    interaction.user.id,
+                    interaction.user.display_name,
+                    then=REGION_EDITOR_PATH.format(job_id=job_id, index=index),
+                )
+            except Exception as error:
+                await ack.fail(error)
+                return
+            view = discord.ui.View(timeout=None)
+            view.add_item(discord.ui.Button(label="Open the region editor", url=link.url))
+            view.add_item(JobButton(ButtonAction.VARY_REGION, job_id, index, label="Type the region instead"))
+            await ack.send(
+                f"Paint, box or outline the part to vary in Kaika's region editor. Its link signs you in once, "
+                f"for {link.minutes} minutes: keep it to yourself.",
+                view=view,
+            )
 
     @commands.Cog.listener(f"on_{EDIT_SUBMIT_EVENT}")
     async def edit_submit(

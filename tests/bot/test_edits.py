@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from PIL import Image
@@ -11,6 +12,7 @@ from bot.views import single_view
 from pipeline.editing import feather_width
 from pipeline.request import Mode
 from service.jobs import EDITS, offered_actions
+from service.signin import SIGNIN_LINK_PATH, redeem_signin_link
 from storage.records import JobKind
 from tests.fixtures.discord_helpers import (
     FAST_STEPS,
@@ -232,3 +234,35 @@ async def test_with_remix_on_custom_zoom_takes_a_new_aspect_ratio(start_kaika):
     zoom = await storage.jobs.get(job_id_of(kaika, int(message["id"])))
     assert (zoom.kind, zoom.parent_job_id, zoom.params["canvas"]) == (JobKind.ZOOM, single_job, [88, 40])
     assert (zoom.images[0].width, zoom.images[0].height) == (88, 40)  # 2:1 within the 64x64 budget
+
+
+async def test_with_the_web_companion_vary_region_offers_its_editor_by_a_sign_in_link(start_kaika):
+    """Where WEB_BASE_URL is set, Vary (Region) answers the member alone with a link that signs them in to the
+    region editor over this image, and a button that asks for the region in words, as without it."""
+    kaika = await start_kaika(web_base_url="https://kaika.example/")
+    fake, storage = kaika.fake, kaika.services.storage
+    ada = fake.add_member("ada")
+    single_id, single_job = await single_of(kaika, ada)
+
+    offered = await fake.wait_acked(await fake.press(ada, single_id, "Vary (Region)"))
+    assert offered.response_type != 9 and offered.ephemeral  # no modal yet: the choice, for ada alone
+    assert "region editor" in fake.reply_text(offered) and "keep it to yourself" in fake.reply_text(offered)
+    [reply_id] = [offered.original_message_id or offered.followup_ids[-1]]
+    buttons = [b for row in fake.messages[reply_id]["components"] for b in row["components"]]
+    [link] = [b["url"] for b in buttons if b.get("style") == 5]
+    parts = urlsplit(link)
+    assert f"{parts.scheme}://{parts.netloc}" == "https://kaika.example"
+    assert parse_qs(parts.query) == {"next": [f"/imagine/{single_job}/region/0"]}
+    token = parts.path.removeprefix(SIGNIN_LINK_PATH)
+    assert await redeem_signin_link(storage, token) == (ada.id, "ada")  # it signs ada in, once
+    assert len(await storage.jobs.recent_for_user(ada.id)) == 2  # nothing started
+
+    opened = await fake.wait_acked(await fake.press(ada, reply_id, "Type the region instead"))
+    assert fake.modal(opened)["title"] == "Vary (Region)"
+    message = await kaika.finished(await fake.submit_modal(ada, opened, {REGION: "left"}))
+    region = await storage.jobs.get(job_id_of(kaika, int(message["id"])))
+    assert (region.kind, region.parent_job_id, region.params["box"]) == (
+        JobKind.REGION,
+        single_job,
+        [0, 0, 50, 100],
+    )
