@@ -9,13 +9,13 @@ refusals are the same, and the jobs are the signed-in member's (they show in Dis
     GET  /imagine/<job>                    the job: live progress, then its grid or image and its buttons
     GET  /imagine/<job>/events             its progress as Server-Sent Events (web/live.py)
     GET  /imagine/<job>/grid.png           what Discord shows of it (the grid, or the image enlarged)
-    GET  /imagine/<job>/images/<n>.png     image n as stored
     POST /imagine/<job>/press              a button (`press` = "<action>:<index>"), 303 to the new job
     POST /imagine/remix                    Remix on or off (as 🖌 Remix)
     GET  /imagine/<job>/region/<n>         the region editor over image n
     POST /imagine/<job>/region/<n>         Vary (Region) of the painted mask (`mask`, a PNG; `prompt`)
 
-A job is shown only to the member who owns it or asked for it: to anyone else it does not exist (404).
+Who sees a job is the gallery's rule (`service.gallery.may_view`): to anyone else it does not exist (404).
+The stored images themselves are the gallery's (/jobs/<job>/images/<n>.png).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pipeline.images import decode_image, display_grid, display_png, encode_png
 from service.admission import Place
 from service.defaults import remix_on
 from service.errors import JobGone, user_message
+from service.gallery import viewable_job
 from service.jobs import ButtonAction, PendingJob, asked_edit
 from service.readback import prompt_line
 from service.signin import REGION_EDITOR_PATH
@@ -52,7 +53,6 @@ def add_imagine_routes(app: web.Application) -> None:
     app.router.add_get("/imagine/{job_id}", job_page, name="imagine_job")
     app.router.add_get("/imagine/{job_id}/events", job_events)
     app.router.add_get("/imagine/{job_id}/grid.png", job_grid)
-    app.router.add_get(r"/imagine/{job_id}/images/{index:\d{1,2}}.png", job_image)
     app.router.add_post("/imagine/{job_id}/press", press)
     region = REGION_EDITOR_PATH.replace("{index}", r"{index:\d{1,2}}")  # where the bot links to
     app.router.add_get(region, region_editor, name="region_editor")
@@ -129,17 +129,10 @@ def job_buttons(job: JobRecord, offered: frozenset[ButtonAction]) -> list[list[B
 # ---- whose jobs ----------------------------------------------------------------------------------
 
 
-def may_see(member: Member, job: JobRecord) -> bool:
-    """Whether `member` sees `job` here: they own it or asked for it."""
-    return not job.deleted and member.id in (job.owner_id, job.requester_id)
-
-
 async def member_job(request: web.Request, member: Member) -> JobRecord:
-    """The job the path names, when `member` may see it; 404 otherwise (never revealing that it exists)."""
-    job = await request.app[SERVICES].storage.jobs.get(request.match_info["job_id"])
-    if job is None or not may_see(member, job):
-        raise JobGone()
-    return job
+    """The job the path names, when `member` may see it (`service.gallery.may_view`); 404 otherwise, never
+    revealing that it exists."""
+    return await viewable_job(request.app[SERVICES].storage, request.match_info["job_id"], member.requester)
 
 
 def image_index(request: web.Request, job: JobRecord) -> int:
@@ -244,16 +237,6 @@ async def job_grid(request: web.Request) -> web.StreamResponse:
         data = await asyncio.to_thread(display_png, stored[0])
     else:
         data = await asyncio.to_thread(lambda: encode_png(display_grid([decode_image(d) for d in stored])))
-    return web.Response(
-        body=data, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
-    )
-
-
-async def job_image(request: web.Request) -> web.StreamResponse:
-    member = require_member(request)
-    job = await member_job(request, member)
-    image = job.images[image_index(request, job)]
-    data = await request.app[SERVICES].storage.images.get(image.storage_key)
     return web.Response(
         body=data, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
     )

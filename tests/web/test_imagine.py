@@ -88,8 +88,6 @@ async def test_a_prompt_from_the_browser_is_the_members_job_counted_as_theirs(si
     assert grid.status == 200 and grid.content_type == "image/png"
     shown = Image.open(io.BytesIO(await grid.read()))
     assert shown.size[0] >= 2 * job.images[0].width  # a 2x2 grid
-    single = await owner.get(f"/imagine/{job.id}/images/2.png")
-    assert await single.read() == await site.services.storage.images.get(job.images[2].storage_key)
 
 
 async def test_a_bad_prompt_is_refused_with_the_same_message_as_imagine_and_kept(site: Site) -> None:
@@ -230,7 +228,6 @@ async def test_another_members_job_is_not_there_for_them(site: Site) -> None:
         f"/imagine/{grid.id}",
         f"/imagine/{grid.id}/events",
         f"/imagine/{grid.id}/grid.png",
-        f"/imagine/{grid.id}/images/0.png",
         f"/imagine/{grid.id}/region/0",
     ):
         response = await other.get(path)
@@ -269,6 +266,7 @@ async def test_the_region_editor_varies_only_the_painted_part(site: Site) -> Non
     upscale = await started_job(await press(owner, grid, "u:2"), site)
     page = await owner.get_page(f"/imagine/{upscale.id}/region/0")
     assert "<canvas" in page and 'data-tool="lasso"' in page and 'data-command="undo"' in page
+    assert f'src="/jobs/{upscale.id}/images/1.png"' in page
     drawn = mask_png((640, 640), (0, 0, 320, 640))  # the left half, painted at the editor's size
     response = await owner.client.post(
         f"/imagine/{upscale.id}/region/0",
