@@ -32,8 +32,8 @@ def interpolated(value: str, **variables: str) -> str:
 
 
 def test_every_service_belongs_to_a_profile_single_or_fleet(compose):
-    assert services_of(compose, "single") == {"postgres", "bot-gpu"}
-    assert services_of(compose, "fleet") == {"postgres", "redis", "bot", "worker-gpu0", "worker-gpu1"}
+    assert services_of(compose, "single") == {"postgres", "bot-gpu", "web-gpu"}
+    assert services_of(compose, "fleet") == {"postgres", "redis", "bot", "worker-gpu0", "worker-gpu1", "web"}
     assert all(service.get("profiles") for service in compose["services"].values())
 
 
@@ -61,6 +61,24 @@ def test_the_fleet_profile_sends_jobs_to_one_worker_per_gpu(compose):
         assert worker["environment"]["REDIS_URL"] == services["bot"]["environment"]["REDIS_URL"]
         assert worker["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == [gpu]
         assert worker["stop_grace_period"] == "10m"  # SIGTERM lets the running job finish
+
+
+@pytest.mark.parametrize(("name", "executor"), [("web", "celery"), ("web-gpu", "local")])
+def test_the_web_companion_runs_beside_the_bot_on_its_data_and_loopback(
+    compose, monkeypatch, tmp_path, name, executor
+):
+    monkeypatch.chdir(tmp_path)  # no .env
+    web, bot = compose["services"][name], compose["services"]["bot" if executor == "celery" else "bot-gpu"]
+    assert web["command"] == ["kaika", "web", "--host", "0.0.0.0", "--port", "8080"]
+    assert web["ports"] == ["127.0.0.1:8080:8080"] and "kaika-data:/data" in web["volumes"]
+    assert "/healthz" in " ".join(web["healthcheck"]["test"])
+    for key, value in web["environment"].items():
+        monkeypatch.setenv(key, interpolated(str(value), POSTGRES_PASSWORD="pw"))
+    settings = load_settings()
+    assert settings.executor == executor == bot["environment"]["EXECUTOR"]
+    assert settings.database_url == "postgresql+asyncpg://kaika:pw@postgres:5432/kaika"
+    if executor == "celery":
+        assert settings.redis_url == bot["environment"]["REDIS_URL"]
 
 
 def test_every_service_has_a_health_check_and_kaikas_use_kaika_healthcheck(compose):
