@@ -40,7 +40,7 @@ from pipeline.previews import latent_rgb_map, preview_images
 from pipeline.request import GenerationRequest, GenerationResult, Mode, Timings, can_share_call
 from pipeline.speed import Schedulers, SpeedUps, guidance_cutoff
 from pipeline.tiling import circular_padding
-from pipeline.video import animate, load_video_pipeline, video_family_of
+from pipeline.video import animate, first_frame_request, load_video_pipeline, video_family_of
 from pipeline.weighting import needs_weighting, plain_request, weighted_embeddings
 
 __all__ = ["DEMO_MODEL_DIR", "DEMO_MODEL_ID", "Engine"]  # the demo model's names, for existing importers
@@ -189,6 +189,7 @@ class Engine:
             raise JobCancelled("The job was cancelled.")
         if requests[0].mode is Mode.ANIMATE:  # a video runs alone (`can_share_call`)
             return [animate(self, request, on_step, should_stop, preview_every) for request in requests]
+        requests = [first_frame_request(self, request) for request in requests]  # --video's image
         started = time.perf_counter()
         slots = [
             _Slot(r, i, seed) for r, request in enumerate(requests) for i, seed in enumerate(request.seeds)

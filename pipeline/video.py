@@ -42,6 +42,9 @@ class VideoFamily:
     motion_control: str
     low: float | str
     high: float | str
+    # The demo motion model is no diffusion model: its step callback comes once a frame, with the frames so far
+    # as RGB in [-1, 1] instead of latents.
+    steps_are_frames: bool = False
 
     def motion_value(self, motion: str) -> float | str:
         if motion not in MOTIONS:
@@ -73,7 +76,7 @@ VIDEO_FAMILIES: dict[str, VideoFamily] = {
         VideoFamily("ltx", 25, 24, 8, 30, 3.0, "prompt", "subtle slow motion", "fast dynamic motion"),
         VideoFamily("wan", 33, 16, 4, 30, 5.0, "prompt", "subtle slow motion", "fast dynamic motion"),
         VideoFamily("cogvideox", 49, 8, 4, 30, 6.0, "prompt", "subtle slow motion", "fast dynamic motion"),
-        VideoFamily("demo", 8, 8, 1, 20, None, "scale", 0.3, 0.8),
+        VideoFamily("demo", 8, 8, 1, 20, None, "scale", 0.3, 0.8, steps_are_frames=True),
     )
 }
 
@@ -336,8 +339,11 @@ def frame_strip(latents: Any, family: VideoFamily) -> Image.Image | None:
     count = min(frames, STRIP_FRAMES)
     picked = sorted({round(i * (frames - 1) / max(1, count - 1)) for i in range(count)})
     channels = video[picked, :3] if video.shape[1] >= 3 else video[picked, :1].repeat(1, 3, 1, 1)
-    low, high = float(channels.min()), float(channels.max())
-    scaled = ((channels - low) / max(high - low, 1e-6) * 255).round().clamp(0, 255).byte().numpy()
+    if family.steps_are_frames:  # RGB frames in [-1, 1]: shown in their own colours
+        scaled = ((channels.clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+    else:
+        low, high = float(channels.min()), float(channels.max())
+        scaled = ((channels - low) / max(high - low, 1e-6) * 255).round().clamp(0, 255).byte().numpy()
     tiles = [Image.fromarray(np.ascontiguousarray(frame.transpose(1, 2, 0))) for frame in scaled]
     side = max(32, min(96, 256 // max(1, len(tiles))))
     tiles = [
@@ -348,6 +354,17 @@ def frame_strip(latents: Any, family: VideoFamily) -> Image.Image | None:
     for index, tile in enumerate(tiles):
         strip.paste(tile, (index * tiles[0].width, 0))
     return strip
+
+
+def first_frame_request(engine: Any, request: Any) -> Any:
+    """A --video prompt's image drawn as its video model asks: the demo motion model's `first_frame_prompt`
+    puts the shape where its motion starts ("moving right": on the left); other requests are unchanged."""
+    from pipeline.request import Mode
+
+    rewrite = getattr(engine.video, "first_frame_prompt", None)
+    if not request.video or request.mode is not Mode.TXT2IMG or rewrite is None:
+        return request
+    return request.replace(prompt=rewrite(request.prompt))
 
 
 def animate(
@@ -396,7 +413,7 @@ def animate(
             raise JobCancelled("The job was cancelled.")
         if on_step is not None:
             step = step_index + 1
-            total = int(getattr(pipe, "num_timesteps", 0) or steps)
+            total = frames if family.steps_are_frames else int(getattr(pipe, "num_timesteps", 0) or steps)
             shown = preview_every and step % preview_every == 0 and step < total
             on_step(step, total, [strip_png(tensors.get("latents")) if shown else None])
         return {}

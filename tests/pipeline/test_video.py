@@ -242,3 +242,73 @@ def test_an_mp4_over_the_limit_is_encoded_again_to_fit():
 def test_an_mp4_that_cannot_fit_says_so():
     with pytest.raises(VideoTooLarge, match="does not fit in 100 bytes"):
         encode_mp4(moving_frames(8), 8, max_bytes=100)
+
+
+# ------------------------------------------------------------------------------ the demo motion model's contract
+
+
+class DemoVideoStub:
+    """A stand-in with the demo motion model's interface (`pipeline.demo.motion.DemoVideoPipeline`): it slides the
+    image right by `motion` x 4 pixels a frame, calling back once a frame with the frames so far in [-1, 1]."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def __call__(
+        self,
+        image,
+        prompt,
+        *,
+        num_frames=8,
+        motion=0.5,
+        num_inference_steps=None,
+        generator=None,
+        callback_on_step_end=None,
+        output_type="pil",
+    ):
+        import torch
+
+        self.prompts.append(prompt)
+        frames = [
+            image.transform(image.size, Image.Transform.AFFINE, (1, 0, -round(motion * 4 * i), 0, 1, 0))
+            for i in range(num_frames)
+        ]
+        for i in range(num_frames):
+            if callback_on_step_end is not None:
+                so_far = torch.stack(
+                    [
+                        torch.from_numpy(np.asarray(f, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
+                        for f in frames[: i + 1]
+                    ],
+                    dim=1,
+                )[None]
+                callback_on_step_end(self, i, i, {"latents": so_far})
+        return type("Output", (), {"frames": [frames]})()
+
+    @staticmethod
+    def first_frame_prompt(prompt: str) -> str:
+        return prompt.replace("moving right", "on the left")
+
+
+def test_the_demo_motion_models_contract_first_frame_prompt_progress_by_frame_and_pixel_previews(tiny_engine):
+    stub = DemoVideoStub()
+    engine = Engine(tiny_engine.txt2img, model_id="kaika-demo", device=tiny_engine.device, video=stub)
+    assert engine.family.video == "demo"
+    text = GenerationRequest(
+        prompt="a red circle moving right", seed=1, steps=2, width=32, height=32, num_images=1, video=True
+    )
+    (image,) = engine.run([text])
+    assert image.metadata["prompt"] == "a red circle on the left"  # drawn where the motion starts
+
+    steps: list[tuple[int, int, bytes | None]] = []
+    (video,) = engine.run(
+        [animate(32, motion="high", frames=0).replace(prompt="a red circle moving right")],
+        on_step=lambda step, total, previews: steps.append((step, total, previews[0])),
+        preview_every=1,
+    )
+    assert stub.prompts[-1] == "a red circle moving right"  # the motion words reach the motion model
+    assert len(video.images) == 8 and video.fps == 8
+    assert [(step, total) for step, total, _ in steps] == [(i, 8) for i in range(1, 9)]
+    strip = Image.open(__import__("io").BytesIO(steps[3][2]))
+    red = np.asarray(strip)[..., 0].mean()
+    assert red > 150  # the red image in its own colours, not stretched latents
