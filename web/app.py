@@ -19,6 +19,7 @@ from service.errors import JobGone, user_message
 from service.settings import Settings
 from service.wiring import Services
 from storage.errors import JobNotFound, NotAllowed, StorageUnavailable
+from web.admin import add_admin_routes
 from web.gallery import add_gallery_routes
 from web.imagine import add_imagine_routes
 from web.members import LOCAL_MEMBER, Member, member_middleware
@@ -58,6 +59,7 @@ def create_app(
     add_signin_routes(app)
     add_gallery_routes(app)
     add_imagine_routes(app)
+    add_admin_routes(app)
     return app
 
 
