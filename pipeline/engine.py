@@ -40,6 +40,7 @@ from pipeline.previews import latent_rgb_map, preview_images
 from pipeline.request import GenerationRequest, GenerationResult, Mode, Timings, can_share_call
 from pipeline.speed import Schedulers, SpeedUps, guidance_cutoff
 from pipeline.tiling import circular_padding
+from pipeline.upscaling import enlarge, native_request, refines_gan_upscale, with_output_scale
 from pipeline.video import animate, first_frame_request, load_video_pipeline, video_family_of
 from pipeline.weighting import needs_weighting, plain_request, weighted_embeddings
 
@@ -75,8 +76,17 @@ class Engine:
     """A loaded model on one device. Create with `Engine.load`; use from one thread at a time."""
 
     def __init__(
-        self, txt2img: Any, *, model_id: str, device: torch.device, upscaler: Any = None, video: Any = None
+        self,
+        txt2img: Any,
+        *,
+        model_id: str,
+        device: torch.device,
+        upscaler: Any = None,
+        output_scale: int = 1,
+        video: Any = None,
     ) -> None:
+        """`output_scale` > 1: every image the model makes is enlarged that many times by `upscaler` (the demo
+        model's own GAN), and request sizes are the enlarged sizes."""
         self.model_id = model_id
         self.device = device
         self.txt2img = txt2img
@@ -85,10 +95,13 @@ class Engine:
             if pipe is not None:
                 pipe.set_progress_bar_config(disable=True)
         self.upscaler = upscaler
+        self.output_scale = output_scale
         self.video = video  # the image-to-video pipeline of VIDEO_MODEL (`pipeline.video`), or None
         self.video_family = video_family_of(video) if video is not None else None
         video_name = None if self.video_family is None else self.video_family.name
-        self.family = describe(txt2img, self.img2img, self.inpaint, video_name)
+        self.family = with_output_scale(
+            describe(txt2img, self.img2img, self.inpaint, video_name), output_scale
+        )
         self._latent_rgb = latent_rgb_map(txt2img, self.family)
         self._previews_broken = False  # set when a preview failed once: the rest of the job goes without
         # What --draft jobs use; a benchmark may set it to measure each speed-up alone.
@@ -128,6 +141,7 @@ class Engine:
                 model_id=model.model_id,
                 device=model.device,
                 upscaler=model.upscaler,
+                output_scale=model.output_scale,
                 video=video_pipe,
             )
         except Exception as error:
@@ -283,8 +297,50 @@ class Engine:
         """
         first = requests[slots[0].request_index]
         self.check(first)
+        used = {slot.request_index for slot in slots}
         if first.mode is Mode.UPSCALE and self.upscaler is not None:
-            return [self._gan_upscale(requests[slot.request_index]) for slot in slots]
+            requests = [self._gan_enlarged(r) if i in used else r for i, r in enumerate(requests)]
+            if not refines_gan_upscale(first):
+                return [decode_image(requests[slot.request_index].source_image) for slot in slots]  # type: ignore[arg-type]
+        scale = self.output_scale
+        if scale == 1:
+            return self._generate(requests, slots, on_step, should_stop, preview_every)
+        # The model works at 1/scale of the sizes asked for; its GAN enlarges what it makes.
+        native = [native_request(r, scale) if i in used else r for i, r in enumerate(requests)]
+        images = self._generate(native, slots, on_step, should_stop, preview_every)
+        if first.mode is Mode.PROCESS:  # a diagram of the model's own steps, at the size it works at
+            return images
+        images = [
+            enlarge(
+                self.upscaler,
+                image,
+                requests[slot.request_index].width,
+                requests[slot.request_index].height,
+                self.device,
+            )
+            for image, slot in zip(images, slots, strict=True)
+        ]
+        if first.mode is Mode.INPAINT:  # the kept pixels exactly as they went in, at full size
+            images = [
+                paste_back(
+                    image,
+                    decode_image(requests[slot.request_index].source_image),  # type: ignore[arg-type]
+                    decode_image(requests[slot.request_index].mask_image).convert("L"),  # type: ignore[arg-type]
+                )
+                for image, slot in zip(images, slots, strict=True)
+            ]
+        return images
+
+    def _generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        slots: list[_Slot],
+        on_step: OnStep | None,
+        should_stop: ShouldStop | None,
+        preview_every: int,
+    ) -> list[Image.Image]:
+        """The pipeline call of `_call`, at the sizes of `requests`."""
+        first = requests[slots[0].request_index]
         if first.mode is Mode.PROCESS:
             return [self._process(requests[slot.request_index], slot, on_step, should_stop) for slot in slots]
         if first.mode is Mode.UPSCALE and self.img2img is None:  # no refining pass: the enlargement alone
@@ -503,15 +559,11 @@ class Engine:
             self._previews_broken = True
             return [None] * len(requests)
 
-    def _gan_upscale(self, request: GenerationRequest) -> Image.Image:
-        import numpy as np
-
+    def _gan_enlarged(self, request: GenerationRequest) -> GenerationRequest:
+        """An upscale `request` whose source is the GAN's enlargement at the request's size."""
         source = decode_image(request.source_image)  # type: ignore[arg-type]
-        tensor = torch.from_numpy(np.asarray(source, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
-        with torch.inference_mode():
-            output = self.upscaler(tensor.to(self.device)).clamp(0, 1)
-        array = (output[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().astype("uint8")
-        return Image.fromarray(array).resize((request.width, request.height), Image.Resampling.LANCZOS)
+        enlarged = enlarge(self.upscaler, source, request.width, request.height, self.device)
+        return request.replace(source_image=encode_png(enlarged))
 
 
 def _denoising_steps(request: GenerationRequest) -> int:

@@ -46,12 +46,12 @@ class UpscalerTrainConfig:
     minutes: float = 28.0
     batch: int = 12
     crop: int = 96  # pixels of the 256 px target per training window
-    lr: float = 4e-4
+    lr: float = 5e-4
     ema_decay: float = 0.998
-    gan_start: float = 0.5  # share of the run trained with L1 alone before the discriminator joins
-    adversarial_weight: float = 0.01
-    max_blur: float = 1.0  # largest Gaussian sigma (input pixels) applied to an input
-    max_noise: float = 0.02  # largest noise sigma (of 1.0) added to an input
+    gan_start: float = 0.6  # share of the run trained with squared error alone before the discriminator joins
+    adversarial_weight: float = 1e-3
+    max_blur: float = 0.8  # largest Gaussian sigma (input pixels) applied to an input
+    max_noise: float = 0.01  # largest noise sigma (of 1.0) added to an input
     checkpoint_seconds: float = 120.0
     restart: bool = False
     progress: bool = True

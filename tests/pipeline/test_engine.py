@@ -344,7 +344,9 @@ def test_gan_upscaler_errors_name_upscaler(tiny_model_dir, tmp_path, monkeypatch
     weights.write_bytes(b"weights")
     monkeypatch.setitem(sys.modules, "spandrel", None)  # as on a machine without the [gan] extra
     with pytest.raises(
-        ModelLoadError, match=r"UPSCALER=.*needs the spandrel package: pip install -e '.\[gan\]'"
+        ModelLoadError,
+        match=r"UPSCALER=.*is not an ESRGAN or Real-ESRGAN compact file .*need the spandrel package: "
+        r"pip install -e '.\[gan\]'",
     ):
         Engine.load(str(tiny_model_dir), device="cpu", upscaler=str(weights))
 
