@@ -8,15 +8,52 @@ import logging
 import signal
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from yarl import URL
 
 from service.errors import SettingError
 from service.settings import Settings
+from service.signin import SIGNIN_LINK_PATH
 from service.wiring import Services
 from web.app import create_app
 from web.members import Member
 from web.sessions import load_cookie_secret
 
 log = logging.getLogger(__name__)
+
+
+# Query parameters that sign someone in (an OAuth2 code and state, a link's token): never written to the log.
+SECRET_PARAMETERS = frozenset({"code", "state", "token"})
+
+
+def logged_path(url: URL) -> str:
+    """`url`'s path and query as the access log shows it: a sign-in link's token and OAuth2's code and state
+    left out, so the log cannot sign anyone in."""
+    path = url.path
+    if path.startswith(SIGNIN_LINK_PATH):
+        path = SIGNIN_LINK_PATH + "…"
+    query = "&".join(
+        f"{key}={'…' if key in SECRET_PARAMETERS else value}" for key, value in url.query.items()
+    )
+    return f"{path}?{query}" if query else path
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line a request: who, what (with `logged_path`), the status and how long it took."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.3fs',
+            request.remote,
+            request.method,
+            logged_path(request.rel_url),
+            response.status,
+            time,
+        )
+
+
+def app_runner(app: web.Application) -> web.AppRunner:
+    return web.AppRunner(app, access_log=log, access_log_class=AccessLogger)
 
 
 def check_local_host(host: str) -> None:
@@ -53,7 +90,7 @@ async def serve(settings: Settings, host: str, port: int, local_member: Member |
     try:
         services = await Services.open(settings)
         try:
-            runner = web.AppRunner(await open_app(settings, services, local_member), access_log=log)
+            runner = app_runner(await open_app(settings, services, local_member))
             await runner.setup()
             try:
                 site = web.TCPSite(runner, host, port)

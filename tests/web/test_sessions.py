@@ -121,3 +121,34 @@ def test_kaika_web_local_refuses_a_public_address_before_opening_anything(kaika,
     run = kaika("web", "--local", "--host", "0.0.0.0")
     assert "listens only on this machine" in run.error_line("web")
     assert not (local_data / "cookie-secret").exists()
+
+
+async def test_the_access_log_never_holds_a_sign_in_token_or_code(site: Site, caplog) -> None:
+    import logging
+
+    import aiohttp
+    from aiohttp import web
+
+    from web.server import app_runner
+
+    link = await site.signin_link(OWNER)
+    token = link.rpartition("/")[2]
+    runner = app_runner(site.app())
+    await runner.setup()
+    server = web.TCPSite(runner, "127.0.0.1", 0)
+    await server.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        with caplog.at_level(logging.INFO, logger="web.server"):
+            async with aiohttp.ClientSession() as http:
+                await (await http.get(base + link)).read()
+                await (
+                    await http.get(base + "/signin/discord/callback?code=SECRETCODE&state=SECRETSTATE")
+                ).read()
+                await (await http.get(base + "/signin?next=/jobs/abc")).read()
+    finally:
+        await runner.cleanup()
+    logged = "\n".join(record.getMessage() for record in caplog.records if record.name == "web.server")
+    assert '"GET /signin/link/…" 200' in logged and "/signin?next=/jobs/abc" in logged
+    assert "/signin/discord/callback?code=…&state=…" in logged
+    assert token not in logged and "SECRET" not in logged
