@@ -45,6 +45,9 @@ class VideoFamily:
     # The demo motion model is no diffusion model: its step callback comes once a frame, with the frames so far
     # as RGB in [-1, 1] instead of latents.
     steps_are_frames: bool = False
+    # The side of the square pixel budget the family animates at (its frames are enlarged back to the image's
+    # size); 0: what its pipeline's configuration says.
+    native_side: int = 0
 
     def motion_value(self, motion: str) -> float | str:
         if motion not in MOTIONS:
@@ -76,7 +79,8 @@ VIDEO_FAMILIES: dict[str, VideoFamily] = {
         VideoFamily("ltx", 25, 24, 8, 30, 3.0, "prompt", "subtle slow motion", "fast dynamic motion"),
         VideoFamily("wan", 33, 16, 4, 30, 5.0, "prompt", "subtle slow motion", "fast dynamic motion"),
         VideoFamily("cogvideox", 49, 8, 4, 30, 6.0, "prompt", "subtle slow motion", "fast dynamic motion"),
-        VideoFamily("demo", 8, 8, 1, 20, None, "scale", 0.3, 0.8, steps_are_frames=True),
+        # The demo motion model was trained on 64-pixel scenes (the demo image model's own size).
+        VideoFamily("demo", 8, 8, 1, 20, None, "scale", 0.3, 0.8, steps_are_frames=True, native_side=64),
     )
 }
 
@@ -224,10 +228,10 @@ def _animatediff(source: str, adapter_class: Any, location: str, image_pipe: Any
 # ----------------------------------------------------------------------------------------------- running
 
 
-def video_size(pipe: Any, width: int, height: int) -> tuple[int, int]:
+def video_size(pipe: Any, width: int, height: int, native_side: int = 0) -> tuple[int, int]:
     """The size a video of a `width` x `height` image is made at: the image's own, in multiples the pipeline's
-    VAE and patches divide, within its native pixel budget; a transformer with learned positional embeddings
-    (CogVideoX 1.0) makes its trained size only."""
+    VAE and patches divide, within its native pixel budget (`native_side` squared, when the family says); a
+    transformer with learned positional embeddings (CogVideoX 1.0) makes its trained size only."""
     denoiser = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
     config = getattr(denoiser, "config", None)
     scale = int(getattr(pipe, "vae_scale_factor_spatial", 0) or getattr(pipe, "vae_scale_factor", 8) or 8)
@@ -238,6 +242,8 @@ def video_size(pipe: Any, width: int, height: int) -> tuple[int, int]:
         return int(config.sample_width) * scale, int(config.sample_height) * scale
     native = getattr(config, "sample_size", None)
     budget = (int(native) * scale) ** 2 if isinstance(native, int) and native * scale >= 256 else 1024 * 576
+    if native_side:
+        budget = native_side**2
     shrink = min(1.0, (budget / (width * height)) ** 0.5)
     return (
         max(multiple, int(width * shrink) // multiple * multiple),
@@ -389,7 +395,7 @@ def animate(
     engine.check(request)
     pipe, family = engine.video, engine.video_family
     started = time.perf_counter()
-    size = video_size(pipe, request.width, request.height)
+    size = video_size(pipe, request.width, request.height, family.native_side)
     image = decode_image(request.source_image)
     if image.size != size:
         image = image.resize(size, Image.Resampling.LANCZOS)
@@ -433,6 +439,10 @@ def animate(
     try:
         with torch.inference_mode():
             made = output_frames(pipe(**arguments))
+        if (
+            made and made[0].width < request.width
+        ):  # made within the family's budget: shown at the image's size
+            made = [frame.resize((request.width, request.height), Image.Resampling.LANCZOS) for frame in made]
     except torch.OutOfMemoryError:
         release_memory(engine.device)
         return JobFailed(

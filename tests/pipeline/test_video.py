@@ -253,6 +253,7 @@ class DemoVideoStub:
 
     def __init__(self) -> None:
         self.prompts: list[str] = []
+        self.sizes: list[tuple[int, int]] = []
 
     def __call__(
         self,
@@ -269,6 +270,7 @@ class DemoVideoStub:
         import torch
 
         self.prompts.append(prompt)
+        self.sizes.append(image.size)
         frames = [
             image.transform(image.size, Image.Transform.AFFINE, (1, 0, -round(motion * 4 * i), 0, 1, 0))
             for i in range(num_frames)
@@ -312,3 +314,11 @@ def test_the_demo_motion_models_contract_first_frame_prompt_progress_by_frame_an
     strip = Image.open(__import__("io").BytesIO(steps[3][2]))
     red = np.asarray(strip)[..., 0].mean()
     assert red > 150  # the red image in its own colours, not stretched latents
+
+
+def test_the_demo_motion_model_animates_at_its_own_size_and_the_video_keeps_the_images(tiny_engine):
+    stub = DemoVideoStub()
+    engine = Engine(tiny_engine.txt2img, model_id="kaika-demo", device=tiny_engine.device, video=stub)
+    (video,) = engine.run([animate(128, frames=4)])
+    assert stub.sizes == [(64, 64)]  # the 64-pixel scenes it was trained on
+    assert {frame.size for frame in video.images} == {(128, 128)}  # enlarged back to the image's size
