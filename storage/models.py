@@ -116,6 +116,7 @@ class Job(Base):
     __table_args__ = (
         # Covers a user's recent jobs, quota count and leaderboard sums (revision 0003).
         Index("ix_jobs_requester", "requester_id", "queued_at", "status", "image_count", "compute_seconds"),
+        Index("ix_jobs_owner", "owner_id", "queued_at"),  # the web gallery (revision 0006)
         Index("ix_jobs_message_id", "message_id"),
         Index("ix_jobs_status", "status"),
         Index("ix_jobs_parent_job_id", "parent_job_id"),
