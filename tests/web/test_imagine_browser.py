@@ -123,18 +123,18 @@ def test_a_region_drawn_in_the_editor_is_varied_and_everything_outside_stays(bro
     submit = browser.driver.find_element(By.CSS_SELECTOR, "#region-editor button[type=submit]")
     assert not submit.is_enabled()  # nothing painted yet
 
-    drag(browser, canvas, [(60, 60), (200, 120), (260, 260)])  # a brush stroke
+    drag(browser, canvas, [(50, 50), (160, 100), (210, 210)])  # a brush stroke
     assert painted_share(browser) > 0.02
     browser.screenshot("brush")
     browser.driver.find_element(By.CSS_SELECTOR, "[data-command=undo]").click()
     assert painted_share(browser) == 0 and not submit.is_enabled()
 
     browser.driver.find_element(By.CSS_SELECTOR, "[data-tool=lasso]").click()
-    drag(browser, canvas, [(40, 300), (300, 320), (280, 520), (60, 520)])
+    drag(browser, canvas, [(30, 240), (240, 256), (224, 416), (48, 416)])
     lasso = painted_share(browser)
     assert 0.08 < lasso < 0.2  # the polygon is 12% of the canvas
     browser.driver.find_element(By.CSS_SELECTOR, "[data-tool=rectangle]").click()
-    drag(browser, canvas, [(40, 40), (320, 200)])  # the top-left corner, in the left half
+    drag(browser, canvas, [(30, 30), (250, 160)])  # the top-left corner, in the left half
     assert painted_share(browser) > lasso + 0.05
     browser.driver.find_element(By.CSS_SELECTOR, "#region-editor textarea[name=prompt]").send_keys(
         "a yellow star"
@@ -153,8 +153,9 @@ def test_a_region_drawn_in_the_editor_is_varied_and_everything_outside_stays(bro
     upload = live.call(lambda: storage.uploads.get(region.params["drawn"]))
     drawn = live.call(lambda: storage.uploads.data(upload))
     outside = np.asarray(editing.drawn_mask(drawn, 64, 64)) == 0
-    # Only the left half was painted (the editor is 640 pixels wide over the 64-pixel image).
+    # Only the left half was painted (the editor is 512 pixels wide over the 64-pixel image).
     assert outside[:, 32 + editing.feather_width(64, 64) :].all()
+    assert not outside[6:18, 6:29].any()  # the rectangle, (30, 30) to (250, 160) of 512, on the image
     for image in region.images:
         pixels = np.asarray(decode_image(live.call(lambda key=image.storage_key: storage.images.get(key))))
         assert (pixels[outside] == source[outside]).all()
