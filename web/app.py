@@ -23,6 +23,7 @@ from web.admin import add_admin_routes
 from web.gallery import add_gallery_routes
 from web.imagine import add_imagine_routes
 from web.members import LOCAL_MEMBER, Member, member_middleware
+from web.operations import add_operations_routes
 from web.pages import render
 from web.sessions import COOKIE_SECRET, SECURE_COOKIES, Handler, session_middleware
 from web.signin import add_signin_routes
@@ -60,6 +61,7 @@ def create_app(
     add_gallery_routes(app)
     add_imagine_routes(app)
     add_admin_routes(app)
+    add_operations_routes(app, services)  # /metrics, /healthz, /readyz: open, as a metrics port is
     return app
 
 

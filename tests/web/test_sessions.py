@@ -152,3 +152,11 @@ async def test_the_access_log_never_holds_a_sign_in_token_or_code(site: Site, ca
     assert '"GET /signin/link/…" 200' in logged and "/signin?next=/jobs/abc" in logged
     assert "/signin/discord/callback?code=…&state=…" in logged
     assert token not in logged and "SECRET" not in logged
+
+
+async def test_the_companion_serves_health_and_metrics_without_sign_in(site: Site) -> None:
+    anonymous = await site.client()
+    health = await anonymous.get("/healthz")
+    assert health.status == 200 and (await health.text()).strip() == "ok"
+    metrics = await anonymous.get("/metrics")
+    assert metrics.status == 200 and "kaika_jobs_total" in await metrics.text()
