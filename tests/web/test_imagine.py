@@ -313,3 +313,16 @@ async def test_the_bots_editor_link_signs_the_member_in_and_opens_the_editor(sit
     )
     response = await (await site.client()).post(elsewhere.url.removeprefix(site_base(site)))
     assert response.status == 302 and response.headers["Location"] == "/"  # never another site
+
+
+async def test_a_prompt_of_several_jobs_shows_each_following_its_own_progress(site: Site) -> None:
+    owner = await site.client(OWNER)
+    response = await owner.post("/imagine", {"prompt": "a {red, blue} square --seed 2"})
+    page = await response.text()
+    assert response.status == 200
+    jobs = await site.services.storage.jobs.recent_for_user(OWNER.id)
+    assert sorted(job.prompt for job in jobs) == ["a blue square", "a red square"]
+    for job in jobs:
+        assert f'data-job-id="{job.id}"' in page
+        assert f'data-events="/imagine/{job.id}/events"' in page or job.status.finished
+    await site.services.jobs.wait_idle()
