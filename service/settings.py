@@ -16,6 +16,8 @@ from storage import sqlite_url
 # `name=source` in MODELS: a name is one word (hub ids and paths may hold "=" only after one).
 _NAMED_MODEL = re.compile(r"(?P<name>[\w.-]+)=(?P<source>.+)")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# WEB_BASE_URL: a scheme and a host (and port); the companion's pages are at its root.
+_WEB_ADDRESS = re.compile(r"https?://[^/?#\s]+/?")
 
 
 def configure_logging(level: str) -> None:
@@ -213,6 +215,15 @@ class Settings(BaseSettings):
     _empty_is_unset = field_validator("model_guidance", mode="before")(
         lambda value: None if value == "" else value
     )
+
+    @field_validator("web_base_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        if value and not _WEB_ADDRESS.fullmatch(value):
+            raise ValueError(
+                "must be the address members open, a scheme and a host such as https://kaika.example.org (no path)"
+            )
+        return value
 
     def fleet_config(
         self,

@@ -95,3 +95,20 @@ async def test_links_long_expired_are_cleared_away(storage: Storage, clock: Fake
     await new_signin_link(storage, SETTINGS, 42, "Ada")
     async with storage.engine.connect() as connection:
         assert (await connection.execute(text("SELECT count(*) FROM signin_links"))).scalar() == 1
+
+
+@pytest.mark.parametrize(
+    "address", ["kaika.example.org", "https://kaika.example.org/kaika", "ftp://kaika.example.org"]
+)
+def test_web_base_url_must_be_a_scheme_and_a_host(address: str) -> None:
+    from service.errors import SettingError
+    from service.settings import load_settings
+
+    with pytest.raises(
+        SettingError, match=re.escape(f"WEB_BASE_URL={address!r}: Value error, must be the address")
+    ):
+        load_settings(_env_file=None, web_base_url=address)
+    assert (
+        load_settings(_env_file=None, web_base_url="http://127.0.0.1:8080/").web_base_url
+        == "http://127.0.0.1:8080/"
+    )
