@@ -82,9 +82,10 @@ async def parameters_for(storage: Storage, job: JobRecord) -> JobParameters:
     """`parameters_of(job)` with the model its first image's PNG names (the default model changes; the PNG
     says which one it was)."""
     made_by = None
-    if job.images:
+    pictures = _pictures(job)
+    if pictures:
         try:
-            data = await storage.images.get(job.images[0].storage_key)
+            data = await storage.images.get(pictures[0].storage_key)
         except (OSError, StorageError):  # its file is gone: the parameters are still worth telling
             data = None
         if data is not None:
@@ -92,12 +93,18 @@ async def parameters_for(storage: Storage, job: JobRecord) -> JobParameters:
     return parameters_of(job, made_by)
 
 
+def _pictures(job: JobRecord) -> list[Any]:
+    """A job's stored PNGs: its images, or a video's thumbnail (its MP4 is beside it)."""
+    return [image for image in job.images if not image.storage_key.endswith(".mp4")]
+
+
 def parameters_of(job: JobRecord, made_by: str | None = None) -> JobParameters:
     """A job's parameters: each image's seed and size once it has images, the request's before."""
     params = job.params
-    if job.images:
-        seeds = [image.seed for image in job.images]
-        width, height = job.images[0].width, job.images[0].height
+    pictures = _pictures(job)
+    if pictures:
+        seeds = [image.seed for image in pictures]
+        width, height = pictures[0].width, pictures[0].height
     else:
         seeds = [(job.seed or 0) + i for i in range(int(params.get("num_images", 1)))]
         width, height = int(params.get("width", 0)), int(params.get("height", 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from PIL import Image
@@ -24,6 +25,13 @@ def test_animate_then_extend_write_mp4s_and_thumbnails(local_data, kaika, tiny_v
     (thumbnail,) = map(Path, animated["images"])
     assert thumbnail.name.endswith("-thumbnail.png")
     assert Image.open(thumbnail).size == (animated["width"], animated["height"])
+
+    shown = kaika("info", animated["job_id"], "--json")
+    assert shown.status == 0, shown.err
+    info = json.loads(shown.out)
+    assert (
+        info["seeds"] == [animated["seed"]] and info["model"] == animated["model"]
+    )  # read from the thumbnail
 
     extended = kaika("extend", animated["job_id"], "--out", str(out))  # the plain printout
     assert extended.status == 0, extended.err
