@@ -386,16 +386,16 @@ def load_gan_upscaler(path: str, device: torch.device) -> Any:
 
 def load_demo_gan(device: torch.device) -> Any:
     """The demo model's own 4x GAN (`pipeline/demo/upscaler`), or None when it is not there."""
-    from pipeline.demo.upscaler import DEMO_UPSCALER_DIR, load_demo_upscaler
+    from pipeline.demo import upscaler
 
     try:
-        model = load_demo_upscaler()
+        model = upscaler.load_demo_upscaler()
     except Exception as error:
         raise ModelLoadError(
-            f"The demo model's upscaler in {DEMO_UPSCALER_DIR} could not be loaded: {first_line(error)}"
+            f"The demo model's upscaler in {upscaler.DEMO_UPSCALER_DIR} could not be loaded: {first_line(error)}"
         ) from error
     if model is None:
-        log.warning("no demo upscaler in %s: the demo model's images stay 64 px", DEMO_UPSCALER_DIR)
+        log.warning("no demo upscaler in %s: the demo model's images stay 64 px", upscaler.DEMO_UPSCALER_DIR)
         return None
     return model.to(device)
 

@@ -88,6 +88,20 @@ def score(image: Image.Image, truth: Image.Image, scene: Scene) -> Scores:
     )
 
 
+def transition_share(image: Image.Image, contrast: float = 0.25) -> float:
+    """Share of pixels inside a colour transition: whose 3x3 neighbourhood spans more than `contrast` of the
+    image's range in some channel. Needs no known colours (it scores the model's own images); a blurred
+    edge spreads over more pixels than a crisp one, so lower is sharper."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
+    padded = np.pad(pixels, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    windows = [
+        padded[dy : dy + pixels.shape[0], dx : dx + pixels.shape[1]] for dy in range(3) for dx in range(3)
+    ]
+    spread = (np.max(windows, axis=0) - np.min(windows, axis=0)).max(-1)
+    full_range = (pixels.max((0, 1)) - pixels.min((0, 1))).max()
+    return float((spread > contrast * max(full_range, 1.0)).mean())
+
+
 def enlargements(image: Image.Image, upscaler, device) -> dict[str, Image.Image]:
     from pipeline.upscaling import enlarge
 

@@ -267,8 +267,9 @@ def save_generator(model: Upscaler, folder: Path, extra: dict | None = None) -> 
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
 
 
-def load_demo_upscaler(folder: Path = DEMO_UPSCALER_DIR) -> Upscaler | None:
-    """The packaged demo upscaler, or None when its weights are not there (a model trained without it)."""
+def load_demo_upscaler(folder: Path | None = None) -> Upscaler | None:
+    """The packaged demo upscaler (or the one in `folder`), or None when its weights are not there."""
+    folder = folder or DEMO_UPSCALER_DIR
     if not (folder / WEIGHTS_FILE).is_file():
         return None
     return load_esrgan_file(folder / WEIGHTS_FILE)
