@@ -78,9 +78,10 @@ async def _dashboard_page(
     today = datetime.now(UTC).date()
     figures = await administration.usage(services.storage, services.executor, window, today)
     guild = await services.storage.guilds.settings(guild_id) if guild_id is not None else None
-    notice = request[SESSION].get(NOTICE) or ""
-    if notice:
+    shown, notice, notice_in = request[SESSION].get(NOTICE), "", ""
+    if isinstance(shown, list) and len(shown) == 2:  # [what changed, the section it was changed in]
         request[SESSION].set(**{NOTICE: None})
+        notice, notice_in = str(shown[0]), str(shown[1])
     context: dict[str, Any] = {
         "usage": figures,
         "window": window,
@@ -93,6 +94,7 @@ async def _dashboard_page(
         "policies": list(ButtonPolicy),
         "banned": await services.storage.users.banned(),
         "notice": notice,
+        "notice_in": notice_in,  # the section the change was made in, where the page opens
         "error": error,
         "chart_url": str(URL("/admin/chart.png").with_query(window=window.value)),
     }
@@ -130,9 +132,10 @@ async def _change(request: web.Request, guild_id: int | None, change: Any) -> we
         if message is None:
             raise
         return await _dashboard_page(request, admin, guild_id=guild_id, error=message, status=400)
-    request[SESSION].set(**{NOTICE: notice})
+    section = "settings" if guild_id is not None else "bans"
+    request[SESSION].set(**{NOTICE: [notice, section]})
     back = URL("/admin").with_query({"guild": str(guild_id)} if guild_id is not None else {})
-    raise web.HTTPSeeOther(str(back.with_fragment("settings" if guild_id is not None else "bans")))
+    raise web.HTTPSeeOther(str(back.with_fragment(section)))
 
 
 def _guild(request: web.Request) -> int:

@@ -12,17 +12,21 @@
 
 The browser and its driver are the distribution's (/usr/bin/chromium, /usr/bin/chromedriver, installed by
 .ci/run when missing): both paths are given to Selenium, so Selenium Manager never runs and nothing is
-downloaded. Screenshots go to <pytest's temp folder>/screenshots (kept after the run, as pytest keeps its
-last three temp folders); the folder is printed at the end of the run.
+downloaded. Screenshots go to <system temp>/kaika-screenshots/<time>-<pid>/ (the last KEEP_RUNS runs' are kept,
+whatever else runs pytest meanwhile); the folder is printed at the end of the run.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from selenium import webdriver
@@ -41,6 +45,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WINDOW = (1280, 900)
 WAIT_SECONDS = 60.0  # a tiny model's job on a busy 2-core machine, or a page over a cold server
+SCREENSHOTS_ROOT = Path(tempfile.gettempdir()) / "kaika-screenshots"
+KEEP_RUNS = 10
 INSTALL_HINT = "apt-get install -y chromium chromium-driver (.ci/run does this when they are missing)"
 
 
@@ -61,6 +67,17 @@ def new_driver() -> WebDriver:
     ):
         options.add_argument(argument)
     return webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+
+
+def new_screenshots_folder() -> Path:
+    """A folder of this run's own under SCREENSHOTS_ROOT; older runs' beyond the last KEEP_RUNS are removed."""
+    SCREENSHOTS_ROOT.mkdir(parents=True, exist_ok=True)
+    runs = sorted(SCREENSHOTS_ROOT.iterdir(), key=lambda folder: folder.stat().st_mtime)
+    for old in runs[: max(len(runs) - KEEP_RUNS + 1, 0)]:
+        shutil.rmtree(old, ignore_errors=True)
+    folder = SCREENSHOTS_ROOT / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    folder.mkdir()
+    return folder
 
 
 def _slug(text: str) -> str:
@@ -111,11 +128,22 @@ class Browser:
         except WebDriverException as error:
             raise AssertionError(f"{what}: not within {seconds} s on {self.path}:\n{self.text()}") from error
 
-    def screenshot(self, name: str) -> Path:
-        """A PNG of the tab as it is now, saved as <screenshots>/<test>-<NN>-<name>.png (path printed)."""
+    def screenshot(self, name: str, *, full_page: bool = False) -> Path:
+        """A PNG of the tab as it is now (`full_page`: the whole page, as tall as it is), saved as
+        <screenshots>/<test>-<NN>-<name>.png (path printed)."""
         self._taken += 1
         path = self._screenshots / f"{self._test}-{self._taken:02d}-{_slug(name)}.png"
-        assert self.driver.save_screenshot(str(path)), f"Chromium could not save {path}"
+        size = self.driver.get_window_size()
+        if full_page:  # a window as tall as the page (what the window adds around the page kept)
+            page, inner = self.driver.execute_script(
+                "return [document.documentElement.scrollHeight, window.innerHeight];"
+            )
+            self.driver.set_window_size(size["width"], size["height"] - int(inner) + int(page))
+        try:
+            assert self.driver.save_screenshot(str(path)), f"Chromium could not save {path}"
+        finally:
+            if full_page:
+                self.driver.set_window_size(size["width"], size["height"])
         self.saved.append(path)
         print(f"screenshot: {path}")
         return path
@@ -131,16 +159,21 @@ class Browser:
 
     # --- signing in ---------------------------------------------------------------------------------------
 
-    def sign_in_by_link(self, member: Member) -> None:
-        """Sign in as `member` the way a member does: open a one-time link the bot's /web command would send."""
+    def sign_in_by_link(self, member: Member, next_path: str = "/") -> None:
+        """Sign in as `member` the way a member does: open the one-time link the bot's /web sends (its page's
+        script presses Continue), and wait until the browser is signed in and on `next_path`."""
         from service.signin import new_signin_link
 
         live = self._live()
         link = live.call(
             lambda: new_signin_link(live.services.storage, live.settings, member.id, member.name)
         )
-        parts = urlsplit(link.url)
-        self.driver.get(self.url + parts.path)
+        query = "" if next_path == "/" else f"?{urlencode({'next': next_path})}"
+        self.driver.get(self.url + urlsplit(link.url).path + query)
+        self.wait_until(
+            lambda driver: not urlsplit(driver.current_url).path.startswith("/signin"),
+            f"signing in by link as {member.name}",
+        )
 
     def sign_in_with_cookie(self, member: Member) -> None:
         """Sign in as `member` by setting the session cookie signing in would set (quicker than the link)."""

@@ -21,7 +21,7 @@ from service.settings import Settings
 from service.wiring import Services
 from storage import LOCAL_USER_ID
 from tests.fixtures.services import OpenServices
-from tests.web.browser import Browser, chrome_driver
+from tests.web.browser import Browser, chrome_driver, new_screenshots_folder
 from tests.web.helpers import ADMIN, LiveServer, Site
 from web.members import Member
 
@@ -72,9 +72,8 @@ SCREENSHOTS: list[Path] = []  # the folder screenshots went to this run, printed
 
 
 @pytest.fixture(scope="session")
-def screenshots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.getbasetemp() / "screenshots"
-    folder.mkdir(exist_ok=True)
+def screenshots_dir() -> Path:
+    folder = new_screenshots_folder()
     SCREENSHOTS.append(folder)
     return folder
 

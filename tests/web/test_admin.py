@@ -66,7 +66,7 @@ async def test_an_admin_sees_usage_per_member_kind_and_model_the_queue_and_the_l
     assert by_member.startswith(f"# Member Jobs Images Compute 1 Ada {OWNER.id} 2 8 "), by_member
     assert f"2 Bob {OTHER.id} 1 4 " in by_member
     assert "imagine 3" in text_of(part(page, "by-kind", "</table>"))
-    assert text_of(part(page, "by-model", "</table>")) == "the default model 3"
+    assert text_of(part(page, "by-model", "</table>")) == "default model 3"
     workers = text_of(part(page, "workers", "</table>"))
     assert workers == f"local {', '.join(site.services.executor.model_names)}"
     assert 'src="/admin/chart.png?window=24h"' in page
