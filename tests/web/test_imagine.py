@@ -80,6 +80,7 @@ async def test_a_prompt_from_the_browser_is_the_members_job_counted_as_theirs(si
     assert len(job.images) == 4
     assert [j.id for j in await site.services.storage.jobs.recent_for_user(OWNER.id)] == [job.id]  # /history
     assert await site.services.storage.jobs.jobs_last_24h(OWNER.id) == 1  # the quota's count
+    assert f'href="/imagine/{job.id}"' in await owner.get_page(f"/jobs/{job.id}")  # from the gallery
     page = html.unescape(await owner.get_page(f"/imagine/{job.id}"))
     assert f'src="/imagine/{job.id}/grid.png"' in page
     for label in ("U1", "U4", "V1", "V4", "↻"):
