@@ -29,9 +29,8 @@ def test_animate_then_extend_write_mp4s_and_thumbnails(local_data, kaika, tiny_v
     shown = kaika("info", animated["job_id"], "--json")
     assert shown.status == 0, shown.err
     info = json.loads(shown.out)
-    assert (
-        info["seeds"] == [animated["seed"]] and info["model"] == animated["model"]
-    )  # read from the thumbnail
+    # Read from its thumbnail: the seed once (not once more for its MP4), and the model that made it.
+    assert (info["seeds"], info["made_by"]) == ([animated["seed"]], animated["model"])
 
     extended = kaika("extend", animated["job_id"], "--out", str(out))  # the plain printout
     assert extended.status == 0, extended.err
