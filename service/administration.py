@@ -4,7 +4,8 @@ calls, with one wording for what they report and refuse.
 
 Settings other than bans are a guild's (`storage.guilds`); guild 0 holds those of jobs asked for outside any
 server (the web companion, the command line, direct messages). ADMIN_USER_IDS administer every guild; a member
-with Manage Server, the guilds where the bot last saw them with it.
+with Manage Server, the guilds where the bot last saw them with it; the command line's local user (`kaika web
+--local`) every guild.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from gettext import ngettext
 from pipeline.executor.base import Executor, ReportsWorkers, WorkerInfo
 from service.errors import UserError
 from service.settings import Settings
-from storage import Storage
+from storage import LOCAL_USER_ID, Storage
 from storage.errors import InvalidValue, NotAllowed
 from storage.records import ButtonPolicy, GuildSettings, UsageReport, Window
 
@@ -77,8 +78,9 @@ async def usage(storage: Storage, executor: Executor, window: Window | str, toda
 
 async def administered_guilds(storage: Storage, settings: Settings, user_id: int) -> list[int]:
     """The guilds whose settings `user_id` may change: every known one (and OUTSIDE_SERVERS) for
-    ADMIN_USER_IDS, else those where the bot last saw them with Manage Server."""
-    if user_id in settings.admin_user_ids:
+    ADMIN_USER_IDS and the command line's local user (your own machine), else those where the bot last saw
+    them with Manage Server."""
+    if user_id in settings.admin_user_ids or user_id == LOCAL_USER_ID:
         return sorted({OUTSIDE_SERVERS, *await storage.guilds.known_ids()})
     return await storage.guilds.managed_by(user_id)
 

@@ -19,7 +19,7 @@ from service.administration import (
 )
 from service.errors import UserError
 from service.settings import Settings
-from storage import Storage
+from storage import LOCAL_USER_ID, Storage
 from storage.errors import InvalidValue, NotAllowed
 from storage.records import ButtonPolicy, UsageReport, Window
 from tests.fixtures.storage import FakeClock
@@ -71,6 +71,7 @@ async def test_admins_administer_every_known_guild_and_managers_only_their_own(s
     assert await administered_guilds(storage, SETTINGS, ADMIN) == [OUTSIDE_SERVERS, 7, 9]
     assert await administered_guilds(storage, SETTINGS, MANAGER) == [9]
     assert await administered_guilds(storage, SETTINGS, MEMBER) == []
+    assert await administered_guilds(storage, SETTINGS, LOCAL_USER_ID) == [OUTSIDE_SERVERS, 7, 9]
     await check_administers(storage, SETTINGS, MANAGER, 9)
     await check_administers(storage, SETTINGS, ADMIN, 7)
     for user, guild in ((MANAGER, 7), (MANAGER, OUTSIDE_SERVERS), (MEMBER, 9)):

@@ -249,3 +249,12 @@ async def test_a_server_manager_administers_only_their_own_server(site: Site) ->
     for guild in (OUTSIDE_SERVERS, MANAGED, 777):
         assert f'<option value="{guild}"' in page
     assert '<option value="777" selected' in page and "/admin/guilds/777/quota" in page
+
+
+async def test_the_local_user_of_kaika_web_local_administers_every_server(local_site: Site) -> None:
+    await local_site.services.storage.guilds.update(777, daily_quota=5)
+    visitor = await local_site.client()
+    page = await visitor.get_page("/admin")
+    assert f'<option value="{OUTSIDE_SERVERS}" selected' in page and '<option value="777"' in page
+    assert (await visitor.post(f"/admin/guilds/{OUTSIDE_SERVERS}/quota", {"jobs": "7"})).status == 303
+    assert (await settings_now(local_site))[0] == 7

@@ -197,5 +197,7 @@ def test_the_local_playground_from_a_fresh_data_dir_signs_the_visitor_in_with_th
     browser.wait_until(lambda _: browser.image_loaded("#jobs-per-day"), "the jobs-per-day chart loads")
     assert browser.wait_for("#jobs").text == "2"
     assert "local kaika-demo" in browser.wait_for("#workers").text
+    assert "Outside servers" in browser.wait_for("#settings").text  # the local user administers every server
+    browser.wait_for("#quota-form")
     # The README's docs/web-gallery.png and docs/web-dashboard.png are these two screenshots.
     browser.screenshot("dashboard", full_page=True)
