@@ -327,3 +327,15 @@ async def test_a_prompt_of_several_jobs_shows_each_following_its_own_progress(si
         assert f'data-job-id="{job.id}"' in page
         assert f'data-events="/imagine/{job.id}/events"' in page or job.status.finished
     await site.services.jobs.wait_idle()
+
+
+async def test_a_job_deleted_while_its_page_follows_it_ends_with_the_reason(site: Site) -> None:
+    owner = await site.client(OWNER)
+    response = await owner.post("/imagine", {"prompt": "a blue square --seed 4 --steps 100"})
+    job_id = response.headers["Location"].removeprefix("/imagine/")
+    events = await owner.get(f"/imagine/{job_id}/events")
+    assert events.status == 200
+    await site.services.jobs.delete(job_id, OWNER.requester)
+    stream = await events.text()
+    assert stream.rstrip().endswith('event: failed\ndata: {"message":"This job was deleted."}'), stream[-300:]
+    assert (await owner.get(f"/imagine/{job_id}")).status == 404  # and then it is gone
