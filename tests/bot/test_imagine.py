@@ -33,9 +33,10 @@ async def test_imagine_defers_shows_progress_and_posts_a_grid_with_buttons(start
     assert previews and all(a["filename"] == "preview.png" for a in previews)
     # The executor's preview is at latent resolution (16x16 for four 64x64 images): shown enlarged.
     assert png_size(fake.files[int(message["id"])]["preview.png"]) == (PREVIEW_MIN_SIDE, PREVIEW_MIN_SIDE)
-    # Edits are throttled: at most one progress edit per 0.05 s, plus the queue position and the result.
+    # Edits are throttled: at most one progress edit per 0.05 s and per step, plus the queue position and
+    # the result (how many steps fit in one interval depends on the machine's load).
     edits = fake.calls_to("PATCH", r"/messages/@original$")
-    assert len(edits) < 40
+    assert len(edits) <= 40 + 2
     assert len(edits) - 2 <= (edits[-1].at - edits[0].at) / 0.05 + 1
     job_id = fake.custom_ids(int(message["id"]))[0].split(":")[2]
     job = await kaika.services.storage.jobs.get(job_id)
