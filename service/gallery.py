@@ -6,6 +6,7 @@ it may not see exactly as one that does not exist, so it never tells whether ano
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -14,6 +15,8 @@ from service.errors import JobGone, UserError
 from storage import Storage
 from storage.errors import JobNotFound
 from storage.records import JobKind, JobRecord
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 24
 
@@ -118,4 +121,10 @@ async def stored_png(storage: Storage, job: JobRecord, number: int) -> bytes:
     """Image `number` (from 1) of a job the caller may see, as stored: the PNG with its metadata."""
     if not 1 <= number <= len(job.images):
         raise NoSuchImage(f"Job {job.id} has no image number {number}; it has {len(job.images)}.")
-    return await storage.images.get(job.images[number - 1].storage_key)
+    try:
+        return await storage.images.get(job.images[number - 1].storage_key)
+    except FileNotFoundError:
+        log.warning("The file of image %d of job %s is missing", number, job.id)
+        raise NoSuchImage(
+            f"The file of image {number} of job {job.id} is missing from Kaika's image store."
+        ) from None

@@ -140,3 +140,13 @@ async def test_a_page_number_out_of_range_is_the_first_page(site: Site) -> None:
     owner = await site.client(OWNER)
     for page in ("0", "-1", "abc", "99999999999"):
         assert job.id in await owner.get_page(f"/?page={page}"), page
+
+
+async def test_an_image_whose_file_is_gone_is_not_found_with_a_reason(site: Site) -> None:
+    job = await site.imagine(OWNER, "a red circle --seed 3")
+    owner = await site.client(OWNER)
+    path = site.services.storage.images.path(job.images[0].storage_key)  # the local image store's file
+    path.unlink()
+    response = await owner.get(f"/jobs/{job.id}/images/1.png")
+    assert response.status == 404 and "is missing from Kaika's image store" in await response.text()
+    assert (await owner.get(f"/jobs/{job.id}")).status == 200  # the page still shows what it can
