@@ -501,9 +501,13 @@ class JobService:
         """A job a previous process admitted, to follow again after a restart (no limit applies again)."""
         if handle is not None:
             self._handles.add(handle)
-        return PendingJob(
+        pending = PendingJob(
             self, job, request, self.capacity.resume(job.requester_id), handle, copy_of, resumed=True
         )
+        if request.video and job.kind is JobKind.IMAGINE and handle is not None:
+            # A --video prompt's image: its video still follows (the member's name is kept as it is).
+            pending.animate_for = (Requester(job.requester_id, ""), Place(job.guild_id, job.channel_id))
+        return pending
 
     def offered(self, model: str | None) -> frozenset[ButtonAction]:
         """The buttons a finished job of `model` offers (see `offered_actions`)."""

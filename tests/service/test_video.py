@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,21 @@ async def test_a_model_without_a_video_model_offers_no_video_and_refuses_one(ope
         await services.jobs.press(ADA, GUILD, ButtonAction.ANIMATE_LOW, image.id, 0)
     with pytest.raises(RequestError, match="--video needs a video model"):
         services.jobs.parse("a red circle --video")
+
+
+async def test_a_video_prompt_left_by_a_restart_still_ends_in_its_video(open_video_services):
+    from service.recovery import recover_unfinished
+
+    first = await open_video_services()
+    request = first.jobs.parse("a red circle --video --steps 2 --seed 9")
+    imagined = await first.jobs.imagine(ADA, GUILD, request)
+    await first.close()  # before the image ran: it stays queued for the next start
+
+    second = await open_video_services()
+    reporter = RecordingReporter()
+    assert await recover_unfinished(second.jobs, lambda job: reporter, notify_lost=None) == []  # type: ignore[arg-type]
+    await asyncio.wait_for(second.jobs.wait_idle(), 120)
+    video = reporter.outcome
+    assert video is not None and video.video is not None, reporter.failure
+    assert video.job.kind is JobKind.ANIMATE and video.job.parent_job_id == imagined.job.id
+    assert len(decode_mp4(video.video)) == FRAMES
