@@ -35,6 +35,8 @@ async def test_animate_posts_an_mp4_that_decodes_to_its_frames_then_extend_makes
     assert len(decode_mp4(mp4)) == FRAMES
     assert mp4_info(mp4)["codec"] == "h264"
     assert png_size(files[f"kaika_{video_id}_thumbnail.png"]) == (64, 64)
+    width, height = png_size(files["preview.png"])  # a progress edit showed the frames as they formed
+    assert width == FRAMES * height
     record = await kaika.services.storage.jobs.get(video_id)
     assert (record.kind, record.parent_job_id, record.parent_image_index) == (
         "animate",
