@@ -7,6 +7,7 @@ the region once stretched to its bounding box; a place is the nearest position a
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
@@ -79,24 +80,39 @@ def _components(mask: np.ndarray) -> list[np.ndarray]:
     return sorted(regions, key=lambda r: -int(r.sum()))
 
 
+# A turned shape looks the same again after this many degrees (round ones at any turn).
+_SYMMETRY = {"square": 90, "triangle": 120, "star": 72}
+_TURN_STEP = 6
+
+
 @cache
-def _template(kind: str) -> Image.Image:
+def _template(kind: str, degrees: int = 0) -> Image.Image:
     canvas = Image.new("L", (300, 300), 0)
-    draw_shape(ImageDraw.Draw(canvas), kind, 150, 150, 100, 255, 0)
+    draw_shape(ImageDraw.Draw(canvas), kind, 150, 150, 100, 255, 0, math.radians(degrees))
     return canvas.crop(canvas.getbbox())
 
 
-def classify_shape(region: np.ndarray) -> str:
-    """The best-fitting shape kind, or "unclear" for a blob too big or too unlike any shape to name."""
+def _templates(turned: bool) -> list[tuple[str, int]]:
+    if not turned:
+        return [(kind, 0) for kind in SHAPES]
+    return [(kind, degrees) for kind in SHAPES for degrees in range(0, _SYMMETRY.get(kind, 1), _TURN_STEP)]
+
+
+def classify_shape(region: np.ndarray, turned: bool = False) -> str:
+    """The best-fitting shape kind, or "unclear" for a blob too big or too unlike any shape to name.
+    `turned`: the shape may be turned by any angle (a spinning shape's frames), not only upright."""
     ys, xs = np.nonzero(region)
     top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     if max(bottom - top, right - left) > _MAX_EXTENT * region.shape[0]:
         return "unclear"
     crop = region[top:bottom, left:right]
     best, best_iou = SHAPES[0], -1.0
-    for kind in SHAPES:
+    for kind, degrees in _templates(turned):
         template = (
-            np.asarray(_template(kind).resize((right - left, bottom - top), Image.Resampling.BILINEAR)) >= 128
+            np.asarray(
+                _template(kind, degrees).resize((right - left, bottom - top), Image.Resampling.BILINEAR)
+            )
+            >= 128
         )
         iou = (template & crop).sum() / max((template | crop).sum(), 1)
         if iou > best_iou:
@@ -111,15 +127,30 @@ def _nearest_anchor(x: float, y: float, size: int) -> str:
     )
 
 
-def read(image: Image.Image, within: np.ndarray | None = None) -> Reading:
-    """What the image shows; `within` limits the objects to a boolean area of the image."""
-    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
-    labels = _labels(pixels)
+def _border_label(labels: np.ndarray) -> int:
     border = np.concatenate(
         [labels[:2].ravel(), labels[-2:].ravel(), labels[:, :2].ravel(), labels[:, -2:].ravel()]
     )
-    background = Counter(border.tolist()).most_common(1)[0][0]
-    mask = np.sqrt(((pixels - _PALETTE[background]) ** 2).sum(-1)) > _OBJECT_DISTANCE
+    return Counter(border.tolist()).most_common(1)[0][0]
+
+
+def _away_from(pixels: np.ndarray, background: int) -> np.ndarray:
+    return np.sqrt(((pixels - _PALETTE[background]) ** 2).sum(-1)) > _OBJECT_DISTANCE
+
+
+def object_mask(image: Image.Image) -> np.ndarray:
+    """The pixels that are not the background (the palette colour most of the border shows)."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return _away_from(pixels, _border_label(_labels(pixels)))
+
+
+def read(image: Image.Image, within: np.ndarray | None = None, turned: bool = False) -> Reading:
+    """What the image shows; `within` limits the objects to a boolean area of the image; `turned` names
+    shapes that may be turned by any angle."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    labels = _labels(pixels)
+    background = _border_label(labels)
+    mask = _away_from(pixels, background)
     if within is not None:
         mask &= within
     regions = []
@@ -136,7 +167,7 @@ def read(image: Image.Image, within: np.ndarray | None = None) -> Reading:
         # The middle of the bounding box, which is where scenes place a shape (a triangle's mass sits lower).
         x, y = float(xs.min() + xs.max() + 1) / 2, float(ys.min() + ys.max() + 1) / 2
         regions.append(
-            Region(color, classify_shape(region), _nearest_anchor(x, y, pixels.shape[1]), area, x, y)
+            Region(color, classify_shape(region, turned), _nearest_anchor(x, y, pixels.shape[1]), area, x, y)
         )
     return Reading(COLORS[background], tuple(regions))
 

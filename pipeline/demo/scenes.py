@@ -95,6 +95,7 @@ class Shape:
     radius: float
     position: str | None = None  # the position word the caption may use
     size: str | None = None  # "small" / "large" when the caption may say so
+    angle: float = 0.0  # clockwise turn in radians about (x, y): a spinning shape's frames
 
 
 @dataclass(frozen=True)
@@ -163,12 +164,15 @@ def random_scene(rng: random.Random, pair_fraction: float = 0.35, held_out: bool
             return scene
 
 
-def shape_polygon(kind: str, x: float, y: float, radius: float) -> list[tuple[float, float]] | None:
-    """Vertices of the straight-edged shapes, their bounding box centred on (x, y); None for round ones."""
+def shape_polygon(
+    kind: str, x: float, y: float, radius: float, angle: float = 0.0
+) -> list[tuple[float, float]] | None:
+    """Vertices of the straight-edged shapes, their bounding box centred on (x, y), turned clockwise by
+    `angle` radians about (x, y); None for round ones."""
     if kind == "square":
         half = radius * 0.85
-        return [(x - half, y - half), (x + half, y - half), (x + half, y + half), (x - half, y + half)]
-    if kind == "triangle":
+        points = [(-half, -half), (half, -half), (half, half), (-half, half)]
+    elif kind == "triangle":
         outer = radius * 1.2
         angles = [-90, 30, 150]
         points = [(math.cos(math.radians(a)) * outer, math.sin(math.radians(a)) * outer) for a in angles]
@@ -186,13 +190,22 @@ def shape_polygon(kind: str, x: float, y: float, radius: float) -> list[tuple[fl
     top = min(py for _, py in points)
     bottom = max(py for _, py in points)
     shift = -(top + bottom) / 2
-    return [(x + px, y + py + shift) for px, py in points]
+    cos, sin = math.cos(angle), math.sin(angle)
+    # y points down, so this turn is clockwise on screen.
+    return [(x + px * cos - (py + shift) * sin, y + px * sin + (py + shift) * cos) for px, py in points]
 
 
 def draw_shape(
-    draw: ImageDraw.ImageDraw, kind: str, x: float, y: float, radius: float, fill, hole_fill
+    draw: ImageDraw.ImageDraw,
+    kind: str,
+    x: float,
+    y: float,
+    radius: float,
+    fill,
+    hole_fill,
+    angle: float = 0.0,
 ) -> None:
-    polygon = shape_polygon(kind, x, y, radius)
+    polygon = shape_polygon(kind, x, y, radius, angle)
     if polygon is not None:
         draw.polygon(polygon, fill=fill)
         return
@@ -219,6 +232,7 @@ def render(scene: Scene, size: int = IMAGE_SIZE) -> Image.Image:
             shape.radius * scale,
             PALETTE[shape.color],
             PALETTE[scene.background],
+            shape.angle,
         )
     return big.resize((size, size), Image.Resampling.BOX)
 

@@ -302,8 +302,13 @@ def train(cfg: TrainConfig) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`kaika train-demo`: the diffusion model, or with --upscaler the GAN upscaler."""
-    if args.upscaler:
+    """`kaika train-demo`: the diffusion model, with --upscaler the GAN upscaler, with --video the motion model."""
+    if args.video:
+        from pipeline.demo.options import motion_config_from_args
+        from pipeline.demo.train_motion import train_motion
+
+        train_motion(motion_config_from_args(args))
+    elif args.upscaler:
         from pipeline.demo.train_upscaler import train_upscaler
 
         train_upscaler(upscaler_config_from_args(args))
