@@ -15,6 +15,7 @@ from discord.utils import MISSING
 from bot.limits import Part, fit
 from bot.views import result_line, result_view
 from pipeline.images import decode_image, encode_png, fit_to_bytes, upscale_for_display
+from pipeline.video_files import fit_mp4
 from service.jobs import Outcome
 from storage.errors import StorageError
 
@@ -115,7 +116,8 @@ class JobMessage:
         job = outcome.job
         single = len(outcome.images) == 1
         if outcome.video is not None:  # the MP4 Discord plays inline, and its first frame
-            attachments = video_attachments(job.id, outcome.video, outcome.images[-1])
+            video = await asyncio.to_thread(fit_mp4, outcome.video, self.limit)  # this server's upload limit
+            attachments = video_attachments(job.id, video, outcome.images[-1])
         else:
             data, extension = await asyncio.to_thread(fit_attachment, outcome.grid, self.limit)
             attachments = [discord.File(io.BytesIO(data), filename=f"kaika_{job.id}.{extension}")]

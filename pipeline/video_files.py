@@ -158,3 +158,14 @@ def mp4_info(data: bytes) -> dict[str, object]:
             "metadata": metadata,
             "provenance": provenance,
         }
+
+
+def fit_mp4(data: bytes, max_bytes: int) -> bytes:
+    """`data` when it is at most `max_bytes`; otherwise its frames encoded again to fit, with the same frame rate
+    and metadata (`VideoTooLarge` when nothing fits)."""
+    if len(data) <= max_bytes:
+        return data
+    info = mp4_info(data)
+    metadata = {str(key): str(value) for key, value in dict(info["provenance"]).items()}  # type: ignore[call-overload]
+    fps = max(1, round(float(info["fps"])))  # type: ignore[arg-type]
+    return encode_mp4(decode_mp4(data), fps, metadata, max_bytes=max_bytes)

@@ -322,3 +322,16 @@ def test_the_demo_motion_model_animates_at_its_own_size_and_the_video_keeps_the_
     (video,) = engine.run([animate(128, frames=4)])
     assert stub.sizes == [(64, 64)]  # the 64-pixel scenes it was trained on
     assert {frame.size for frame in video.images} == {(128, 128)}  # enlarged back to the image's size
+
+
+def test_an_mp4_fitted_to_a_smaller_limit_keeps_its_frames_rate_and_provenance():
+    from pipeline.video_files import fit_mp4
+
+    rng = np.random.default_rng(1)
+    noisy = [Image.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)) for _ in range(6)]
+    data = encode_mp4(noisy, 6, {"prompt": "noise", "seed": "1"})
+    assert fit_mp4(data, len(data)) is data
+    fitted = fit_mp4(data, len(data) // 2)
+    info = mp4_info(fitted)
+    assert len(fitted) <= len(data) // 2
+    assert (info["frames"], info["fps"], info["provenance"]) == (6, 6, {"prompt": "noise", "seed": "1"})
