@@ -35,7 +35,7 @@ from service.jobs import ButtonAction, PendingJob, asked_edit
 from service.readback import prompt_line
 from service.signin import REGION_EDITOR_PATH
 from storage.records import JobRecord, JobStatus
-from web.live import FEEDS, new_feed, stream
+from web.live import add_live_streams, new_feed, stream
 from web.members import Member, require_member
 from web.pages import page_context, render
 from web.site import SERVICES
@@ -46,7 +46,7 @@ REGION_NEEDS_EDITOR = "Vary (Region) asks which part to vary: open its region ed
 
 
 def add_imagine_routes(app: web.Application) -> None:
-    app[FEEDS] = {}
+    add_live_streams(app)
     app.router.add_get("/imagine", imagine_page, name="imagine")
     app.router.add_post("/imagine", imagine)
     app.router.add_post("/imagine/remix", toggle_remix)

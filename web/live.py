@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -77,19 +78,39 @@ class JobFeed:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def changed(self, at_most: float) -> None:
-        """Until the next report, or `at_most` seconds."""
-        try:
-            await asyncio.wait_for(asyncio.shield(self._changed.wait()), at_most)
-        except TimeoutError:
-            pass
+    async def changed(self, at_most: float, end: asyncio.Event) -> None:
+        """Until the next report, `end`, or `at_most` seconds."""
+        await _first(self._changed, end, at_most)
+
+
+async def _first(one: asyncio.Event, other: asyncio.Event, at_most: float) -> None:
+    """Until either event is set, or `at_most` seconds."""
+    waits = [asyncio.ensure_future(one.wait()), asyncio.ensure_future(other.wait())]
+    try:
+        await asyncio.wait(waits, timeout=at_most, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 FEEDS = web.AppKey("job_feeds", dict[str, JobFeed])
+# Set when the server stops: every open stream ends at once, so a page left open never holds up a shutdown
+# (the browser reconnects to the next server by itself).
+STREAMS_END = web.AppKey("job_streams_end", asyncio.Event)
+
+
+def add_live_streams(app: web.Application) -> None:
+    app[FEEDS] = {}
+    app[STREAMS_END] = asyncio.Event()
+
+    async def end_streams(app: web.Application) -> None:
+        app[STREAMS_END].set()
+
+    app.on_shutdown.append(end_streams)
 
 
 def feeds(app: web.Application) -> dict[str, JobFeed]:
-    return app[FEEDS]  # set up by add_imagine_routes
+    return app[FEEDS]  # set up by add_live_streams
 
 
 def new_feed(app: web.Application, job_id: str) -> JobFeed:
@@ -118,19 +139,23 @@ async def stream(
     await response.prepare(request)
     feed = feeds(request.app).get(job.id)
     storage = request.app[SERVICES].storage
+    end = request.app[STREAMS_END]
     if feed is None:
-        job = await _follow_storage(response, storage, job)
-        await _send_outcome(response, job, render_result)
+        job = await _follow_storage(response, storage, job, end)
+        if not end.is_set():
+            await _send_outcome(response, job, render_result)
         return response
     seen = -1
     while feed.outcome is None:
+        if end.is_set():
+            return response
         if feed.version != seen:
             seen = feed.version
             if feed.latest is not None:
                 await response.write(_event(*feed.latest))
         else:
             await response.write(b": still here\n\n")
-        await feed.changed(KEEPALIVE_SECONDS)
+        await feed.changed(KEEPALIVE_SECONDS, end)
     if feed.outcome[0] == "failed":
         await response.write(_event(*feed.outcome))
         return response
@@ -139,18 +164,21 @@ async def stream(
     return response
 
 
-async def _follow_storage(response: web.StreamResponse, storage: Any, job: JobRecord) -> JobRecord:
-    """A job this process is not following: its status from storage until it ends."""
+async def _follow_storage(
+    response: web.StreamResponse, storage: Any, job: JobRecord, end: asyncio.Event
+) -> JobRecord:
+    """A job this process is not following: its status from storage until it ends (or the server stops)."""
     told: JobStatus | None = None
     waited = 0.0
-    while not job.status.finished:
+    while not job.status.finished and not end.is_set():
         if job.status is not told:
             told = job.status
             await response.write(_event("running" if told is JobStatus.RUNNING else "waiting", {}))
         elif waited >= KEEPALIVE_SECONDS:
             await response.write(b": still here\n\n")
             waited = 0.0
-        await asyncio.sleep(STORAGE_POLL_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(end.wait(), STORAGE_POLL_SECONDS)
         waited += STORAGE_POLL_SECONDS
         again = await storage.jobs.get(job.id)
         if again is None:

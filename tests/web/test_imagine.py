@@ -4,6 +4,7 @@ there at all."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 import json
@@ -339,3 +340,19 @@ async def test_a_job_deleted_while_its_page_follows_it_ends_with_the_reason(site
     stream = await events.text()
     assert stream.rstrip().endswith('event: failed\ndata: {"message":"This job was deleted."}'), stream[-300:]
     assert (await owner.get(f"/imagine/{job_id}")).status == 404  # and then it is gone
+
+
+async def test_an_open_stream_never_holds_up_stopping_the_server(site: Site) -> None:
+    """A page left open on a job the server follows from storage: stopping the server ends its stream at once
+    (the browser reconnects by itself) instead of waiting for the job."""
+    jobs = site.services.jobs
+    pending = await jobs.imagine(OWNER.requester, Place(5, 6), await jobs.parse_for(OWNER.id, PROMPT))
+    owner = await site.client(OWNER)
+    events = await owner.get(f"/imagine/{pending.job.id}/events")
+    assert await events.content.readline() == b"event: waiting\n"
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await owner.client.server.close()  # the browser stays connected
+    assert loop.time() - began < 5
+    assert await events.content.read() == b"data: {}\n\n"  # the rest of that event, and the stream ended
+    await outcome_of(pending)
