@@ -50,6 +50,7 @@ async def web_imagine(client: WebClient, prompt: str = PROMPT):
     return await client.post("/imagine", {"prompt": prompt}, headers={"Accept": "text/html"})
 
 
+@pytest.mark.slow  # three jobs on the tiny model
 async def test_an_admin_sees_usage_per_member_kind_and_model_the_queue_and_the_local_worker(
     site: Site,
 ) -> None:
