@@ -79,8 +79,8 @@ VIDEO_FAMILIES: dict[str, VideoFamily] = {
         VideoFamily("ltx", 25, 24, 8, 30, 3.0, "prompt", "subtle slow motion", "fast dynamic motion"),
         VideoFamily("wan", 33, 16, 4, 30, 5.0, "prompt", "subtle slow motion", "fast dynamic motion"),
         VideoFamily("cogvideox", 49, 8, 4, 30, 6.0, "prompt", "subtle slow motion", "fast dynamic motion"),
-        # The demo motion model was trained on 64-pixel scenes (the demo image model's own size).
-        VideoFamily("demo", 8, 8, 1, 20, None, "scale", 0.3, 0.8, steps_are_frames=True, native_side=64),
+        # The demo motion model reads the shape from a 64-pixel copy and warps the image at its own size.
+        VideoFamily("demo", 8, 8, 1, 20, None, "scale", 0.3, 0.8, steps_are_frames=True),
     )
 }
 

@@ -316,11 +316,16 @@ def test_the_demo_motion_models_contract_first_frame_prompt_progress_by_frame_an
     assert red > 150  # the red image in its own colours, not stretched latents
 
 
-def test_the_demo_motion_model_animates_at_its_own_size_and_the_video_keeps_the_images(tiny_engine):
+def test_a_family_with_a_native_size_animates_at_it_and_the_video_keeps_the_images_size(
+    tiny_engine, monkeypatch
+):
+    import dataclasses
+
+    monkeypatch.setitem(VIDEO_FAMILIES, "demo", dataclasses.replace(VIDEO_FAMILIES["demo"], native_side=64))
     stub = DemoVideoStub()
     engine = Engine(tiny_engine.txt2img, model_id="kaika-demo", device=tiny_engine.device, video=stub)
     (video,) = engine.run([animate(128, frames=4)])
-    assert stub.sizes == [(64, 64)]  # the 64-pixel scenes it was trained on
+    assert stub.sizes == [(64, 64)]  # within its native pixel budget
     assert {frame.size for frame in video.images} == {(128, 128)}  # enlarged back to the image's size
 
 
