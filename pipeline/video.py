@@ -126,7 +126,7 @@ def load_video_pipeline(source: str, image_pipe: Any, *, image_model_id: str, dt
             return None
         pipe = _demo_video_pipeline(image_pipe)
     else:
-        pipe = _video_from_source(source, image_pipe)
+        pipe = _video_from_source(source, image_pipe, dtype)
     if pipe is None:
         return None
     try:
@@ -134,7 +134,9 @@ def load_video_pipeline(source: str, image_pipe: Any, *, image_model_id: str, dt
     except ValueError as error:
         raise ModelLoadError(f"VIDEO_MODEL={source!r}: {error}.") from None
     try:
-        pipe.to(device, dtype)
+        # Loaded in its dtype already (a cast after loading would undo the float32 some models keep, as Wan's);
+        # the demo motion model keeps its own.
+        pipe.to(device)
     except Exception as error:
         raise ModelLoadError(
             f"VIDEO_MODEL={source!r} could not be moved to {device}: {first_line(error)}"
@@ -168,7 +170,7 @@ def _demo_video_pipeline(image_pipe: Any) -> Any:
         ) from error
 
 
-def _video_from_source(source: str, image_pipe: Any) -> Any:
+def _video_from_source(source: str, image_pipe: Any, dtype: Any) -> Any:
     from diffusers import DiffusionPipeline, MotionAdapter
 
     from pipeline.loading import first_line
@@ -186,26 +188,26 @@ def _video_from_source(source: str, image_pipe: Any) -> Any:
             f"diffusers folder of {VIDEO_KINDS}."
         )
     if local and not (path / "model_index.json").is_file():
-        return _animatediff(source, MotionAdapter, location, image_pipe)
+        return _animatediff(source, MotionAdapter, location, image_pipe, dtype)
     try:
-        return DiffusionPipeline.from_pretrained(location)
+        return DiffusionPipeline.from_pretrained(location, dtype=dtype)
     except Exception as error:
         if not local:  # a hub id may name a motion adapter, which has no model_index.json
             try:
-                return _animatediff(source, MotionAdapter, location, image_pipe)
+                return _animatediff(source, MotionAdapter, location, image_pipe, dtype)
             except ModelLoadError:
                 pass
         raise ModelLoadError(f"VIDEO_MODEL={source!r} could not be loaded: {first_line(error)}") from error
 
 
-def _animatediff(source: str, adapter_class: Any, location: str, image_pipe: Any) -> Any:
+def _animatediff(source: str, adapter_class: Any, location: str, image_pipe: Any, dtype: Any) -> Any:
     """An AnimateDiff video-to-video pipeline of the motion adapter at `location` on the loaded image model."""
     from diffusers import AnimateDiffVideoToVideoPipeline
 
     from pipeline.loading import first_line
 
     try:
-        adapter = adapter_class.from_pretrained(location)
+        adapter = adapter_class.from_pretrained(location, dtype=dtype)
     except Exception as error:
         raise ModelLoadError(
             f"VIDEO_MODEL={source!r} is neither a diffusers pipeline nor a motion adapter: {first_line(error)}"
