@@ -17,6 +17,7 @@ again (400) with the refusal above the form, and nothing changed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,7 +117,9 @@ async def chart(request: web.Request) -> web.StreamResponse:
 # ---- changes ---------------------------------------------------------------------------------------------
 
 
-async def _change(request: web.Request, guild_id: int | None, change: Any) -> web.StreamResponse:
+async def _change(
+    request: web.Request, guild_id: int | None, change: Callable[[dict[str, str]], Awaitable[str]]
+) -> web.StreamResponse:
     """Run `change(form)` → the notice to show; a refusal a member caused answers the dashboard with it (400)."""
     admin = require_admin(request)
     services, settings = request.app[SERVICES], request.app[SETTINGS]
