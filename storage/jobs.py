@@ -25,7 +25,15 @@ from storage.errors import (
 )
 from storage.images import ImageStore
 from storage.models import Image, Job, UsageDaily, User
-from storage.records import VIDEO_KINDS, GeneratedImage, ImageRecord, JobKind, JobRecord, JobStatus
+from storage.records import (
+    VIDEO_KINDS,
+    FrontEnd,
+    GeneratedImage,
+    ImageRecord,
+    JobKind,
+    JobRecord,
+    JobStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +116,7 @@ class JobRepository:
         parent_image_index: int | None = None,
         guild_id: int | None = None,
         channel_id: int | None = None,
+        front_end: FrontEnd | None = None,
         requester_name: str | None = None,
         daily_quota: int | None = None,
     ) -> JobRecord:
@@ -171,6 +180,7 @@ class JobRepository:
                 parent_image_index=parent_image_index,
                 guild_id=guild_id,
                 channel_id=channel_id,
+                front_end=None if front_end is None else FrontEnd(front_end).value,
                 queued_at=now,
                 image_count=0,
             )
@@ -273,17 +283,16 @@ class JobRepository:
             await self._bump_usage(session, job, jobs=-1)
             await session.delete(job)
 
-    async def unfinished(self) -> list[JobRecord]:
-        """Jobs left queued or running (by a previous process, at start), oldest first."""
+    async def unfinished(self, front_end: FrontEnd | None = None) -> list[JobRecord]:
+        """Jobs left queued or running (by a previous process, at start), oldest first; with `front_end`,
+        only those that front end started."""
         async with self._db.read() as session:
-            jobs = await session.scalars(
-                select(Job)
-                .where(
-                    Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
-                    Job.deleted_at.is_(None),
-                )
-                .order_by(Job.queued_at, Job.id)
+            query = select(Job).where(
+                Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]), Job.deleted_at.is_(None)
             )
+            if front_end is not None:
+                query = query.where(Job.front_end == FrontEnd(front_end).value)
+            jobs = await session.scalars(query.order_by(Job.queued_at, Job.id))
             return [_record(job, images=[]) for job in jobs]
 
     # --- reading ---
@@ -560,6 +569,7 @@ def _record(job: Job, images: list[Image] | None = None) -> JobRecord:
         guild_id=job.guild_id,
         channel_id=job.channel_id,
         message_id=job.message_id,
+        front_end=None if job.front_end is None else FrontEnd(job.front_end),
         queued_at=job.queued_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

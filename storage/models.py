@@ -99,6 +99,7 @@ class Job(Base):
     parent_image_index: Mapped[int | None] = mapped_column(Integer)
     guild_id: Mapped[int | None] = mapped_column(BigInteger)
     channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    front_end: Mapped[str | None] = mapped_column(String(16))  # storage.records.FrontEnd (revision 0007)
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

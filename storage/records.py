@@ -43,6 +43,14 @@ class JobStatus(StrEnum):
         return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+class FrontEnd(StrEnum):
+    """Which front end started a job: after a restart each one resumes its own (`service.recovery`)."""
+
+    DISCORD = "discord"
+    WEB = "web"
+    COMMAND_LINE = "cli"
+
+
 class ButtonPolicy(StrEnum):
     """Who may press a job's U/V/🔄 buttons in a guild."""
 
@@ -136,6 +144,7 @@ class JobRecord:
     error: str | None
     deleted: bool = False
     images: tuple[ImageRecord, ...] = ()
+    front_end: FrontEnd | None = None  # None: recorded before front ends were told apart, and not Discord's
 
     @property
     def queue_seconds(self) -> float | None:

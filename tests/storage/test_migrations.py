@@ -11,6 +11,7 @@ from sqlalchemy import inspect, text
 from storage import Storage, create_engine, migrate
 from storage.migrate import current_revision, downgrade, head_revision
 from storage.models import Base
+from storage.records import FrontEnd
 
 
 async def _tables(url: str) -> set[str]:
@@ -35,7 +36,7 @@ async def _indexes(url: str, table: str) -> set[str]:
 async def test_upgrade_from_empty_creates_every_table_at_head(database_url: str) -> None:
     assert await current_revision(database_url) is None
     await migrate(database_url)
-    assert await current_revision(database_url) == head_revision() == "0006"
+    assert await current_revision(database_url) == head_revision() == "0007"
     assert {
         "users",
         "guilds",
@@ -82,12 +83,20 @@ async def test_upgrade_from_the_first_revision_keeps_its_data(database_url: str)
                 ),
                 {"t": queued},
             )
+            await connection.execute(
+                text(
+                    "INSERT INTO jobs (id, kind, status, prompt, negative_prompt, params, requester_id, owner_id,"
+                    " guild_id, channel_id, queued_at, image_count)"
+                    " VALUES ('bot-job', 'imagine', 'queued', 'a cat', '', '{}', 7, 7, 5, 6, :t, 0)"
+                ),
+                {"t": queued},
+            )
     finally:
         await engine.dispose()
 
     await migrate(database_url)
 
-    assert await current_revision(database_url) == head_revision() == "0006"
+    assert await current_revision(database_url) == head_revision() == "0007"
     indexes = await _indexes(database_url, "jobs")
     assert {"ix_jobs_usage", "ix_jobs_requester"} <= indexes
     assert "ix_jobs_requester_id_queued_at" not in indexes
@@ -96,13 +105,18 @@ async def test_upgrade_from_the_first_revision_keeps_its_data(database_url: str)
         job = await storage.jobs.get("old-job")
         assert job is not None
         assert (job.prompt, job.owner_id, job.queued_at) == ("a fox", 7, queued.replace(tzinfo=UTC))
-        assert [job.id for job in await storage.jobs.unfinished()] == ["old-job"]
+        assert [job.id for job in await storage.jobs.unfinished()] == ["bot-job", "old-job"]
+        # Revision 0007: a job with a channel was the bot's; one without (the command line's) stays unknown,
+        # so no front end resumes it.
+        assert [job.id for job in await storage.jobs.unfinished(FrontEnd.DISCORD)] == ["bot-job"]
+        assert job.front_end is None
+        assert await storage.jobs.unfinished(FrontEnd.WEB) == []
 
 
 async def test_migrating_twice_is_harmless_and_downgrade_undoes_the_chain(database_url: str) -> None:
     await migrate(database_url)
     await migrate(database_url)
-    assert await current_revision(database_url) == head_revision() == "0006"
+    assert await current_revision(database_url) == head_revision() == "0007"
     await downgrade(database_url, "0001")
     assert "ix_jobs_usage" not in await _indexes(database_url, "jobs")
     await downgrade(database_url, "base")
