@@ -118,6 +118,18 @@ class Job(Base):
         # Covers a user's recent jobs, quota count and leaderboard sums (revision 0003).
         Index("ix_jobs_requester", "requester_id", "queued_at", "status", "image_count", "compute_seconds"),
         Index("ix_jobs_owner", "owner_id", "queued_at"),  # the web gallery (revision 0006)
+        # Covers the usage figures of some guilds' jobs, which a server's admin sees (revision 0008).
+        Index(
+            "ix_jobs_guild",
+            "guild_id",
+            "queued_at",
+            "requester_id",
+            "kind",
+            "status",
+            "compute_seconds",
+            "image_count",
+            "queue_seconds",
+        ),
         Index("ix_jobs_message_id", "message_id"),
         Index("ix_jobs_status", "status"),
         Index("ix_jobs_parent_job_id", "parent_job_id"),
