@@ -9,12 +9,17 @@ who pressed the button). Every figure is exact, and cheap at any history size:
 - The per-user leaderboard of 24h / 7d / 30d counts the window's jobs over a covering index; the
   whole past days of a window are counted once a day and kept in memory, as those counts never
   change. All-time reads the users' running `*_total` columns.
+
+Every figure can be limited to the jobs asked for in some guilds (`guilds`: what a server's admin may see).
+Those figures are summed from the jobs themselves over the `ix_jobs_guild` covering index, as the running
+totals are not kept per guild; jobs asked for outside any server are never in a guild's figures.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Collection
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Date, and_, case, cast, delete, func, insert, select, update
@@ -60,39 +65,88 @@ class StatsRepository:
         # Per window: ((first whole day, today), requests per user over the whole days between).
         self._past_requests: dict[Window, tuple[tuple[datetime, datetime], Counter[int]]] = {}
 
-    async def usage(self, window: Window | str = Window.ALL, *, top: int = 10) -> UsageReport:
-        """The usage report for `window` ("24h", "7d", "30d", "all") with the `top` heaviest users."""
+    async def usage(
+        self, window: Window | str = Window.ALL, *, top: int = 10, guilds: Collection[int] | None = None
+    ) -> UsageReport:
+        """The usage report for `window` ("24h", "7d", "30d", "all") with the `top` heaviest users; of the
+        jobs asked for in `guilds` only, when given (None: every job)."""
         window = parse_choice(Window, window, "window")
         async with self._db.read() as session:
+            if guilds is not None:
+                return await self._in_guilds(session, window, guilds, top)
             if window is Window.ALL:
                 return await self._all_time(session, top)
             return await self._windowed(session, window, top)
 
-    async def queues(self, window: Window | str = Window.ALL) -> dict[str, tuple[int, float]]:
+    async def queues(
+        self, window: Window | str = Window.ALL, *, guilds: Collection[int] | None = None
+    ) -> dict[str, tuple[int, float]]:
         """Per queue a job waited in ("fast", "relax": `params["queue"]`), its jobs and their generation
-        seconds in `window`; jobs recorded before queues existed are left out."""
+        seconds in `window` (of `guilds` only, when given); jobs recorded before queues existed are left out."""
         window = parse_choice(Window, window, "window")
         queue = Job.params["queue"].as_string()
         statement = select(queue, func.count(), func.coalesce(func.sum(Job.compute_seconds), 0.0)).where(
-            queue.in_(("fast", "relax"))
+            queue.in_(("fast", "relax")), *self._jobs_in(window, guilds)
         )
-        if window is not Window.ALL:
-            statement = statement.where(Job.queued_at >= self._db.now() - WINDOW_LENGTH[window])
         async with self._db.read() as session:
             rows = (await session.execute(statement.group_by(queue))).all()
         return {name: (int(jobs), float(seconds)) for name, jobs, seconds in rows}
 
-    async def jobs_by_model(self, window: Window | str = Window.ALL) -> dict[str | None, int]:
-        """Jobs queued in `window` per model they asked for (None: the default model), most used first."""
+    async def jobs_by_model(
+        self, window: Window | str = Window.ALL, *, guilds: Collection[int] | None = None
+    ) -> dict[str | None, int]:
+        """Jobs queued in `window` (in `guilds` only, when given) per model they asked for (None: the default
+        model), most used first."""
         window = parse_choice(Window, window, "window")
-        statement = select(Job.model, func.count()).group_by(Job.model)
-        if window is not Window.ALL:
-            statement = statement.where(Job.queued_at >= self._db.now() - WINDOW_LENGTH[window])
+        statement = select(Job.model, func.count()).where(*self._jobs_in(window, guilds)).group_by(Job.model)
         async with self._db.read() as session:
             rows = (await session.execute(statement)).all()
         return dict(
             sorted(((model, int(jobs)) for model, jobs in rows), key=lambda row: (-row[1], row[0] or ""))
         )
+
+    def _jobs_in(self, window: Window, guilds: Collection[int] | None) -> list:  # type: ignore[type-arg]
+        """The conditions on jobs queued in `window` and, when `guilds` is given, asked for in one of them."""
+        conditions = [] if guilds is None else [Job.guild_id.in_(sorted(guilds))]
+        if window is not Window.ALL:
+            conditions.append(Job.queued_at >= self._db.now() - WINDOW_LENGTH[window])
+        return conditions
+
+    async def _in_guilds(
+        self, session: AsyncSession, window: Window, guilds: Collection[int], top: int
+    ) -> UsageReport:
+        """The report of the jobs asked for in `guilds`, summed from the jobs (over `ix_jobs_guild`)."""
+        since = None if window is Window.ALL else self._db.now() - WINDOW_LENGTH[window]
+        where = self._jobs_in(window, guilds)
+        kind_rows = await session.execute(select(Job.kind, *_job_totals()).where(*where).group_by(Job.kind))
+        day = self._day(Job.queued_at).label("day")
+        day_rows = await session.execute(select(day, func.count()).where(*where).group_by(day).order_by(day))
+        jobs = func.count().label("jobs")
+        leaders = await session.execute(
+            select(
+                Job.requester_id,
+                User.display_name,
+                jobs,
+                func.coalesce(func.sum(Job.image_count), 0),
+                func.coalesce(func.sum(Job.compute_seconds), 0.0),
+            )
+            .join(User, User.id == Job.requester_id)
+            .where(*where)
+            .group_by(Job.requester_id, User.display_name)
+            .order_by(jobs.desc(), Job.requester_id)
+            .limit(top)
+        )
+        leaderboard = [
+            UserUsage(
+                user_id=user,
+                display_name=name,
+                jobs=int(count),
+                images=int(images),
+                compute_seconds=float(compute),
+            )
+            for user, name, count, images, compute in leaders
+        ]
+        return _report(window, since, kind_rows.all(), day_rows.all(), leaderboard)
 
     async def rebuild_totals(self) -> None:
         """Recompute the running totals from the jobs table (after a bulk import, or to repair them)."""

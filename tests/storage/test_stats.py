@@ -9,7 +9,8 @@ import pytest
 from storage import GeneratedImage, InvalidValue, JobKind, Storage, UserUsage, Window
 from tests.fixtures.storage import FakeClock
 
-ADA, BOB, CY = 101, 202, 303
+ADA, BOB, CY, DEE = 101, 202, 303, 404
+GUILD_A, GUILD_B = 11, 22
 REPORT_TIME = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 
 
@@ -28,7 +29,8 @@ async def run(
 
 @pytest.fixture
 async def history(storage: Storage, clock: FakeClock) -> Storage:
-    """
+    """All in guild GUILD_A:
+
     02-20 10:00  Ada   imagine    done, 4 images, 10 s compute, waited 8 s      (older than 30 days)
     03-10 09:00  Bob   imagine    failed after 1 s compute, waited 4 s
                  Bob   imagine    done, 4 images, 6 s, waited 0 s
@@ -41,13 +43,13 @@ async def history(storage: Storage, clock: FakeClock) -> Storage:
                  Ada   imagine    still queued
     """
     clock.now = at("2026-02-20", "10:00")
-    first = await storage.jobs.create("imagine", ADA, prompt="a", requester_name="Ada")
+    first = await storage.jobs.create("imagine", ADA, guild_id=GUILD_A, prompt="a", requester_name="Ada")
     await run(storage, clock, first.id, wait=8, images=4, compute=10)
 
     clock.now = at("2026-03-10", "09:00")
-    failing = await storage.jobs.create("imagine", BOB, prompt="b", requester_name="Bob")
-    good = await storage.jobs.create("imagine", BOB, prompt="c")
-    dropped = await storage.jobs.create("imagine", BOB, prompt="d")
+    failing = await storage.jobs.create("imagine", BOB, guild_id=GUILD_A, prompt="b", requester_name="Bob")
+    good = await storage.jobs.create("imagine", BOB, guild_id=GUILD_A, prompt="c")
+    dropped = await storage.jobs.create("imagine", BOB, guild_id=GUILD_A, prompt="d")
     clock.advance(seconds=4)
     await storage.jobs.start(failing.id)
     await storage.jobs.fail(failing.id, "out of memory", compute_seconds=1)
@@ -56,23 +58,27 @@ async def history(storage: Storage, clock: FakeClock) -> Storage:
     await storage.jobs.cancel(dropped.id)
 
     clock.now = at("2026-03-24", "10:00")
-    await storage.jobs.cancel((await storage.jobs.create("imagine", BOB, prompt="f")).id)
+    await storage.jobs.cancel((await storage.jobs.create("imagine", BOB, guild_id=GUILD_A, prompt="f")).id)
     clock.now = at("2026-03-24", "14:00")
-    cys = await storage.jobs.create("imagine", CY, prompt="g", requester_name="Cy")
+    cys = await storage.jobs.create("imagine", CY, guild_id=GUILD_A, prompt="g", requester_name="Cy")
     await run(storage, clock, cys.id, wait=8, images=4, compute=3)
 
     clock.now = at("2026-03-28", "08:00")
-    variation = await storage.jobs.create("variation", ADA, parent_job_id=first.id, parent_image_index=1)
-    upscale = await storage.jobs.create("upscale", CY, parent_job_id=first.id, parent_image_index=0)
+    variation = await storage.jobs.create(
+        "variation", ADA, guild_id=GUILD_A, parent_job_id=first.id, parent_image_index=1
+    )
+    upscale = await storage.jobs.create(
+        "upscale", CY, guild_id=GUILD_A, parent_job_id=first.id, parent_image_index=0
+    )
     assert upscale.owner_id == ADA
     await run(storage, clock, variation.id, wait=1, images=4, compute=5)
     clock.now = at("2026-03-28", "08:00")
     await run(storage, clock, upscale.id, wait=3, images=1, compute=2)
 
     clock.now = at("2026-03-31", "10:00")
-    reroll = await storage.jobs.create("reroll", CY, parent_job_id=first.id)
+    reroll = await storage.jobs.create("reroll", CY, guild_id=GUILD_A, parent_job_id=first.id)
     await storage.jobs.cancel(reroll.id)
-    await storage.jobs.create("imagine", ADA, prompt="e")
+    await storage.jobs.create("imagine", ADA, guild_id=GUILD_A, prompt="e")
 
     clock.now = REPORT_TIME
     return storage
@@ -232,3 +238,68 @@ async def test_jobs_per_model_in_a_window(storage: Storage, clock: FakeClock) ->
     assert await storage.stats.jobs_by_model("7d") == {None: 3, "flux": 1, "sdxl": 1}
     assert await storage.stats.jobs_by_model("all") == {None: 3, "sdxl": 2, "flux": 1}
     assert list(await storage.stats.jobs_by_model("all")) == [None, "sdxl", "flux"]  # most used first
+
+
+async def other_servers_jobs(storage: Storage, clock: FakeClock) -> None:
+    """03-31 09:00  Bob  imagine in GUILD_B on sdxl, fast: done, 4 images, 9 s, waited 2 s
+    03-31 09:30  Dee  imagine outside any server (the web, the command line): done, 4 images, 6 s"""
+    clock.now = at("2026-03-31", "09:00")
+    bobs = await storage.jobs.create(
+        "imagine", BOB, guild_id=GUILD_B, prompt="b", model="sdxl", params={"queue": "fast"}
+    )
+    await run(storage, clock, bobs.id, wait=2, images=4, compute=9)
+    clock.now = at("2026-03-31", "09:30")
+    dees = await storage.jobs.create("imagine", DEE, prompt="d", requester_name="Dee")
+    await run(storage, clock, dees.id, wait=0, images=4, compute=6)
+    clock.now = REPORT_TIME
+
+
+async def test_a_guilds_figures_are_its_own_jobs_only(history: Storage, clock: FakeClock) -> None:
+    alone = {
+        window: await history.stats.usage(window) for window in Window
+    }  # GUILD_A's jobs are all there is
+    await other_servers_jobs(history, clock)
+    for window in Window:
+        assert await history.stats.usage(window, guilds=[GUILD_A]) == alone[window], window
+        assert (await history.stats.usage(window)).jobs == alone[window].jobs + 2  # everyone's: all of them
+    assert _figures(await history.stats.usage("all", guilds={GUILD_A})) == EXPECTED_ALL
+    assert [e.user_id for e in (await history.stats.usage("30d", top=1, guilds=[GUILD_A])).leaderboard] == [
+        BOB
+    ]
+
+    theirs = await history.stats.usage("7d", guilds=[GUILD_B])
+    assert (theirs.jobs, theirs.images, theirs.compute_seconds, theirs.mean_queue_seconds) == (1, 4, 9.0, 2.0)
+    assert theirs.jobs_by_kind == {JobKind.IMAGINE: 1}
+    assert (theirs.done, theirs.failed, theirs.cancelled) == (1, 0, 0)
+    assert theirs.leaderboard == [UserUsage(BOB, "Bob", 1, 4, 9.0)]
+    assert theirs.jobs_per_day == [(date(2026, 3, 31), 1)]
+
+    both = await history.stats.usage("24h", guilds=[GUILD_A, GUILD_B])
+    assert both.jobs == 3 and both.jobs_per_day == [(date(2026, 3, 31), 3)]
+    assert both.leaderboard == [
+        UserUsage(ADA, "Ada", 1, 0, 0.0),
+        UserUsage(BOB, "Bob", 1, 4, 9.0),
+        UserUsage(CY, "Cy", 1, 0, 0.0),
+    ]
+    # Dee asked outside any server: in everyone's figures only, never in a guild's.
+    assert DEE in [e.user_id for e in (await history.stats.usage("24h")).leaderboard]
+    assert all(DEE not in [e.user_id for e in report.leaderboard] for report in (theirs, both))
+
+
+async def test_a_guilds_models_and_queues_are_its_own_jobs_only(history: Storage, clock: FakeClock) -> None:
+    await other_servers_jobs(history, clock)
+    assert await history.stats.jobs_by_model("all", guilds=[GUILD_A]) == {None: 10}
+    assert await history.stats.jobs_by_model("24h", guilds=[GUILD_B]) == {"sdxl": 1}
+    assert await history.stats.jobs_by_model("24h") == {None: 3, "sdxl": 1}
+    assert await history.stats.queues("all", guilds=[GUILD_B]) == {"fast": (1, 9.0)}
+    assert await history.stats.queues("all", guilds=[GUILD_A]) == {}
+
+
+async def test_no_guilds_means_no_figures(history: Storage, clock: FakeClock) -> None:
+    await other_servers_jobs(history, clock)
+    for window in Window:
+        report = await history.stats.usage(window, guilds=[])
+        assert (report.jobs, report.images, report.leaderboard, report.jobs_per_day) == (0, 0, [], [])
+        assert (report.failure_rate, report.mean_queue_seconds) == (None, None)
+        assert await history.stats.jobs_by_model(window, guilds=()) == {}
+        assert await history.stats.queues(window, guilds=()) == {}
