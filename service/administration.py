@@ -5,11 +5,13 @@ calls, with one wording for what they report and refuse.
 Settings other than bans are a guild's (`storage.guilds`); guild 0 holds those of jobs asked for outside any
 server (the web companion, the command line, direct messages). ADMIN_USER_IDS administer every guild; a member
 with Manage Server, the guilds where the bot last saw them with it; the command line's local user (`kaika web
---local`) every guild.
+--local`) every guild. The usage figures follow the same line (`figures_guilds`): a server's admin sees those of
+their servers' jobs only, never another server's members or jobs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from gettext import ngettext
@@ -41,6 +43,7 @@ class Usage:
     workers: list[WorkerInfo]
     first_day: date  # the chart's days, zero days included
     last_day: date
+    guilds: tuple[int, ...] | None = None  # the guilds whose jobs the figures count (None: every job)
 
 
 def chart_days(report: UsageReport, today: date) -> tuple[date, date]:
@@ -58,29 +61,54 @@ async def fleet_workers(executor: Executor) -> list[WorkerInfo]:
     return [WorkerInfo(LOCAL_WORKER, tuple(executor.model_names))]
 
 
-async def usage(storage: Storage, executor: Executor, window: Window | str, today: date) -> Usage:
-    """The usage figures of `window` ("24h", "7d", "30d", "all"; anything else is refused by storage)."""
-    report = await storage.stats.usage(window)
+def figures_guilds(settings: Settings, user_id: int, managed_guilds: Iterable[int]) -> tuple[int, ...] | None:
+    """Whose jobs' usage figures `user_id`, an admin, may see: None (every job, those asked for outside any
+    server included) for ADMIN_USER_IDS and the command line's local user; else the jobs of `managed_guilds`
+    only, the guilds where they have Manage Server, as another server's members and jobs are none of theirs."""
+    if administers_everything(settings, user_id):
+        return None
+    return tuple(sorted({guild for guild in managed_guilds if guild != OUTSIDE_SERVERS}))
+
+
+async def usage(
+    storage: Storage,
+    executor: Executor,
+    window: Window | str,
+    today: date,
+    *,
+    guilds: Iterable[int] | None = None,
+) -> Usage:
+    """The usage figures of `window` ("24h", "7d", "30d", "all"; anything else is refused by storage), of the
+    jobs of `guilds` only when given (see `figures_guilds`). The queue depth and the workers are the fleet's:
+    they tell nothing of anyone's jobs."""
+    scope = None if guilds is None else tuple(guilds)
+    report = await storage.stats.usage(window, guilds=scope)
     first, last = chart_days(report, today)
     return Usage(
         report=report,
-        jobs_by_model=await storage.stats.jobs_by_model(report.window),
+        jobs_by_model=await storage.stats.jobs_by_model(report.window, guilds=scope),
         queue_depth=executor.queue_depth(),
-        queues=await storage.stats.queues(report.window),
+        queues=await storage.stats.queues(report.window, guilds=scope),
         workers=await fleet_workers(executor),
         first_day=first,
         last_day=last,
+        guilds=scope,
     )
 
 
 # --- who may change what -------------------------------------------------------------------------------
 
 
+def administers_everything(settings: Settings, user_id: int) -> bool:
+    """ADMIN_USER_IDS, and the command line's local user (your own machine), administer Kaika as a whole."""
+    return user_id in settings.admin_user_ids or user_id == LOCAL_USER_ID
+
+
 async def administered_guilds(storage: Storage, settings: Settings, user_id: int) -> list[int]:
     """The guilds whose settings `user_id` may change: every known one (and OUTSIDE_SERVERS) for
     ADMIN_USER_IDS and the command line's local user (your own machine), else those where the bot last saw
     them with Manage Server."""
-    if user_id in settings.admin_user_ids or user_id == LOCAL_USER_ID:
+    if administers_everything(settings, user_id):
         return sorted({OUTSIDE_SERVERS, *await storage.guilds.known_ids()})
     return await storage.guilds.managed_by(user_id)
 

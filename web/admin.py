@@ -2,6 +2,7 @@
 
 Admins only (ADMIN_USER_IDS, or members the bot saw with Manage Server); anyone else gets 403. Figures and
 changes go through `service.administration`, as /stats and /admin do, so the rules and the wording are the bot's.
+A member with Manage Server sees the figures of their servers' jobs only (`administration.figures_guilds`).
 
     GET  /admin?window=7d&guild=<id>         the dashboard (a window of 24h, 7d, 30d or all; a guild's settings)
     GET  /admin/chart.png?window=7d          the jobs-per-day chart /stats attaches
@@ -65,6 +66,26 @@ def guild_name(guild_id: int) -> str:
     return "Outside servers (web, command line, DMs)" if guild_id == OUTSIDE_SERVERS else f"Server {guild_id}"
 
 
+def figures_label(guilds: tuple[int, ...] | None) -> str:
+    """Whose jobs the dashboard's figures count, said above them."""
+    if guilds is None:
+        return "Every server's jobs, and those made outside any server."
+    if not guilds:
+        return "No jobs to show: the bot has not seen you with Manage Server in any server yet."
+    return f"Jobs made in {', '.join(guild_name(guild) for guild in guilds)} only."
+
+
+async def _figures_guilds(
+    request: web.Request, admin: Member, administered: list[int] | None = None
+) -> tuple[int, ...] | None:
+    """The guilds whose jobs `admin` may see the figures of (None: every job); `administered`: their guilds,
+    when already known."""
+    services, settings = request.app[SERVICES], request.app[SETTINGS]
+    if administered is None:
+        administered = await administration.administered_guilds(services.storage, settings, admin.id)
+    return administration.figures_guilds(settings, admin.id, administered)
+
+
 async def _dashboard_page(
     request: web.Request, admin: Member, *, guild_id: int | None = None, error: str = "", status: int = 200
 ) -> web.Response:
@@ -77,7 +98,8 @@ async def _dashboard_page(
         if guild_id is not None and guild_id not in guilds:
             raise web.HTTPNotFound(text=NOT_A_GUILD.format(guild=asked))
     today = datetime.now(UTC).date()
-    figures = await administration.usage(services.storage, services.executor, window, today)
+    scope = await _figures_guilds(request, admin, guilds)
+    figures = await administration.usage(services.storage, services.executor, window, today, guilds=scope)
     guild = await services.storage.guilds.settings(guild_id) if guild_id is not None else None
     shown, notice, notice_in = request[SESSION].get(NOTICE), "", ""
     if isinstance(shown, list) and len(shown) == 2:  # [what changed, the section it was changed in]
@@ -85,6 +107,7 @@ async def _dashboard_page(
         notice, notice_in = str(shown[0]), str(shown[1])
     context: dict[str, Any] = {
         "usage": figures,
+        "figures_label": figures_label(figures.guilds),
         "window": window,
         "windows": WINDOWS,
         "guilds": [(g, guild_name(g)) for g in guilds],
@@ -107,8 +130,9 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
 
 
 async def chart(request: web.Request) -> web.StreamResponse:
-    require_admin(request)
-    report = await request.app[SERVICES].storage.stats.usage(_window(request))
+    admin = require_admin(request)
+    scope = await _figures_guilds(request, admin)
+    report = await request.app[SERVICES].storage.stats.usage(_window(request), guilds=scope)
     first, last = administration.chart_days(report, datetime.now(UTC).date())
     png = await asyncio.to_thread(jobs_per_day_chart, report.jobs_per_day, first, last)
     return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "no-store"})

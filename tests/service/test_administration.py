@@ -14,6 +14,7 @@ from service.administration import (
     administered_guilds,
     chart_days,
     check_administers,
+    figures_guilds,
     parse_quota,
     parse_user_id,
 )
@@ -77,6 +78,36 @@ async def test_admins_administer_every_known_guild_and_managers_only_their_own(s
     for user, guild in ((MANAGER, 7), (MANAGER, OUTSIDE_SERVERS), (MEMBER, 9)):
         with pytest.raises(NotAllowed, match="servers where you have Manage Server only"):
             await check_administers(storage, SETTINGS, user, guild)
+
+
+def test_admin_user_ids_and_the_local_user_see_every_jobs_figures_managers_their_servers_only():
+    assert figures_guilds(SETTINGS, ADMIN, [9]) is None
+    assert figures_guilds(SETTINGS, ADMIN, []) is None
+    assert figures_guilds(SETTINGS, LOCAL_USER_ID, []) is None
+    assert figures_guilds(SETTINGS, MANAGER, [9, 7, 9]) == (7, 9)
+    # Jobs outside any server (the web, the command line) are the whole of Kaika's: never a manager's.
+    assert figures_guilds(SETTINGS, MANAGER, [OUTSIDE_SERVERS, 9]) == (9,)
+    assert figures_guilds(SETTINGS, MEMBER, []) == ()
+
+
+async def test_usage_of_some_guilds_counts_their_jobs_only(storage: Storage, clock: FakeClock):
+    class Executor:
+        model_names = ("demo",)
+
+        def queue_depth(self) -> int:
+            return 3
+
+    await storage.jobs.create("imagine", MEMBER, prompt="p", guild_id=9, model="sdxl")
+    await storage.jobs.create("imagine", MEMBER, prompt="p", guild_id=7)
+    await storage.jobs.create("imagine", MEMBER, prompt="p")  # outside any server
+    today = clock.now.date()
+    mine = await administration.usage(storage, Executor(), "7d", today, guilds=(9,))  # type: ignore[arg-type]
+    assert (mine.report.jobs, mine.jobs_by_model, mine.guilds) == (1, {"sdxl": 1}, (9,))
+    assert mine.queue_depth == 3  # the fleet's: it tells nothing of anyone's jobs
+    everyone = await administration.usage(storage, Executor(), "7d", today)  # type: ignore[arg-type]
+    assert (everyone.report.jobs, everyone.guilds) == (3, None)
+    nothing = await administration.usage(storage, Executor(), "7d", today, guilds=())  # type: ignore[arg-type]
+    assert (nothing.report.jobs, nothing.jobs_by_model) == (0, {})
 
 
 def test_typed_values_are_read_or_refused_clearly():

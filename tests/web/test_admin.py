@@ -6,12 +6,15 @@ from __future__ import annotations
 import html
 import io
 import re
+from datetime import UTC, datetime
 
 import pytest
 from PIL import Image
 
-from service.administration import NOT_THIS_SERVER, OUTSIDE_SERVERS
+from service.administration import NOT_THIS_SERVER, OUTSIDE_SERVERS, chart_days
 from service.admission import Place
+from service.charts import jobs_per_day_chart
+from storage import GeneratedImage
 from storage.errors import QuotaExceeded
 from storage.records import ButtonPolicy
 from tests.web.helpers import ADMIN, OTHER, OWNER, Site, WebClient
@@ -20,6 +23,7 @@ from web.members import NOT_ADMIN, Member
 from web.sessions import CSRF_REFUSAL
 
 MANAGER = Member(4004, "Dee")  # has Manage Server in guild MANAGED only
+EVE = Member(5005, "Eve")
 MANAGED = 555
 PROMPT = "a red circle on a blue background --seed 3"
 CHANGES = [
@@ -250,6 +254,71 @@ async def test_a_server_manager_administers_only_their_own_server(site: Site) ->
     for guild in (OUTSIDE_SERVERS, MANAGED, 777):
         assert f'<option value="{guild}"' in page
     assert '<option value="777" selected' in page and "/admin/guilds/777/quota" in page
+
+
+async def finished_job(
+    site: Site, member: Member, guild_id: int | None, *, model: str | None = None, failed: bool = False
+) -> None:
+    """A job of `member` recorded in `guild_id` (None: outside any server), finished with 4 images of 2 s."""
+    storage = site.services.storage
+    job = await storage.jobs.create(
+        "imagine", member.id, prompt="p", guild_id=guild_id, model=model, requester_name=member.name
+    )
+    await storage.jobs.start(job.id)
+    if failed:
+        await storage.jobs.fail(job.id, "out of memory", compute_seconds=1)
+    else:
+        images = [GeneratedImage(f"{job.id}-{i}".encode(), i, 64, 64) for i in range(4)]
+        await storage.jobs.finish(job.id, images, compute_seconds=2)
+
+
+async def test_a_server_manager_sees_the_figures_of_their_servers_jobs_only(site: Site) -> None:
+    await site.services.storage.signin.note_server_manager(MANAGER.id, MANAGED, True, MANAGER.name)
+    await finished_job(site, OWNER, MANAGED)  # Ada, in the server Dee manages
+    for _ in range(2):
+        await finished_job(site, OTHER, 777, model="sdxl")  # Bob, in another server
+    await finished_job(site, OTHER, 777, failed=True)
+    await finished_job(site, EVE, None)  # Eve, on the web: outside any server
+
+    manager = await site.client(MANAGER)
+    page = await manager.get_page("/admin?window=24h")
+    text = text_of(page)
+    assert f"Jobs made in Server {MANAGED} only." in text
+    assert re.search(r"Jobs 1 Images 4 Compute 2 s Failure rate 0% 0 failed, 1 done, 0 cancelled ", text), (
+        text
+    )
+    assert (
+        text_of(part(page, "by-member", "</table>"))
+        == f"# Member Jobs Images Compute 1 Ada {OWNER.id} 1 4 2 s"
+    )
+    assert text_of(part(page, "by-kind", "</table>")) == "imagine 1"
+    assert text_of(part(page, "by-model", "</table>")) == "default model 1"
+    for theirs in ("Bob", "Eve", "sdxl"):
+        assert theirs not in text, theirs
+    chart = await manager.get("/admin/chart.png?window=24h")
+    assert await chart.read() == await chart_of(site, "24h", guilds=[MANAGED])
+    assert await chart_of(site, "24h", guilds=[MANAGED]) != await chart_of(site, "24h", guilds=None)
+
+    admin = await site.client(ADMIN)  # ADMIN_USER_IDS: every server's jobs, and those outside any
+    page = await admin.get_page("/admin?window=24h")
+    text = text_of(page)
+    assert "Every server's jobs, and those made outside any server." in text
+    assert re.search(r"Jobs 5 Images 16 Compute 9 s Failure rate 20% 1 failed, 4 done, 0 cancelled ", text), (
+        text
+    )
+    by_member = text_of(part(page, "by-member", "</table>"))
+    assert by_member.startswith(f"# Member Jobs Images Compute 1 Bob {OTHER.id} 3 8 5 s "), by_member
+    assert f"Ada {OWNER.id} 1 4 2 s" in by_member and f"Eve {EVE.id} 1 4 2 s" in by_member
+    assert text_of(part(page, "by-model", "</table>")) == "default model 3 sdxl 2"
+    chart = await admin.get("/admin/chart.png?window=24h")
+    assert await chart.read() == await chart_of(site, "24h", guilds=None)
+
+
+async def chart_of(site: Site, window: str, guilds: list[int] | None) -> bytes:
+    """The jobs-per-day chart of `guilds`' jobs (None: every job), drawn as the dashboard draws it."""
+    report = await site.services.storage.stats.usage(window, guilds=guilds)
+    first, last = chart_days(report, datetime.now(UTC).date())
+    return jobs_per_day_chart(report.jobs_per_day, first, last)
 
 
 async def test_the_local_user_of_kaika_web_local_administers_every_server(local_site: Site) -> None:
