@@ -58,7 +58,7 @@ from service.recovery import recover_unfinished  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.wiring import Services  # noqa: E402
 from storage import Storage  # noqa: E402
-from storage.records import JobStatus  # noqa: E402
+from storage.records import FrontEnd, JobStatus  # noqa: E402
 from testkit.bot_process import start_bot  # noqa: E402
 from testkit.databases import run_autocommit  # noqa: E402
 from testkit.fake_discord import FakeDiscord  # noqa: E402
@@ -69,7 +69,7 @@ from testkit.tiny_pipeline import save_tiny_model  # noqa: E402
 # Seconds of work on a CPU, so a job is still running when its worker is lost.
 LONG = GenerationRequest(prompt="a lighthouse at dusk", seed=3, width=64, height=64, steps=100, num_images=2)
 QUICK = GenerationRequest(prompt="a red circle", seed=5, width=64, height=64, steps=2, num_images=1)
-PLACE = Place(guild_id=5, channel_id=6)
+PLACE = Place(guild_id=5, channel_id=6, front_end=FrontEnd.DISCORD)
 JOB_BOUND = 180.0  # seconds a job may take, recovery included, before it counts as lost
 BOT_JOBS = 3  # /imagine jobs in flight when the bot is killed: one running, the rest waiting
 
@@ -318,7 +318,9 @@ class Bench:
                     back_at = time.time()
                     services = await Services.open(self.settings(database_url=proxied))
                     again = Reporter()
-                    await recover_unfinished(services.jobs, lambda job, r=again: r, _nothing)
+                    await recover_unfinished(
+                        services.jobs, lambda job, r=again: r, _nothing, front_end=FrontEnd.DISCORD
+                    )
                     try:
                         async with asyncio.timeout(JOB_BOUND):
                             await services.jobs.wait_idle()

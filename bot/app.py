@@ -34,7 +34,7 @@ from service.readback import prompt_line
 from service.recovery import recover_unfinished
 from service.settings import Settings, configure_logging, load_settings
 from service.wiring import Services
-from storage.records import JobRecord
+from storage.records import FrontEnd, JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,10 @@ class KaikaBot(commands.Bot):
             await self.load_extension(extension)
         await sync_if_changed(self.tree, self.settings.data_dir)
         await recover_unfinished(
-            self.services.jobs, self.report_to_channel, self.tell_channel_about_interrupted_job
+            self.services.jobs,
+            self.report_to_channel,
+            self.tell_channel_about_interrupted_job,
+            front_end=FrontEnd.DISCORD,
         )
 
     async def close(self) -> None:
@@ -125,7 +128,7 @@ class KaikaBot(commands.Bot):
 
     def report_to_channel(self, job: JobRecord) -> Reporter:
         """Where a job resumed after a restart reports: a message in its channel (its interaction has expired)."""
-        assert job.channel_id is not None  # jobs without a channel are not resumed by the bot
+        assert job.channel_id is not None  # the bot resumes the jobs asked in Discord, which have one
         return ChannelJobMessage(
             self.get_partial_messageable(job.channel_id),
             job.id,

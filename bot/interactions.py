@@ -15,6 +15,7 @@ from bot.limits import count_acknowledgement, fit
 from service.admission import Place, Requester
 from service.settings import Settings
 from service.wiring import Services
+from storage.records import FrontEnd
 
 # Checks that run before the acknowledgement (so their errors can be ephemeral) get this long;
 # after it the interaction is deferred anyway. They usually take 10-50 ms; a database busy with
@@ -96,7 +97,7 @@ class Acknowledgement:
 
 
 def place(interaction: discord.Interaction) -> Place:
-    return Place(interaction.guild_id, interaction.channel_id)
+    return Place(interaction.guild_id, interaction.channel_id, FrontEnd.DISCORD)
 
 
 class KaikaCog(commands.Cog):

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pipeline.editing import Edit
     from pipeline.request import GenerationRequest
     from pipeline.uploads import CleanUpload
-    from service.jobs import ButtonAction, Outcome, PendingJob, Requester
+    from service.jobs import ButtonAction, Outcome, PendingJob, Place, Requester
     from service.settings import Settings
     from service.wiring import Services
     from storage.records import JobRecord
@@ -386,7 +386,7 @@ async def imagine(
     from pipeline.families import UNKNOWN_FAMILY
     from pipeline.prompt import parse_prompts
     from service.errors import USER_ERRORS
-    from service.jobs import IW_NEEDS_IMAGE, Place
+    from service.jobs import IW_NEEDS_IMAGE
     from service.wiring import Services
 
     # Check the flags and the picture before spending seconds loading the model; the size is settled after.
@@ -400,9 +400,7 @@ async def imagine(
             request.replace(seed=first.seed)
             for request, first in zip(services.jobs.parse_all(text), checked, strict=True)
         ]
-        pending = await services.jobs.imagine_all(
-            _local_user(owner), Place(None, None), requests, image=image
-        )
+        pending = await services.jobs.imagine_all(_local_user(owner), _command_line(), requests, image=image)
         if len(pending) == 1:
             return await _follow(services, pending[0], "imagine"), pending[0].request
         labels = [f"imagine {number}/{len(pending)}" for number in range(1, len(pending) + 1)]
@@ -442,6 +440,14 @@ async def _read_image(settings: Settings, path_text: str) -> CleanUpload:
     )
 
 
+def _command_line() -> Place:
+    """Where the command line's jobs are asked: no server, no channel; its jobs are its own after a restart."""
+    from service.jobs import Place
+    from storage.records import FrontEnd
+
+    return Place(None, None, FrontEnd.COMMAND_LINE)
+
+
 async def press(
     settings: Settings, press: Press, *, owner: str, label: str = "press"
 ) -> tuple[Outcome, GenerationRequest]:
@@ -450,7 +456,6 @@ async def press(
     Recorded as the bot records a press (parent, image index, owner by the usual rule). A job that does
     not exist, is not finished or lacks that image is refused before anything is recorded.
     """
-    from service.jobs import Place
     from service.wiring import Services
 
     parent = await _check_press(settings, press)  # before the model loads: a mistake costs no wait
@@ -458,7 +463,7 @@ async def press(
     try:
         pending = await services.jobs.press(
             _local_user(owner),
-            Place(None, None),
+            _command_line(),
             press.action,
             parent.id,
             press.number - 1,
@@ -506,7 +511,7 @@ async def blend(settings: Settings, paths: list[str], *, prompt: str, owner: str
     """Mix the pictures at `paths` as /blend does, recorded and run as the local user; its outcome and request."""
     from pipeline.families import UNKNOWN_FAMILY
     from pipeline.prompt import parse_prompt
-    from service.jobs import Place, check_blend
+    from service.jobs import check_blend
     from service.wiring import Services
 
     # The count, the flags and the pictures are checked before the model loads.
@@ -515,7 +520,7 @@ async def blend(settings: Settings, paths: list[str], *, prompt: str, owner: str
     images = [await _read_image(settings, path) for path in paths]
     services = await Services.open(settings)
     try:
-        pending = await services.jobs.blend(_local_user(owner), Place(None, None), images, prompt)
+        pending = await services.jobs.blend(_local_user(owner), _command_line(), images, prompt)
         return await _follow(services, pending, "blend"), pending.request
     finally:
         await services.close()
@@ -545,14 +550,13 @@ async def describe(settings: Settings, path: str, *, owner: str) -> JobRecord:
     """Four prompts for the picture at `path`, recorded as the local user's describe job (no image model
     is loaded)."""
     from service.describing import DescribeService
-    from service.jobs import Place
     from service.wiring import open_storage
 
     image = await _read_image(settings, path)
     storage = await open_storage(settings)
     try:
         return await DescribeService(storage, settings.describer).describe(
-            _local_user(owner), Place(None, None), image
+            _local_user(owner), _command_line(), image
         )
     finally:
         await storage.close()

@@ -17,7 +17,7 @@ from pipeline.errors import EmptyPrompt, QueueFull
 from pipeline.executor.fair import FAST_TIER, RELAX_TIER
 from service.errors import BlockedPrompt, Restarting, UserError
 from storage.errors import NotAllowed
-from storage.records import ButtonPolicy, GuildSettings, JobRecord
+from storage.records import ButtonPolicy, FrontEnd, GuildSettings, JobRecord
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,12 @@ def queue_tier(asked: str, requester: Requester, fast: FastTime, used_seconds: f
 
 @dataclass(frozen=True)
 class Place:
-    """Where a job was asked for; its result and any restart notice go there."""
+    """Where a job was asked for; its result and any restart notice go there, and after a restart the front
+    end it was asked from resumes it (`service.recovery`; None: none does)."""
 
     guild_id: int | None
     channel_id: int | None
+    front_end: FrontEnd | None = None
 
 
 def blocked_term(text: str, blocklist: Collection[str]) -> str | None:

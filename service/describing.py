@@ -54,6 +54,7 @@ class DescribeService:
                 daily_quota=daily_quota(requester, settings),
                 guild_id=place.guild_id,
                 channel_id=place.channel_id,
+                front_end=place.front_end,
                 prompt=prompts[0],
                 params={"prompts": prompts, "describer": describer.name, "picture": upload_params(upload)},
             )

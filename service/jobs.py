@@ -506,7 +506,10 @@ class JobService:
         )
         if request.video and job.kind is JobKind.IMAGINE and handle is not None:
             # A --video prompt's image: its video still follows (the member's name is kept as it is).
-            pending.animate_for = (Requester(job.requester_id, ""), Place(job.guild_id, job.channel_id))
+            pending.animate_for = (
+                Requester(job.requester_id, ""),
+                Place(job.guild_id, job.channel_id, job.front_end),
+            )
         return pending
 
     def offered(self, model: str | None) -> frozenset[ButtonAction]:
@@ -766,6 +769,7 @@ class JobService:
                 daily_quota=daily_quota(requester, settings),
                 guild_id=place.guild_id,
                 channel_id=place.channel_id,
+                front_end=place.front_end,
                 parent_job_id=None if parent is None else parent.id,
                 parent_image_index=index,
                 **self._job_fields(request, edit, extra),

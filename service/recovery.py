@@ -12,7 +12,7 @@ from service.errors import JobGone
 from service.jobs import BLEND, IMAGE_PROMPT, JobService, PendingJob, Reporter, job_tier, request_of
 from storage.errors import IllegalTransition
 from storage.errors import JobNotFound as StorageJobNotFound
-from storage.records import JobKind, JobRecord
+from storage.records import FrontEnd, JobKind, JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -21,21 +21,24 @@ async def recover_unfinished(
     service: JobService,
     reporter_for: Callable[[JobRecord], Reporter],
     notify_lost: Callable[[JobRecord], Awaitable[None]],
+    *,
+    front_end: FrontEnd,
 ) -> list[JobRecord]:
-    """Resume the jobs a previous process left queued or running; returns those that could not be.
+    """Resume the jobs `front_end` started that a previous process left queued or running; returns those that
+    could not be.
 
     An executor that keeps jobs across restarts (the worker fleet) is asked for each job first;
     otherwise, or when it does not know the job, the request is rebuilt from the record (a
     variation's or upscale's source image from its parent's stored image) and submitted again under
-    the same id. Interactions expire after 15 minutes, so `reporter_for(job)` reports to the job's
-    channel. A job that cannot be rebuilt (its parent or image is gone) is failed and announced
-    through `notify_lost`. Jobs without a channel are the command line's, which may still be running
-    them in its own process: they are left alone.
+    the same id. `reporter_for(job)` says where it reports now (the bot: the job's channel, as
+    interactions expire after 15 minutes; the web companion: the job's live page). A job that cannot be
+    rebuilt (its parent or image is gone) is failed and announced through `notify_lost`.
+
+    Each front end resumes only its own jobs, so a bot and a web companion over one database never both
+    run the same one; the command line's are left alone (it may still be running them in its own process).
     """
     lost = []
-    for job in await service.storage.jobs.unfinished():
-        if job.channel_id is None:
-            continue
+    for job in await service.storage.jobs.unfinished(front_end):
         try:
             pending = await _resume(service, job)
         except Exception as error:
@@ -47,9 +50,7 @@ async def recover_unfinished(
             try:
                 await notify_lost(failed)
             except Exception:
-                log.warning(
-                    "Could not tell channel %s about lost job %s", job.channel_id, job.id, exc_info=True
-                )
+                log.warning("Could not tell anyone about lost job %s", job.id, exc_info=True)
             continue
         pending.start(reporter_for(job))
     return lost

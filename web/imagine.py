@@ -34,7 +34,7 @@ from service.gallery import viewable_job
 from service.jobs import ButtonAction, PendingJob, asked_edit
 from service.readback import prompt_line
 from service.signin import REGION_EDITOR_PATH
-from storage.records import JobRecord, JobStatus
+from storage.records import FrontEnd, JobRecord, JobStatus
 from web.live import add_live_streams, new_feed, stream
 from web.members import Member, require_member
 from web.pages import page_context, render
@@ -176,7 +176,9 @@ async def imagine(request: web.Request) -> web.StreamResponse:
         if isinstance(picture, web.FileField) and picture.filename:
             data = await asyncio.to_thread(picture.file.read)
             image = await jobs.check_upload(data, picture.filename)
-        started = await jobs.imagine_all(member.requester, Place(None, None), requests, image=image)
+        started = await jobs.imagine_all(
+            member.requester, Place(None, None, FrontEnd.WEB), requests, image=image
+        )
     except Exception as error:
         message = user_message(error)
         if message is None:
@@ -263,7 +265,8 @@ async def press(request: web.Request) -> web.StreamResponse:
     if action is ButtonAction.VARY_REGION:
         raise web.HTTPBadRequest(text=REGION_NEEDS_EDITOR)
     jobs = request.app[SERVICES].jobs
-    place = Place(job.guild_id, None)  # the rules of the server the job was made in (owner-only buttons)
+    # The rules of the server the job was made in (owner-only buttons).
+    place = Place(job.guild_id, None, FrontEnd.WEB)
     edit = asked_edit(action, str(form.get("factor", ""))) if action is ButtonAction.ZOOM_CUSTOM else None
     prompt = None
     if await jobs.remix_prompt(member.requester, place, action, job.id, index) is not None:
@@ -292,7 +295,7 @@ async def region_editor(request: web.Request) -> web.StreamResponse:
     index = image_index(request, job)
     jobs = request.app[SERVICES].jobs
     await jobs.check_press(
-        member.requester, Place(job.guild_id, None), ButtonAction.VARY_REGION, job.id, index
+        member.requester, Place(job.guild_id, None, FrontEnd.WEB), ButtonAction.VARY_REGION, job.id, index
     )
     image = job.images[index]
     context = {"job": job, "index": index, "image": image, "line": prompt_line(job)}
@@ -312,7 +315,7 @@ async def vary_region(request: web.Request) -> web.StreamResponse:
     data = await asyncio.to_thread(mask.file.read)
     prompt = str(form.get("prompt", "")).strip() or None
     pending = await request.app[SERVICES].jobs.press_drawn_region(
-        member.requester, Place(job.guild_id, None), job.id, index, data, prompt=prompt
+        member.requester, Place(job.guild_id, None, FrontEnd.WEB), job.id, index, data, prompt=prompt
     )
     start(request, pending)
     return started_response(request, pending.job.id)

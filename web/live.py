@@ -5,7 +5,8 @@ A feed keeps only the latest report (a queue position or a step with its preview
 last) and the outcome, so a page opened or reloaded while the job runs is told where it is at once and
 follows it from there. Feeds live in the app (`FEEDS`) while their job runs and a while after it ends; a
 job whose feed this process does not hold (started from Discord, or before a restart) is followed from
-storage instead, its status without previews.
+storage instead, its status without previews. At start, `kaika web` resumes the jobs it started that a
+previous run left unfinished (`resume_web_jobs`), each with a feed of its own.
 
 Events: `waiting` {position}, `progress` {step, total, percent, preview (a PNG data URL, or null)},
 `finished` {html: the result section}, `failed` {message}, `running` {} (followed from storage).
@@ -17,6 +18,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,8 +26,11 @@ from typing import Any
 from aiohttp import web
 
 from service.jobs import Outcome
-from storage.records import JobRecord, JobStatus
+from service.recovery import recover_unfinished
+from storage.records import FrontEnd, JobRecord, JobStatus
 from web.site import SERVICES
+
+log = logging.getLogger(__name__)
 
 # How long a feed is kept after its job ended: a page that reloads then still gets the outcome from it.
 KEPT_AFTER_END = 600.0
@@ -123,6 +128,19 @@ def new_feed(app: web.Application, job_id: str) -> JobFeed:
         del held[old_id]
     feed = held[job_id] = JobFeed(job_id)
     return feed
+
+
+async def resume_web_jobs(app: web.Application) -> list[JobRecord]:
+    """The jobs the web companion started that a previous `kaika web` left queued or running, resumed
+    (`service.recovery`) with a feed each, so a page reopened on one follows it live; returns those that could
+    not be resumed (failed with the reason, which their page shows)."""
+
+    async def lost(job: JobRecord) -> None:
+        log.info("Job %s left by a previous kaika web could not be resumed: %s", job.id, job.error)
+
+    return await recover_unfinished(
+        app[SERVICES].jobs, lambda job: new_feed(app, job.id), lost, front_end=FrontEnd.WEB
+    )
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:

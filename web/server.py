@@ -16,6 +16,7 @@ from service.settings import Settings
 from service.signin import SIGNIN_LINK_PATH
 from service.wiring import Services
 from web.app import create_app
+from web.live import resume_web_jobs
 from web.members import Member
 from web.sessions import load_cookie_secret
 
@@ -74,9 +75,13 @@ def check_local_host(host: str) -> None:
 async def open_app(
     settings: Settings, services: Services, local_member: Member | None = None
 ) -> web.Application:
-    """The app over `services`, with the cookie secret of `settings` (created in DATA_DIR when unset)."""
+    """The app `kaika web` serves over `services`, with the cookie secret of `settings` (created in DATA_DIR
+    when unset); as it starts, it resumes the web's jobs a previous run left unfinished (`resume_web_jobs`)."""
     secret = await asyncio.to_thread(load_cookie_secret, settings.cookie_secret, settings.data_dir)
-    return create_app(services, settings, cookie_secret=secret, local_member=local_member)
+    app = create_app(services, settings, cookie_secret=secret, local_member=local_member)
+    # Once, as the server starts (not in create_app, which tests build many times over one set of services).
+    app.on_startup.append(resume_web_jobs)
+    return app
 
 
 async def serve(settings: Settings, host: str, port: int, local_member: Member | None = None) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pipeline.request import GenerationRequest, variation_request
 from service.jobs import request_params
-from storage.records import JobKind, JobRecord
+from storage.records import FrontEnd, JobKind, JobRecord
 from tests.fixtures.discord_helpers import FAST_STEPS, GRID_LABELS
 
 
@@ -33,6 +33,7 @@ async def left_queued_variation(kaika: Any, user: Any) -> tuple[JobRecord, JobRe
         parent_image_index=0,
         guild_id=kaika.fake.guild_id,
         channel_id=kaika.fake.channel_id,
+        front_end=FrontEnd.DISCORD,
     )
     return parent, job
 
@@ -78,16 +79,32 @@ async def test_a_job_whose_parent_image_is_gone_is_failed_and_announced_in_its_c
     assert (await second.services.storage.jobs.get(parent.id)).status == "done"  # the parent is untouched
 
 
-async def test_a_job_of_the_command_line_is_left_to_it(start_kaika):
-    """Jobs without a channel are `kaika imagine`'s, which may be running them in its own process."""
+async def test_jobs_of_the_command_line_and_the_web_companion_are_left_to_them(start_kaika):
+    """`kaika imagine` may be running its job in its own process; `kaika web` resumes its own jobs when it
+    starts (even a press in the web on a job made in this server, which names the server but no channel)."""
     first = await start_kaika()
     request = GenerationRequest(prompt="a local sketch", seed=5, width=64, height=64, steps=FAST_STEPS)
-    job = await first.services.storage.jobs.create(
-        JobKind.IMAGINE, 0, prompt=request.prompt, params=request_params(request), seed=request.seed
+    command_line = await first.services.storage.jobs.create(
+        JobKind.IMAGINE,
+        0,
+        prompt=request.prompt,
+        params=request_params(request),
+        seed=request.seed,
+        front_end=FrontEnd.COMMAND_LINE,
+    )
+    web = await first.services.storage.jobs.create(
+        JobKind.IMAGINE,
+        0,
+        prompt=request.prompt,
+        params=request_params(request),
+        seed=request.seed,
+        guild_id=first.fake.guild_id,
+        front_end=FrontEnd.WEB,
     )
     await first.close()
 
     second = await start_kaika()
     await second.services.jobs.wait_idle()
-    assert (await second.services.storage.jobs.get(job.id)).status == "queued"
+    for job in (command_line, web):
+        assert (await second.services.storage.jobs.get(job.id)).status == "queued"
     assert second.services.executor.queue_depth() == 0 and channel_posts(second.fake) == []

@@ -9,7 +9,7 @@ from service.admission import Place, Requester
 from service.recovery import recover_unfinished
 from service.settings import Settings
 from service.wiring import Services
-from storage.records import JobRecord, JobStatus
+from storage.records import FrontEnd, JobRecord, JobStatus
 from tests.fixtures.reporters import RecordingReporter
 
 
@@ -31,7 +31,7 @@ async def test_a_bot_restarted_mid_job_reattaches_and_reports_the_workers_result
     first = await Services.open(settings)
     try:
         request = GenerationRequest(prompt="a lighthouse in fog", seed=11, width=64, height=64, steps=60)
-        pending = await first.jobs.imagine(Requester(7, "ada"), Place(1, 2), request)
+        pending = await first.jobs.imagine(Requester(7, "ada"), Place(1, 2, FrontEnd.DISCORD), request)
         before = StepSignallingReporter()
         pending.start(before)
         async with asyncio.timeout(90):
@@ -52,7 +52,9 @@ async def test_a_bot_restarted_mid_job_reattaches_and_reports_the_workers_result
         async def notify_lost(job: JobRecord) -> None:
             lost.append(job)
 
-        assert await recover_unfinished(second.jobs, reporter_for, notify_lost) == []
+        assert (
+            await recover_unfinished(second.jobs, reporter_for, notify_lost, front_end=FrontEnd.DISCORD) == []
+        )
         async with asyncio.timeout(120):
             await second.jobs.wait_idle()
 

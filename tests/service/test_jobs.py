@@ -21,12 +21,12 @@ from service.jobs import EDITS, VIDEO_ACTIONS, ButtonAction, offered_actions, re
 from service.settings import Settings
 from service.wiring import Services
 from storage.errors import QuotaExceeded
-from storage.records import JobStatus
+from storage.records import FrontEnd, JobStatus
 from tests.fixtures.reporters import RecordingReporter
 from tests.fixtures.services import OpenServices
 
 ADA = Requester(1, "ada")
-GUILD = Place(5, 6)
+GUILD = Place(5, 6, FrontEnd.DISCORD)  # a Discord channel: the bot resumes its jobs
 REQUEST = GenerationRequest(prompt="a red circle", seed=5, width=64, height=64, steps=2, num_images=1)
 
 
@@ -257,7 +257,12 @@ async def test_an_edit_left_unfinished_by_a_restart_is_made_again_from_its_image
     second = await Services.open(settings, LocalExecutor({None: tiny_engine}, preview_every=0))
     try:
         reporter = RecordingReporter()
-        assert await recover_unfinished(second.jobs, lambda job: reporter, notify_lost=None) == []  # type: ignore[arg-type]
+        assert (
+            await recover_unfinished(
+                second.jobs, lambda job: reporter, notify_lost=None, front_end=FrontEnd.DISCORD
+            )
+            == []
+        )  # type: ignore[arg-type]
         async with asyncio.timeout(60):
             await second.jobs.wait_idle()
         assert reporter.outcome is not None and reporter.outcome.job.id == zoom.job.id

@@ -19,11 +19,11 @@ from service.recovery import recover_unfinished
 from service.settings import Settings
 from service.wiring import Services
 from storage import Storage, StorageUnavailable
-from storage.records import JobStatus
+from storage.records import FrontEnd, JobStatus
 from tests.fixtures.reporters import RecordingReporter
 
 ADA = Requester(1, "ada")
-GUILD = Place(5, 6)
+GUILD = Place(5, 6, FrontEnd.DISCORD)  # a Discord channel: the bot resumes its jobs
 QUICK = GenerationRequest(prompt="a red circle", seed=5, width=64, height=64, steps=1, num_images=1)
 SLOW = GenerationRequest(prompt="a slow sunrise", seed=7, width=64, height=64, steps=12, num_images=1)
 
@@ -207,7 +207,9 @@ async def test_a_job_whose_outcome_cannot_be_recorded_before_a_restart_runs_agai
     second = await service_on(storage, tiny_engine)
     after_restart = RecordingReporter()
     try:
-        lost = await recover_unfinished(second, lambda job: after_restart, notify_lost=_never)
+        lost = await recover_unfinished(
+            second, lambda job: after_restart, notify_lost=_never, front_end=FrontEnd.DISCORD
+        )
         assert lost == []
         async with asyncio.timeout(60):
             await second.wait_idle()

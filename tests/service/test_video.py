@@ -18,11 +18,11 @@ from service.jobs import VIDEO_ACTIONS, ButtonAction
 from service.settings import Settings
 from service.wiring import Services
 from storage.errors import QuotaExceeded
-from storage.records import JobKind
+from storage.records import FrontEnd, JobKind
 from tests.fixtures.reporters import RecordingReporter, outcome_of
 
 ADA = Requester(1, "ada")
-GUILD = Place(5, 6)
+GUILD = Place(5, 6, FrontEnd.DISCORD)  # a Discord channel: the bot resumes its jobs
 IMAGE = GenerationRequest(prompt="a red circle", seed=5, width=32, height=32, steps=2, num_images=1)
 FRAMES = 4
 
@@ -169,7 +169,12 @@ async def test_a_video_prompt_left_by_a_restart_still_ends_in_its_video(open_vid
 
     second = await open_video_services()
     reporter = RecordingReporter()
-    assert await recover_unfinished(second.jobs, lambda job: reporter, notify_lost=None) == []  # type: ignore[arg-type]
+    assert (
+        await recover_unfinished(
+            second.jobs, lambda job: reporter, notify_lost=None, front_end=FrontEnd.DISCORD
+        )
+        == []
+    )  # type: ignore[arg-type]
     await asyncio.wait_for(second.jobs.wait_idle(), 120)
     video = reporter.outcome
     assert video is not None and video.video is not None, reporter.failure

@@ -32,6 +32,7 @@ from tests.fixtures.reporters import outcome_of
 from web.app import create_app
 from web.members import Member
 from web.sessions import COOKIE_NAME, CSRF_HEADER, sign
+from web.sessions import COOKIE_SECRET as APP_COOKIE_SECRET
 
 T = TypeVar("T")
 
@@ -104,17 +105,20 @@ class Site:
             self.services, self.settings, cookie_secret=COOKIE_SECRET, local_member=self.local_member
         )
 
-    async def client(self, member: Member | None = None) -> WebClient:
-        """A test client of a server of its own over the same services, signed in as `member`."""
-        client = TestClient(TestServer(self.app()))
+    async def client(self, member: Member | None = None, app: web.Application | None = None) -> WebClient:
+        """A test client of a server of its own over the same services (or serving `app`, e.g. the one
+        `web.server.open_app` makes), signed in as `member`."""
+        app = app or self.app()
+        secret = app[APP_COOKIE_SECRET]
+        client = TestClient(TestServer(app))
         await client.start_server()
         self.clients.append(client)
         csrf = f"csrf-{member.id if member else 'anonymous'}"
         if member is not None:
-            client.session.cookie_jar.update_cookies({COOKIE_NAME: session_cookie(member, csrf)})
+            client.session.cookie_jar.update_cookies({COOKIE_NAME: session_cookie(member, csrf, secret)})
         else:
             payload = {"csrf": csrf, "exp": 2**31}
-            client.session.cookie_jar.update_cookies({COOKIE_NAME: sign(payload, COOKIE_SECRET)})
+            client.session.cookie_jar.update_cookies({COOKIE_NAME: sign(payload, secret)})
         return WebClient(client, member, csrf)
 
     async def signin_link(self, member: Member, lifetime: timedelta = LINK_LIFETIME) -> str:
