@@ -1,6 +1,7 @@
 """Admin commands: /stats and /admin ban, unban, quota, blocklist, buttons.
 
-Admin = a user id in ADMIN_USER_IDS or a member with Manage Server; anyone else is refused.
+Admin = a user id in ADMIN_USER_IDS or a member with Manage Server; anyone else is refused. /stats shows a
+member with Manage Server the figures of this server's jobs only (`administration.figures_guilds`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,21 @@ from storage.records import UsageReport, Window
 # Discord lists the admin commands only to members with this permission, unless a server grants them
 # to other roles or members (Server Settings → Integrations); the cog's own check applies either way.
 ADMIN_PERMISSIONS = discord.Permissions(manage_guild=True)
+THIS_SERVER_ONLY = "Jobs made in this server only."
+EVERY_JOB = "Every server's jobs, and those made outside any server."
 
 
 def stats_embed(
-    report: UsageReport, queue_depth: int, queues: dict[str, tuple[int, float]] | None = None
+    report: UsageReport,
+    queue_depth: int,
+    queues: dict[str, tuple[int, float]] | None = None,
+    *,
+    this_server_only: bool = False,
 ) -> discord.Embed:
-    embed = discord.Embed(title=f"Kaika usage — {report.window.value}")
+    embed = discord.Embed(
+        title=f"Kaika usage — {report.window.value}",
+        description=THIS_SERVER_ONLY if this_server_only else EVERY_JOB,
+    )
     rate = "n/a" if report.failure_rate is None else f"{report.failure_rate:.0%}"
     wait = "n/a" if report.mean_queue_seconds is None else f"{report.mean_queue_seconds:.1f} s"
     embed.add_field(name="Jobs", value=str(report.jobs))
@@ -90,14 +100,20 @@ class AdminCog(KaikaCog):
     ) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         count_acknowledgement(interaction)
-        report = await self.services.storage.stats.usage(Window(window))
+        guild_id, manages = interaction.guild_id, interaction.permissions.manage_guild
+        guilds = administration.figures_guilds(
+            self.config, interaction.user.id, [guild_id] if guild_id is not None and manages else []
+        )
+        stats = self.services.storage.stats
+        report = await stats.usage(Window(window), guilds=guilds)
         first, last = chart_days(report, discord.utils.utcnow().date())
         chart = await asyncio.to_thread(jobs_per_day_chart, report.jobs_per_day, first, last)
         await interaction.followup.send(
             embed=stats_embed(
                 report,
                 self.services.executor.queue_depth(),
-                await self.services.storage.stats.queues(Window(window)),
+                await stats.queues(Window(window), guilds=guilds),
+                this_server_only=guilds is not None,
             ),
             file=discord.File(io.BytesIO(chart), filename="jobs_per_day.png"),
             ephemeral=True,

@@ -68,6 +68,9 @@ async def test_settings_are_validated_saved_and_applied(start_kaika):
     assert "Your defaults: none" in cleared
 
 
+ZED = 777000  # a member of another server
+
+
 async def test_stats_for_admins_only(start_kaika):
     fake_admin_id = 4242
     kaika = await start_kaika(admin_user_ids=[fake_admin_id])
@@ -102,17 +105,32 @@ async def test_stats_for_admins_only(start_kaika):
         assert "Only Kaika's admins" in await answer(fake, denied), command
     assert not await kaika.services.storage.users.is_banned(ada.id)
 
-    for admin in (fake.guild_owner, listed_admin):  # Manage Server, and ADMIN_USER_IDS
+    # A job of another server Kaika serves, by a member of that server only.
+    storage = kaika.services.storage
+    elsewhere = await storage.jobs.create("imagine", ZED, guild_id=fake.guild_id + 1, prompt="z")
+    await storage.jobs.cancel(elsewhere.id)
+
+    for admin in (fake.guild_owner, listed_admin):  # Manage Server here, and ADMIN_USER_IDS
         stats = await fake.slash(admin, "stats", window="24h")
         text = await answer(fake, stats)
         assert stats.ephemeral
-        assert "Jobs: 1" in text and "Images: 4" in text and "imagine 1" in text and f"<@{ada.id}>" in text
+        assert "Images: 4" in text and f"<@{ada.id}>" in text
         assert "Queue depth now: 0" in text and "Failure rate: 0%" in text
         # Without FAST_ROLES every member's jobs run fast.
         assert "Fast / relaxed: fast 1 job (0.0 min), relaxed 0 jobs (0.0 min)" in text
-        assert f"1. <@{ada.id}> — 1 job, 4 images" in text
+        assert f"<@{ada.id}> — 1 job, 4 images" in text
         message_id = stats.original_message_id  # the follow-up replaced "thinking…"
         assert png_size(fake.files[message_id]["jobs_per_day.png"]) == (800, 320)
+        if admin is listed_admin:  # every server's jobs
+            assert "Every server's jobs" in text and "Jobs: 2" in text and "By kind: imagine 2" in text
+            assert f"1. <@{ZED}> — 1 job, 0 images" in text  # ties: the lower user id first
+        else:  # the other server's members and jobs are none of this server's admin's business
+            assert (
+                "Jobs made in this server only." in text
+                and "Jobs: 1" in text
+                and "By kind: imagine 1" in text
+            )
+            assert str(ZED) not in text and f"1. <@{ada.id}>" in text
 
 
 async def test_model_autocomplete_offers_the_configured_models(start_kaika):
