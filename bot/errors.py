@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 
 from bot.limits import count_acknowledgement, fit
+from service.errors import OwnerOnly
 from service.errors import user_message as service_message
 from storage.errors import QuotaExceeded
 
@@ -25,6 +26,8 @@ def user_message(error: BaseException) -> str | None:
         # Discord writes a timestamp in the reader's own time zone, and counts down to it.
         at = error.resets_at
         return error.explain(f"{discord.utils.format_dt(at, 'R')} ({discord.utils.format_dt(at, 't')})")
+    if isinstance(error, OwnerOnly):
+        return error.explain(f"<@{error.owner_id}>")
     message = service_message(error)
     if message is not None:
         return message

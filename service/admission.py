@@ -15,8 +15,7 @@ from gettext import ngettext
 
 from pipeline.errors import EmptyPrompt, QueueFull
 from pipeline.executor.fair import FAST_TIER, RELAX_TIER
-from service.errors import BlockedPrompt, Restarting, UserError
-from storage.errors import NotAllowed
+from service.errors import BlockedPrompt, OwnerOnly, Restarting, UserError
 from storage.records import ButtonPolicy, FrontEnd, GuildSettings, JobRecord
 
 
@@ -123,9 +122,7 @@ def check_may_press(requester: Requester, parent: JobRecord, settings: GuildSett
         and requester.user_id != parent.owner_id
         and not requester.is_admin
     ):
-        raise NotAllowed(
-            f"Only the owner of this image, <@{parent.owner_id}>, can use its buttons in this server."
-        )
+        raise OwnerOnly(parent.owner_id)
 
 
 class Slot:

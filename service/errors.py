@@ -9,7 +9,7 @@ treats anything else as a bug of ours.
 from __future__ import annotations
 
 from pipeline.errors import PipelineError
-from storage.errors import StorageError
+from storage.errors import NotAllowed, StorageError
 from storage.records import JobRecord
 
 
@@ -108,6 +108,22 @@ class JobNotDone(UserError):
         super().__init__(
             f"Job `{job.id}` is {job.status}; only a finished job's images can be shown or used."
         )
+
+
+class OwnerOnly(NotAllowed):
+    """A server where only owners may press a job's buttons (`/admin buttons`), and someone else pressed one.
+
+    The message names the owner the front end's own way (`explain`): Discord mentions them, the web companion
+    writes their name; `str()` names nobody, so it reads right anywhere."""
+
+    def __init__(self, owner_id: int) -> None:
+        self.owner_id = owner_id
+        super().__init__(self.explain(None))
+
+    def explain(self, owner: str | None) -> str:
+        """The message, with the owner written as `owner` (a mention, a name); None leaves them unnamed."""
+        named = "" if owner is None else f", {owner},"
+        return f"Only the owner of this image{named} can use its buttons in this server."
 
 
 class TooManyJobs(UserError):

@@ -15,7 +15,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from service.errors import JobGone, user_message
+from service.errors import JobGone
 from service.settings import Settings
 from service.wiring import Services
 from storage.errors import JobNotFound, NotAllowed, StorageUnavailable
@@ -23,6 +23,7 @@ from web.admin import add_admin_routes
 from web.gallery import add_gallery_routes
 from web.imagine import add_imagine_routes
 from web.members import LOCAL_MEMBER, Member, member_middleware
+from web.messages import error_message
 from web.operations import add_operations_routes
 from web.pages import render
 from web.sessions import COOKIE_SECRET, SECURE_COOKIES, Handler, session_middleware
@@ -79,14 +80,15 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
 
 @web.middleware
 async def user_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """An error a member caused (service.errors.USER_ERRORS) answers with its own message: 404 for a job
+    """An error a member caused (service.errors.USER_ERRORS) answers with its message as the web writes it
+    (`web.messages.error_message`: members by name): 404 for a job
     that is not there, 403 for what they may not do, 503 while storage is away, 400 otherwise."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
     except Exception as error:
-        message = user_message(error)
+        message = await error_message(request, error)
         if message is None:
             raise
         raise _status_of(error)(text=message) from None

@@ -29,7 +29,7 @@ from aiohttp import web
 from pipeline.images import decode_image, display_grid, display_png, encode_png
 from service.admission import Place
 from service.defaults import remix_on
-from service.errors import JobGone, user_message
+from service.errors import JobGone
 from service.gallery import viewable_job
 from service.jobs import ButtonAction, PendingJob, asked_edit
 from service.readback import prompt_line
@@ -37,6 +37,7 @@ from service.signin import REGION_EDITOR_PATH
 from storage.records import FrontEnd, JobRecord, JobStatus
 from web.live import add_live_streams, new_feed, stream
 from web.members import Member, require_member
+from web.messages import error_message
 from web.pages import page_context, render
 from web.site import SERVICES
 
@@ -180,7 +181,7 @@ async def imagine(request: web.Request) -> web.StreamResponse:
             member.requester, Place(None, None, FrontEnd.WEB), requests, image=image
         )
     except Exception as error:
-        message = user_message(error)
+        message = await error_message(request, error)
         if message is None:
             raise
         context = {"prompt": prompt, "error": message, "limit": PROMPT_LIMIT}

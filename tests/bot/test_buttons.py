@@ -102,6 +102,7 @@ async def test_owner_only_buttons_refuse_others_but_not_the_owner(start_kaika):
 
     refused = await fake.wait_acked(await fake.press(bo, grid_id, "U1"))
     assert refused.ephemeral and "Only the owner" in fake.reply_text(refused)
+    assert f"<@{ada.id}>" in fake.reply_text(refused)  # Discord mentions the owner
     done = await kaika.finished(await fake.press(ada, grid_id, "U1"))
     assert fake.labels(int(done["id"])) == SINGLE_LABELS
 

@@ -10,7 +10,7 @@ import pytest
 from pipeline.errors import EmptyPrompt, QueueFull
 from pipeline.request import GenerationRequest
 from service.admission import Capacity, Requester, check_may_press, check_prompt, daily_quota
-from service.errors import BlockedPrompt
+from service.errors import BlockedPrompt, OwnerOnly
 from storage.errors import NotAllowed, QuotaExceeded
 from storage.records import ButtonPolicy, GuildSettings, JobKind, JobRecord, JobStatus
 
@@ -105,8 +105,15 @@ def test_only_owners_and_admins_may_press_where_the_guild_says_so():
     owners_only = guild(button_policy=ButtonPolicy.OWNER)
     check_may_press(ADA, parent, owners_only)
     check_may_press(Requester(9, "admin", is_admin=True), parent, owners_only)
-    with pytest.raises(NotAllowed, match=f"Only the owner of this image, <@{ADA.user_id}>"):
+    with pytest.raises(OwnerOnly) as refused:
         check_may_press(BO, parent, owners_only)
+    # Front-end neutral: it names nobody; each front end writes the owner its own way (a mention, a name).
+    assert isinstance(refused.value, NotAllowed) and refused.value.owner_id == ADA.user_id
+    assert str(refused.value) == "Only the owner of this image can use its buttons in this server."
+    assert (
+        refused.value.explain("Ada")
+        == "Only the owner of this image, Ada, can use its buttons in this server."
+    )
 
 
 def test_admins_have_no_daily_quota():

@@ -254,9 +254,12 @@ async def test_a_member_who_pressed_anothers_image_is_refused_where_only_owners_
     other = await site.client(OTHER)
     await other.get_page(f"/imagine/{upscale.job.id}")  # theirs to see: they asked for it
     refused = await press(other, upscale.job, "vs:0")
-    assert refused.status == 403 and "Only the owner of this image" in await refused.text()
-    editor = await other.get(f"/imagine/{upscale.job.id}/region/0")
-    assert editor.status == 403
+    # The owner by their name, never as the raw Discord mention the bot writes.
+    assert refused.status == 403 and await refused.text() == (
+        "Only the owner of this image, Ada, can use its buttons in this server."
+    )
+    editor = await other.get_page(f"/imagine/{upscale.job.id}/region/0", status=403)
+    assert "Only the owner of this image, Ada, can use" in html.unescape(editor) and "&lt;@" not in editor
     owner = await site.client(OWNER)
     allowed = await started_job(await press(owner, upscale.job, "vs:0"), site)
     assert allowed.kind == JobKind.VARIATION
