@@ -46,6 +46,7 @@ class Acknowledgement:
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
         self._timer_fired = False
+        self._deadline_error: discord.HTTPException | None = None
 
     async def __aenter__(self) -> Acknowledgement:
         self._timer = asyncio.create_task(self._defer_at_deadline())
@@ -65,10 +66,17 @@ class Acknowledgement:
     async def _defer_at_deadline(self) -> None:
         await asyncio.sleep(self.deadline)
         self._timer_fired = True
-        await self.defer()
+        try:
+            await self.defer()
+        except discord.HTTPException as error:
+            # Discord refused the deadline's defer: the flow's own `defer()` raises it, where the
+            # job is given up; the timer task must not raise it a second time.
+            self._deadline_error = error
 
     async def defer(self) -> None:
         async with self._lock:
+            if self._deadline_error is not None:
+                raise self._deadline_error
             if not self.interaction.response.is_done():
                 await self.interaction.response.defer(thinking=True, ephemeral=self.ephemeral)
                 count_acknowledgement(self.interaction)

@@ -157,11 +157,14 @@ async def test_a_refusal_found_after_the_deadline_replaces_the_thinking_message(
     await assert_nothing_recorded(kaika, ada)
 
 
+@pytest.mark.parametrize("refused_defer", ["the flow's", "the deadline's"])
 async def test_a_job_whose_acknowledgement_discord_refuses_is_given_up_and_frees_its_place(
-    start_kaika, monkeypatch
+    start_kaika, monkeypatch, refused_defer
 ):
     kaika = await start_kaika(max_jobs_per_user=1)
     ada = kaika.fake.add_member("ada")
+    if refused_defer == "the deadline's":  # checks slower than the deadline: the timer defers first
+        monkeypatch.setattr("bot.interactions.ACK_DEADLINE_SECONDS", 0.0)
     # Every interaction callback now arrives "too late": Discord answers 404 Unknown interaction.
     monkeypatch.setattr("testkit.fake_discord.INTERACTION_WINDOW_SECONDS", -1.0)
     lost = await kaika.imagine(ada, f"lost --steps {FAST_STEPS}")
