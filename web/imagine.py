@@ -5,7 +5,8 @@ Everything goes through the job service as the bot's /imagine and buttons do (`J
 refusals are the same, and the jobs are the signed-in member's (they show in Discord's /history too).
 
     GET  /imagine                          the prompt box
-    POST /imagine                          start the prompt's jobs (303 to the job's page)
+    POST /imagine                          start the prompt's jobs (303 to the job's page, or to theirs)
+    GET  /imagine/jobs?ids=<job>,<job>…    several jobs of one prompt (--repeat, {a, b}), each as on its page
     GET  /imagine/<job>                    the job: live progress, then its grid or image and its buttons
     GET  /imagine/<job>/events             its progress as Server-Sent Events (web/live.py)
     GET  /imagine/<job>/grid.png           what Discord shows of it (the grid, or the image enlarged)
@@ -41,6 +42,8 @@ from web.messages import error_message
 from web.pages import page_context, render
 from web.site import SERVICES
 
+# Jobs one page of several shows at most (more than one prompt may start).
+MOST_JOBS_SHOWN = 100
 PROMPT_LIMIT = 6000  # characters of a prompt box; the service's own limits say more precise things
 NO_SUCH_BUTTON = "Kaika has no such button."
 REGION_NEEDS_EDITOR = "Vary (Region) asks which part to vary: open its region editor."
@@ -51,6 +54,7 @@ def add_imagine_routes(app: web.Application) -> None:
     app.router.add_get("/imagine", imagine_page, name="imagine")
     app.router.add_post("/imagine", imagine)
     app.router.add_post("/imagine/remix", toggle_remix)
+    app.router.add_get("/imagine/jobs", jobs_page, name="imagine_jobs")
     app.router.add_get("/imagine/{job_id}", job_page, name="imagine_job")
     app.router.add_get("/imagine/{job_id}/events", job_events)
     app.router.add_get("/imagine/{job_id}/grid.png", job_grid)
@@ -190,14 +194,35 @@ async def imagine(request: web.Request) -> web.StreamResponse:
         start(request, pending)
     if len(started) == 1:
         return started_response(request, started[0].job.id)
-    context = {"jobs": [await _panel(request, member, p.job) for p in started], "title": prompt}
-    return render("imagine_jobs.html", request, context)
+    # A page of their own to go to (POST/redirect/GET), so reloading it never sends the prompt again.
+    ids = [pending.job.id for pending in started]
+    url = request.app.router["imagine_jobs"].url_for().with_query(ids=",".join(ids))
+    if "application/json" in request.headers.get("Accept", ""):
+        return web.json_response({"jobs": ids, "url": str(url)})
+    raise web.HTTPSeeOther(url)
 
 
 async def job_page(request: web.Request) -> web.StreamResponse:
     member = require_member(request)
     job = await member_job(request, member)
     return render("imagine_jobs.html", request, {"jobs": [await _panel(request, member, job)], "title": None})
+
+
+async def jobs_page(request: web.Request) -> web.StreamResponse:
+    """The jobs `ids` names (those `member` may see: any other is as gone), each as on its own page."""
+    member = require_member(request)
+    storage = request.app[SERVICES].storage
+    ids = [i for i in request.query.get("ids", "").split(",") if i][:MOST_JOBS_SHOWN]
+    panels = []
+    for job_id in dict.fromkeys(ids):
+        try:
+            job = await viewable_job(storage, job_id, member.requester)
+        except JobGone:  # deleted since, or not theirs to see
+            continue
+        panels.append(await _panel(request, member, job))
+    if not panels:
+        raise JobGone()
+    return render("imagine_jobs.html", request, {"jobs": panels, "title": None})
 
 
 async def _panel(request: web.Request, member: Member, job: JobRecord) -> dict[str, object]:

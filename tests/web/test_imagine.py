@@ -323,13 +323,42 @@ async def test_the_bots_editor_link_signs_the_member_in_and_opens_the_editor(sit
 async def test_a_prompt_of_several_jobs_shows_each_following_its_own_progress(site: Site) -> None:
     owner = await site.client(OWNER)
     response = await owner.post("/imagine", {"prompt": "a {red, blue} square --seed 2"})
-    page = await response.text()
-    assert response.status == 200
+    # POST/redirect/GET: the jobs' own page, so reloading it shows them again instead of re-posting the prompt.
+    assert response.status == 303, await response.text()
+    location = response.headers["Location"]
     jobs = await site.services.storage.jobs.recent_for_user(OWNER.id)
     assert sorted(job.prompt for job in jobs) == ["a blue square", "a red square"]
+    assert location == "/imagine/jobs?ids=" + ",".join(job.id for job in reversed(jobs))
+    page = await owner.get_page(location)
     for job in jobs:
         assert f'data-job-id="{job.id}"' in page
         assert f'data-events="/imagine/{job.id}/events"' in page or job.status.finished
+    await site.services.jobs.wait_idle()
+    reloaded = html.unescape(await owner.get_page(location))
+    assert (
+        reloaded.count('src="/imagine/') == 2 and "a red square" in reloaded and "a blue square" in reloaded
+    )
+    assert len(await site.services.storage.jobs.recent_for_user(OWNER.id)) == 2  # nothing started again
+
+    # Another member is shown none of them (as if they were gone); a job deleted since is left out.
+    other = await site.client(OTHER)
+    refused = await other.get_page(location, status=404)
+    assert "This job no longer exists." in refused and "square" not in refused
+    await owner.post(f"/jobs/{jobs[0].id}/delete")
+    remaining = await owner.get_page(location)
+    assert f'data-job-id="{jobs[1].id}"' in remaining and f'data-job-id="{jobs[0].id}"' not in remaining
+
+
+async def test_a_prompt_of_several_jobs_answers_a_script_with_their_page(site: Site) -> None:
+    owner = await site.client(OWNER)
+    response = await owner.post(
+        "/imagine", {"prompt": "a {red, blue} square --seed 2"}, headers={"Accept": "application/json"}
+    )
+    assert response.status == 200
+    answer = await response.json()
+    jobs = await site.services.storage.jobs.recent_for_user(OWNER.id)
+    assert sorted(answer["jobs"]) == sorted(job.id for job in jobs) and len(jobs) == 2
+    assert answer["url"] == "/imagine/jobs?ids=" + ",".join(answer["jobs"])
     await site.services.jobs.wait_idle()
 
 
