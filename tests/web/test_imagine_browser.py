@@ -162,3 +162,36 @@ def test_a_region_drawn_in_the_editor_is_varied_and_everything_outside_stays(bro
         assert (pixels[~outside] != source[~outside]).any()
     with Image.open(browser.saved[-1]) as shot:
         assert shot.size[0] > 0
+
+
+def test_a_prompt_of_several_jobs_opens_their_page_and_reloading_it_starts_nothing(browser: Browser) -> None:
+    browser.sign_in_with_cookie(OWNER)
+    browser.open("/imagine")
+    browser.wait_for("textarea[name=prompt]").send_keys("a {red, blue} square --seed 2")
+    browser.driver.find_element(By.CSS_SELECTOR, ".imagine-form button[type=submit]").click()
+    browser.wait_until(lambda _: browser.path.startswith("/imagine/jobs"), "the jobs' page opens")
+    browser.wait_until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "section.live-job[data-status=done] img.grid")) == 2,
+        "both grids",
+    )
+    browser.wait_until(
+        lambda d: d.execute_script(
+            "return [...document.querySelectorAll('img.grid')].every(i => i.complete && i.naturalWidth > 0)"
+        ),
+        "both grids' images load",
+    )
+    browser.screenshot("several-jobs", full_page=True)
+    live = browser.live
+    assert live is not None
+
+    def owners_jobs() -> list[JobRecord]:
+        return live.call(lambda: live.services.storage.jobs.recent_for_user(OWNER.id))
+
+    started = owners_jobs()
+    assert sorted(job.prompt for job in started) == ["a blue square", "a red square"]
+    browser.driver.refresh()  # a reload GETs the page: no "resubmit the form?", no new jobs
+    browser.wait_until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "section.live-job[data-status=done] img.grid")) == 2,
+        "both grids again",
+    )
+    assert [job.id for job in owners_jobs()] == [job.id for job in started]
