@@ -28,7 +28,7 @@ from pipeline.demo.moving import (
     moving_caption,
     render_frames,
 )
-from pipeline.demo.scenes import IMAGE_SIZE, render
+from pipeline.demo.scenes import BACKGROUND_WORDS, IMAGE_SIZE, render
 
 TARGETS = {"direction": 0.80, "kept": 0.90, "background": 0.95}
 FRAMES = 8
@@ -46,7 +46,7 @@ class Case:
 
 @dataclass(frozen=True)
 class ClipVerdict:
-    background: bool  # every frame shows the asked background
+    background: bool  # every frame shows the asked background (the first frame's, when none is asked)
     kept: bool  # every frame shows one shape of the first frame's colour and shape
     motion: bool  # the shape moves as asked (direction, bounce, growth, shrinking or turn)
     direction: bool | None = None  # left/right/up/down/falling: the centre goes the asked way
@@ -67,6 +67,11 @@ def held_out_cases(count: int = 60, seed: int = 2025) -> list[Case]:
     return cases
 
 
+def names_background(prompt: str) -> bool:
+    """Whether the prompt asks for a background (every caption that does says "background" or "backdrop")."""
+    return any(word in prompt.replace(",", " ").split() for word in BACKGROUND_WORDS)
+
+
 def _turned_apart(first: np.ndarray, later: np.ndarray) -> float:
     """Overlap (IoU) of two masks once their bounding-box centres are aligned: low when the shape turned."""
 
@@ -80,10 +85,12 @@ def _turned_apart(first: np.ndarray, later: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
-def judge_clip(moving: MovingScene, frames: list[Image.Image]) -> ClipVerdict:
+def judge_clip(moving: MovingScene, frames: list[Image.Image], names_background: bool = True) -> ClipVerdict:
     """Does the clip show the asked background, keep its shape and colour, and move as asked?"""
     readings = [read(frame, turned=True) for frame in frames]
-    background = all(reading.background == moving.scene.background for reading in readings)
+    # The asked background when the prompt names one, else the first frame's.
+    wanted = moving.scene.background if names_background else readings[0].background
+    background = all(reading.background == wanted for reading in readings)
     if not all(reading.regions for reading in readings):
         return ClipVerdict(
             background, kept=False, motion=False, direction=False if moving.motion in DIRECTIONS else None
@@ -91,7 +98,10 @@ def judge_clip(moving: MovingScene, frames: list[Image.Image]) -> ClipVerdict:
     shapes = [reading.regions[0] for reading in readings]
     first = shapes[0]
     kept = all(shape.color == first.color and shape.shape == first.shape for shape in shapes)
-    xs, ys, areas = (np.array([getattr(s, name) for s in shapes], dtype=float) for name in ("x", "y", "area"))
+    # Distances in pixels of a 64-pixel frame, areas as shares of the 64-pixel frame's.
+    scale = frames[0].width / IMAGE_SIZE
+    xs, ys = (np.array([getattr(s, name) for s in shapes], dtype=float) / scale for name in ("x", "y"))
+    areas = np.array([s.area for s in shapes], dtype=float)
     direction = None
     if moving.motion in DIRECTIONS:
         axis, sign = DIRECTIONS[moving.motion]
@@ -196,7 +206,7 @@ def evaluate(
     rows, verdicts = [], []
     for case in cases:
         clips = animate(case, seed_list)
-        judged = [judge_clip(case.moving, frames) for frames in clips]
+        judged = [judge_clip(case.moving, frames, names_background(case.prompt)) for frames in clips]
         rows.append((case, clips[0], judged[0]))
         verdicts.extend((case, verdict) for verdict in judged)
     summary = summarize(verdicts)

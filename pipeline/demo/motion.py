@@ -146,7 +146,9 @@ def sampling_grid(centre: torch.Tensor, moves: torch.Tensor, height: int, width:
     return grid.reshape(batch * count, height, width, 2)
 
 
-def warp(first: torch.Tensor, centre: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
+def warp(
+    first: torch.Tensor, centre: torch.Tensor, moves: torch.Tensor, mode: str = "bilinear"
+) -> torch.Tensor:
     """(batch, moments, channels, h, w) frames: `first` (batch, channels, h, w) moved by each transform.
     What comes in from outside the picture is its background (the median of its border), not a smear."""
     batch, channels, height, width = first.shape
@@ -161,7 +163,7 @@ def warp(first: torch.Tensor, centre: torch.Tensor, moves: torch.Tensor) -> torc
     moved = F.grid_sample(
         source.reshape(batch * count, channels, height, width),
         grid,
-        mode="bilinear",
+        mode=mode,
         padding_mode="zeros",
         align_corners=False,
     )

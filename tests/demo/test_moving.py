@@ -7,7 +7,7 @@ import random
 import pytest
 
 from pipeline.demo.checker import read
-from pipeline.demo.evaluate_motion import held_out_cases, judge_clip
+from pipeline.demo.evaluate_motion import held_out_cases, judge_clip, names_background
 from pipeline.demo.moving import (
     DIRECTIONS,
     MOTION_WORDS,
@@ -89,3 +89,14 @@ def test_captions_name_their_motion_and_prompts_name_it_back():
 )
 def test_a_text_to_video_prompt_starts_from_a_still_with_room_to_move(prompt, still):
     assert first_frame_prompt(prompt) == still
+
+
+def test_a_prompt_naming_no_background_keeps_the_first_frames():
+    clip = evaluation_moving(random.Random(4), "down")
+    frames = render_frames(clip, 8)
+    other = next(color for color in ("red", "blue") if color != clip.scene.background)
+    asked_other = type(clip)(type(clip.scene)(other, clip.scene.shapes), clip.motion, clip.amount)
+    assert judge_clip(asked_other, frames).background is False
+    assert judge_clip(asked_other, frames, names_background=False).background is True
+    assert names_background("a red circle moving left, blue backdrop")
+    assert not names_background("a red circle moving left")
