@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 # At most this many GAN passes: a 4x model reaches 256x from one side of a few pixels.
 MAX_PASSES = 4
+# Input pixels added around an image (copies of its edge) before a GAN pass, then cut off.
+BORDER = 8
 
 
 def upscaler_scale(upscaler: Any) -> int:
@@ -48,10 +50,15 @@ def enlarge(upscaler: Any, image: Image.Image, width: int, height: int, device: 
 
 
 def _gan_pass(upscaler: Any, image: Image.Image, device: torch.device) -> Image.Image:
+    """One pass of the GAN over `image`, its edges extended by `BORDER` pixels first and the extension cut
+    off after: the convolutions' zero padding would otherwise darken the output's borders and corners."""
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     tensor = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)
+    tensor = torch.nn.functional.pad(tensor, (BORDER,) * 4, mode="replicate")
     with torch.inference_mode():
         output = upscaler(tensor.to(device)).clamp(0, 1)
+    cut = BORDER * (output.shape[-1] // tensor.shape[-1])
+    output = output[..., cut : output.shape[-2] - cut, cut : output.shape[-1] - cut]
     array = (output[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
     return Image.fromarray(array)
 

@@ -154,9 +154,11 @@ def read(image: Image.Image, within: np.ndarray | None = None, turned: bool = Fa
     if within is not None:
         mask &= within
     regions = []
+    # Specks below the smallest area of a 64x64 drawing's object, scaled to this image's size, are noise.
+    min_area = _MIN_AREA * max(1.0, pixels.shape[0] * pixels.shape[1] / (64 * 64))
     for region in _components(mask):
         area = int(region.sum())
-        if area < _MIN_AREA:
+        if area < min_area:
             break
         # The colour of the region's inside: its edge pixels blend into the background.
         inner = region.copy()
