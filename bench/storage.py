@@ -1,7 +1,8 @@
 """Admin usage queries and "my recent jobs" on a big history, on SQLite and PostgreSQL.
 
 Fills a fresh database with `--jobs` jobs (a year of history by default) and their images for
-`--users` users, then times each query through the `Storage` API and prints p50 / p95 per backend.
+`--users` users, members of `--guilds` servers, then times each query through the `Storage` API and prints
+p50 / p95 per backend, and how long one server's report (what its admin sees) takes against everyone's.
 
     python bench/storage.py                      # 1,000,000 jobs, 10,000 users, both backends
     python bench/storage.py --jobs 20000 --runs 20   # a quick look
@@ -40,8 +41,9 @@ TARGET_MS = 50.0
 SHORT = {"sqlite": "sqlite", "postgresql": "pg"}
 
 
-def generate(jobs: int, users: int, days: int, now: datetime, seed: int = 1):  # type: ignore[no-untyped-def]
-    """Yield (user rows, job rows, image rows) chunks, jobs in queue-time order."""
+def generate(jobs: int, users: int, days: int, now: datetime, guilds: int = 10, seed: int = 1):  # type: ignore[no-untyped-def]
+    """Yield (user rows, job rows, image rows) chunks, jobs in queue-time order; user n asks in server
+    1 + n % `guilds`, so the heavy users are spread over the servers."""
     rnd = random.Random(seed)
     user_rows = [
         {
@@ -93,8 +95,9 @@ def generate(jobs: int, users: int, days: int, now: datetime, seed: int = 1):  #
                 "owner_id": owner,
                 "parent_job_id": parent,
                 "parent_image_index": index,
-                "guild_id": 1,
+                "guild_id": 1 + (requester - 10**17) % guilds,
                 "channel_id": 2,
+                "front_end": "discord",
                 "message_id": rnd.getrandbits(62),
                 "queued_at": queued,
                 "started_at": None if status == "cancelled" else queued + timedelta(seconds=wait),
@@ -136,7 +139,7 @@ async def fill(storage: Storage, args: argparse.Namespace, now: datetime) -> flo
         if not postgres:
             # A big page cache for the load (this connection only): random ids touch every index page.
             await connection.exec_driver_sql("PRAGMA cache_size=-524288")
-        for users, jobs, images in generate(args.jobs, args.users, args.days, now):
+        for users, jobs, images in generate(args.jobs, args.users, args.days, now, args.guilds):
             for table, rows in ((User, users), (Job, jobs), (Image, images)):
                 if not rows:
                     continue
@@ -182,6 +185,10 @@ async def time_queries(
         f"usage {window}": (lambda w: lambda _: storage.stats.usage(w))(window)
         for window in ("24h", "7d", "30d", "all")
     }
+    for window in ("24h", "7d", "30d", "all"):
+        queries[f"usage {window}, 1 server"] = (lambda w: lambda _: storage.stats.usage(w, guilds=[1]))(
+            window
+        )
     queries["recent jobs (heavy user)"] = lambda n: storage.jobs.recent_for_user(
         heavy[n % len(heavy)], limit=10
     )
@@ -231,6 +238,7 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=365, help="history length the jobs are spread over")
+    parser.add_argument("--guilds", type=int, default=10, help="servers the users ask in")
     parser.add_argument("--runs", type=int, default=50, help="timed runs per query")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--postgres-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -283,6 +291,16 @@ async def main() -> None:
             cells += f"{p95(results['sqlite'][1][query][2]):>16.1f}"
             verdict = "ok" if p95(results["sqlite"][1][query][1]) <= TARGET_MS else "OVER (wall)"
         print(f"{query:<26}{cells}{TARGET_MS:>10.0f} {verdict}")
+    for window in ("24h", "7d", "30d", "all"):
+        ratios = (
+            statistics.median(results[b][1][f"usage {window}, 1 server"][1])
+            / statistics.median(results[b][1][f"usage {window}"][1])
+            for b in backends
+        )
+        print(
+            f"one server's report / everyone's, {window}, p50: "
+            + ", ".join(f"{b} {ratio:.2f}x" for b, ratio in zip(backends, ratios, strict=True))
+        )
     print("fill seconds: " + ", ".join(f"{b} {results[b][0]:.0f}" for b in backends))
     print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{load:.1f}" for load in os.getloadavg()))
 

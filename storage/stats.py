@@ -115,26 +115,36 @@ class StatsRepository:
     async def _in_guilds(
         self, session: AsyncSession, window: Window, guilds: Collection[int], top: int
     ) -> UsageReport:
-        """The report of the jobs asked for in `guilds`, summed from the jobs (over `ix_jobs_guild`)."""
+        """The report of the jobs asked for in `guilds`, summed from the jobs (over `ix_jobs_guild`): one
+        pass for the totals per day and kind, one for the leaderboard, whose names are read for the leaders
+        alone."""
         since = None if window is Window.ALL else self._db.now() - WINDOW_LENGTH[window]
         where = self._jobs_in(window, guilds)
-        kind_rows = await session.execute(select(Job.kind, *_job_totals()).where(*where).group_by(Job.kind))
         day = self._day(Job.queued_at).label("day")
-        day_rows = await session.execute(select(day, func.count()).where(*where).group_by(day).order_by(day))
+        day_kind_rows = (
+            await session.execute(select(day, Job.kind, *_job_totals()).where(*where).group_by(day, Job.kind))
+        ).all()
+        jobs_per_day: Counter[date] = Counter()
+        for row in day_kind_rows:
+            jobs_per_day[_as_date(row[0])] += row[2]
         jobs = func.count().label("jobs")
-        leaders = await session.execute(
+        per_member = (
             select(
-                Job.requester_id,
-                User.display_name,
+                Job.requester_id.label("user_id"),
                 jobs,
-                func.coalesce(func.sum(Job.image_count), 0),
-                func.coalesce(func.sum(Job.compute_seconds), 0.0),
+                func.coalesce(func.sum(Job.image_count), 0).label("images"),
+                func.coalesce(func.sum(Job.compute_seconds), 0.0).label("compute"),
             )
-            .join(User, User.id == Job.requester_id)
             .where(*where)
-            .group_by(Job.requester_id, User.display_name)
+            .group_by(Job.requester_id)
             .order_by(jobs.desc(), Job.requester_id)
             .limit(top)
+            .subquery()
+        )
+        leaders = await session.execute(
+            select(per_member, User.display_name)
+            .join(User, User.id == per_member.c.user_id)
+            .order_by(per_member.c.jobs.desc(), per_member.c.user_id)
         )
         leaderboard = [
             UserUsage(
@@ -144,9 +154,10 @@ class StatsRepository:
                 images=int(images),
                 compute_seconds=float(compute),
             )
-            for user, name, count, images, compute in leaders
+            for user, count, images, compute, name in leaders
         ]
-        return _report(window, since, kind_rows.all(), day_rows.all(), leaderboard)
+        kind_rows = [row[1:] for row in day_kind_rows]
+        return _report(window, since, kind_rows, sorted(jobs_per_day.items()), leaderboard)
 
     async def rebuild_totals(self) -> None:
         """Recompute the running totals from the jobs table (after a bulk import, or to repair them)."""
