@@ -395,7 +395,6 @@ class JobService:
         metrics: JobMetrics | None = None,
         video_frames: int = 0,
         video_max_bytes: int = 10 * 1024 * 1024,
-        video_quota_weight: int = 1,
     ) -> None:
         self.storage = storage
         self.executor = executor
@@ -410,7 +409,6 @@ class JobService:
         self.fast_time = fast_time or FastTime()  # who runs --fast, and for how long a day
         self.video_frames = video_frames  # frames of a video (VIDEO_FRAMES); 0: the video family's
         self.video_max_bytes = video_max_bytes  # the largest MP4 a front end posts (VIDEO_MAX_MB)
-        storage.jobs.video_quota_weight = video_quota_weight  # a video counts as this many jobs of a quota
         # Every job's figures for /metrics, measured here, where every front end's jobs pass.
         self.metrics = metrics or JobMetrics(queue_depth=lambda: self.executor.queue_depth())
         self._tasks: set[asyncio.Task[None]] = set()

@@ -38,7 +38,7 @@ async def open_storage(settings: Settings) -> Storage:
         )
     url = settings.resolved_database_url
     try:
-        return await Storage.open(url, settings.data_dir / "images")
+        storage = await Storage.open(url, settings.data_dir / "images")
     except Exception as error:
         log.debug("Opening the database at %s failed", hide_password(url), exc_info=True)
         if not settings.database_url:
@@ -50,6 +50,8 @@ async def open_storage(settings: Settings) -> Storage:
             "that it runs and the URL's host, port, user, password and database name "
             "(postgresql+asyncpg://user:password@host:5432/kaika)."
         ) from error
+    storage.jobs.video_quota_weight = settings.video_quota_weight  # a video counts as this many quota jobs
+    return storage
 
 
 def hide_password(url: str) -> str:
@@ -140,7 +142,6 @@ class Services:
             max_upload_pixels=settings.max_upload_pixels,
             video_frames=settings.video_frames,
             video_max_bytes=round(settings.video_max_mb * 1024 * 1024),
-            video_quota_weight=settings.video_quota_weight,
             fast_time=FastTime(frozenset(settings.fast_roles), settings.fast_minutes_per_day * 60),
             metrics=JobMetrics(queue_depth=executor.queue_depth, models=settings.named_models),
         )
