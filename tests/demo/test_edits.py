@@ -12,6 +12,8 @@ from tests.fixtures.cli import job
 
 # The demo model draws this prompt right on all four images (tests/demo/test_packaged_model.py).
 SOURCE = "a red circle on a blue background --seed 1"
+# The demo model draws at 64 px and its GAN enlarges 4x: every size below is the 64 px layout times this.
+X = 4
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -23,25 +25,28 @@ def test_zoom_out_continues_the_background_around_the_unchanged_image(demo_data,
     source = Image.open(first["images"][0])
     zoomed = kaika("zoom", first["job_id"], "1", "--factor", "2", "--json").json()
     assert job(demo_data, zoomed["job_id"]).kind is JobKind.ZOOM
-    shrunk = pixels(source.resize((32, 32), Image.Resampling.LANCZOS))
-    f = feather_width(64, 64)
+    shrunk = pixels(source.resize((32 * X, 32 * X), Image.Resampling.LANCZOS))
+    f = feather_width(64 * X, 64 * X)
     for path in zoomed["images"]:
         image = Image.open(path)
+        assert image.size == (64 * X, 64 * X)
         assert read(image).background == "blue", path  # the new border is the scene's background
-        assert (pixels(image)[16 + f : 48 - f, 16 + f : 48 - f] == shrunk[f:-f, f:-f]).all(), path
+        inner = slice(16 * X + f, 48 * X - f)
+        assert (pixels(image)[inner, inner] == shrunk[f:-f, f:-f]).all(), path
 
 
 def test_pan_extends_the_scene_and_keeps_the_old_side(demo_data, kaika):
     first = kaika("imagine", SOURCE, "--json").json()
     source = Image.open(first["images"][0])
     panned = kaika("pan", first["job_id"], "1", "--direction", "right", "--json").json()
-    assert (panned["width"], panned["height"]) == (72, 48)
-    kept = pixels(source.resize((48, 48), Image.Resampling.LANCZOS))
-    f = feather_width(72, 48)
+    assert (panned["width"], panned["height"]) == (72 * X, 48 * X)
+    kept = pixels(source.resize((48 * X, 48 * X), Image.Resampling.LANCZOS))
+    f = feather_width(72 * X, 48 * X)
     for path in panned["images"]:
         image = Image.open(path)
-        assert (pixels(image)[:, : 48 - f] == kept[:, : 48 - f]).all(), path
-        assert read(image.crop((48, 0, 72, 48))).background == "blue", path  # the new strip goes on
+        assert (pixels(image)[:, : 48 * X - f] == kept[:, : 48 * X - f]).all(), path
+        strip = image.crop((48 * X, 0, 72 * X, 48 * X))
+        assert read(strip).background == "blue", path  # the new strip goes on
 
 
 def test_vary_region_with_a_prompt_draws_it_in_the_region_only(demo_data, kaika):
@@ -49,9 +54,10 @@ def test_vary_region_with_a_prompt_draws_it_in_the_region_only(demo_data, kaika)
     source = Image.open(first["images"][0])
     [circle] = read(source).regions
     # The half of the image without the circle is varied; the circle's half stays.
-    box, kept = ("left", slice(32, 64)) if circle.x >= 32 else ("right", slice(0, 32))
+    half = 32 * X
+    box, kept = ("left", slice(half, 2 * half)) if circle.x >= half else ("right", slice(0, half))
     varied = kaika("region", first["job_id"], "1", "--box", box, "--json").json()
-    f = feather_width(64, 64)
+    f = feather_width(64 * X, 64 * X)
     inner = slice(kept.start + (f if kept.start else 0), kept.stop - (0 if kept.start else f))
     for path in varied["images"]:
         image = Image.open(path)
@@ -61,13 +67,13 @@ def test_vary_region_with_a_prompt_draws_it_in_the_region_only(demo_data, kaika)
 
 def test_make_square_keeps_the_wide_image_in_the_middle(demo_data, kaika):
     first = kaika("imagine", "a yellow star on a green background --ar 3:2 --seed 8", "--json").json()
-    assert (first["width"], first["height"]) == (72, 48)
+    assert (first["width"], first["height"]) == (72 * X, 48 * X)
     source = Image.open(first["images"][0])
     squared = kaika("square", first["job_id"], "1", "--json").json()
-    # 72x72 is over the demo model's 64x64 budget: the image is 64x43 in the middle of 64x64.
-    resized = pixels(source.resize((64, 43), Image.Resampling.LANCZOS))
-    f = feather_width(64, 64)
+    # 288x288 is over the demo model's 256x256 budget: the image is 256x171 in the middle of 256x256.
+    resized = pixels(source.resize((256, 171), Image.Resampling.LANCZOS))
+    f = feather_width(256, 256)
     for path in squared["images"]:
         image = Image.open(path)
-        assert image.size == (64, 64) and read(image).background == "green", path
-        assert (pixels(image)[10 + f : 53 - f] == resized[f:-f]).all(), path
+        assert image.size == (256, 256) and read(image).background == "green", path
+        assert (pixels(image)[42 + f : 213 - f] == resized[f:-f]).all(), path

@@ -46,7 +46,8 @@ def test_iw_sets_how_closely_the_results_follow_the_picture(demo_data, kaika, tm
         assert reading.background == "green", path
         [drawn] = reading.regions
         assert (drawn.color, drawn.position) == ("red", "center"), path
-        assert abs(drawn.x - 32) <= 4 and abs(drawn.y - 32) <= 4, path
+        # The middle of the 256 px image (the demo model draws 64 px, its GAN enlarges 4x), within 4 px of 64.
+        assert abs(drawn.x - 128) <= 16 and abs(drawn.y - 128) <= 16, path
     assert [read(Image.open(path)).background for path in loose["images"]] == ["blue"] * 4
 
     record = job(demo_data, close["job_id"])

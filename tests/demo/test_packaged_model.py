@@ -22,14 +22,16 @@ def demo_engine():
 def test_empty_model_setting_loads_the_packaged_demo_folder(demo_engine):
     assert (DEMO_MODEL_DIR / "model_index.json").is_file()
     assert demo_engine.model_id == DEMO_MODEL_ID
-    assert demo_engine.family.native_size == 64
-    assert demo_engine.family.size_multiple == 8  # its VAE downsamples 4x, but every request keeps 8
+    # It draws 64x64 and its own GAN enlarges 4x: requests ask for (and get) the enlarged size.
+    assert demo_engine.output_scale == 4
+    assert demo_engine.family.native_size == 256
+    assert demo_engine.family.size_multiple == 32  # 8 (every request keeps 8, its VAE only 4) x 4
     weights = sum(path.stat().st_size for path in DEMO_MODEL_DIR.rglob("*.safetensors"))
     assert weights <= 25 * 2**20
 
 
 def generate(engine, prompt: str, seed: int):
-    request = GenerationRequest(prompt=prompt, seed=seed, width=64, height=64).validate()
+    request = GenerationRequest(prompt=prompt, seed=seed, width=256, height=256).validate()
     (result,) = engine.run([request])
     return [read(image) for image in result.images]
 
@@ -89,5 +91,5 @@ def test_an_aspect_ratio_on_the_demo_model_makes_images_of_that_shape(demo_engin
     request = parse_prompt("a red circle on a blue background --ar 3:2 --steps 3", family=demo_engine.family)
     [result] = demo_engine.run([request.replace(num_images=1)])
     width, height = result.images[0].size
-    assert (width, height) == (request.width, request.height) and width % 8 == 0 and height % 8 == 0
-    assert abs(width / height / 1.5 - 1) < 0.15  # as close to 3:2 as 8-pixel steps allow at 64x64
+    assert (width, height) == (request.width, request.height) and width % 32 == 0 and height % 32 == 0
+    assert abs(width / height / 1.5 - 1) < 0.15  # as close to 3:2 as 8-pixel steps allow at 64x64, then 4x

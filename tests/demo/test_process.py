@@ -30,7 +30,8 @@ def test_explain_shows_the_forward_process_noising_and_the_reverse_process_denoi
     assert record.parent_image_index == 0
     [path] = explained["images"]
     sheet = Image.open(path).convert("RGB")
-    size = (first["width"], first["height"])
+    # The process is shown at the size the model draws (64 px), before its GAN enlarges the images 4x.
+    size = (first["width"] // 4, first["height"] // 4)
     forward = frame_distances(sheet, 0, FRAMES + 1, size)
     reverse = frame_distances(sheet, 1, FRAMES, size)
     # Forward: each later timestep carries more noise, up to nearly none of the image left.

@@ -35,4 +35,5 @@ def test_a_remixed_variation_keeps_the_image_and_takes_the_edit(demo_data, kaika
         assert reading.background == "blue", path
         [circle] = reading.regions  # the source's circle, where it was, in the colour the edit asks
         assert (circle.color, circle.shape, circle.position) == ("yellow", "circle", source.position), path
-        assert abs(circle.x - source.x) <= 2 and abs(circle.y - source.y) <= 2, path
+        # Within 2 px of 64 (the demo model draws 64 px, its GAN enlarges 4x).
+        assert abs(circle.x - source.x) <= 8 and abs(circle.y - source.y) <= 8, path
