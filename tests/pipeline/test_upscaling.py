@@ -17,7 +17,7 @@ from pipeline.errors import ModelLoadError
 from pipeline.images import encode_png
 from pipeline.loading import load_gan_upscaler
 from pipeline.request import Mode, upscale_request, variation_request
-from pipeline.upscaling import enlarge
+from pipeline.upscaling import BORDER, enlarge
 from tests.fixtures.requests import tiny_request
 
 CPU = torch.device("cpu")
@@ -118,10 +118,15 @@ class Nearest4x(torch.nn.Module):
 def test_enlarge_runs_the_gan_until_the_size_is_reached_then_resizes_to_it():
     gan = Nearest4x()
     image = Image.new("RGB", (16, 12), (10, 200, 30))
-    assert enlarge(gan, image, 64, 48, CPU).size == (64, 48) and gan.calls == [(1, 3, 12, 16)]
+    image.paste(
+        (250, 250, 0), (0, 0, 5, 7)
+    )  # a corner of another colour: the borders come out as they went in
+    bordered = (1, 3, 12 + 2 * BORDER, 16 + 2 * BORDER)  # the edges extended, then cut off the output
+    assert enlarge(gan, image, 64, 48, CPU).size == (64, 48) and gan.calls == [bordered]
+    assert np.array_equal(np.asarray(enlarge(gan, image, 64, 48, CPU)), np.asarray(nearest_4x(image)))
     gan.calls.clear()
     # A 4x model for a 2x upscale: its 4x output resized down to the 2x size.
-    assert enlarge(gan, image, 32, 24, CPU).size == (32, 24) and gan.calls == [(1, 3, 12, 16)]
+    assert enlarge(gan, image, 32, 24, CPU).size == (32, 24) and gan.calls == [bordered]
     gan.calls.clear()
     assert enlarge(gan, image, 200, 150, CPU).size == (200, 150) and len(gan.calls) == 2
 
@@ -176,7 +181,8 @@ def test_upscale_subtle_is_the_gan_alone_and_creative_refines_it(enlarging_engin
     gan.calls.clear()
     (subtle,) = enlarging_engine.run([upscale_request(parent_request(), encode_png(picture)).validate()])
     assert subtle.images[0].size == (512, 512)  # twice the image, as every family's upscale
-    assert gan.calls == [(1, 3, 256, 256)]  # the 4x GAN's 1024 px, resized to the upscale's 512
+    side = 256 + 2 * BORDER
+    assert gan.calls == [(1, 3, side, side)]  # the 4x GAN's 1024 px, resized to the upscale's 512
     expected = nearest_4x(picture).resize((512, 512), Image.Resampling.LANCZOS)
     assert np.array_equal(np.asarray(subtle.images[0]), np.asarray(expected))
     creative_request = upscale_request(parent_request(), encode_png(picture), creative=True).validate()
