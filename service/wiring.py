@@ -38,7 +38,9 @@ async def open_storage(settings: Settings) -> Storage:
         )
     url = settings.resolved_database_url
     try:
-        storage = await Storage.open(url, settings.data_dir / "images")
+        storage = await Storage.open(
+            url, settings.data_dir / "images", video_quota_weight=settings.video_quota_weight
+        )
     except Exception as error:
         log.debug("Opening the database at %s failed", hide_password(url), exc_info=True)
         if not settings.database_url:
@@ -50,7 +52,6 @@ async def open_storage(settings: Settings) -> Storage:
             "that it runs and the URL's host, port, user, password and database name "
             "(postgresql+asyncpg://user:password@host:5432/kaika)."
         ) from error
-    storage.jobs.video_quota_weight = settings.video_quota_weight  # a video counts as this many quota jobs
     return storage
 
 

@@ -93,12 +93,18 @@ def decide_owner(kind: JobKind, requester_id: int, parent_owner_id: int | None) 
 class JobRepository:
     """Reached as `storage.jobs`. Every method is a coroutine; records come back as `JobRecord`."""
 
-    def __init__(self, db: Database, images: ImageStore, new_id: Callable[[], str] = new_job_id) -> None:
+    def __init__(
+        self,
+        db: Database,
+        images: ImageStore,
+        new_id: Callable[[], str] = new_job_id,
+        video_quota_weight: int = 1,
+    ) -> None:
         self._db = db
         self._images = images
         self._new_id = new_id
         # How many jobs of a daily quota one video job (`VIDEO_KINDS`) counts for (VIDEO_QUOTA_WEIGHT).
-        self.video_quota_weight = 1
+        self.video_quota_weight = video_quota_weight
 
     # --- creating ---
 

@@ -43,11 +43,12 @@ class Storage:
         *,
         clock: Clock = utc_now,
         new_id: Callable[[], str] = new_job_id,
+        video_quota_weight: int = 1,
     ) -> None:
         self.engine = engine
         self.images = images
         self._db = Database(engine, clock)
-        self.jobs = JobRepository(self._db, images, new_id)
+        self.jobs = JobRepository(self._db, images, new_id, video_quota_weight)
         self.users = UserRepository(self._db)
         self.guilds = GuildRepository(self._db)
         self.stats = StatsRepository(self._db)
@@ -63,10 +64,12 @@ class Storage:
         clock: Clock = utc_now,
         new_id: Callable[[], str] = new_job_id,
         run_migrations: bool = True,
+        video_quota_weight: int = 1,
     ) -> Storage:
         """Connect to `database_url`, bring its schema up to date, and use `images` for files.
 
-        `images` is an `ImageStore`, or a folder for a `LocalImageStore`.
+        `images` is an `ImageStore`, or a folder for a `LocalImageStore`; a video job counts as
+        `video_quota_weight` jobs of a daily quota (VIDEO_QUOTA_WEIGHT).
         """
         engine = create_engine(database_url)
         try:
@@ -76,7 +79,7 @@ class Storage:
             await engine.dispose()
             raise
         store = LocalImageStore(images) if isinstance(images, Path) else images
-        return cls(engine, store, clock=clock, new_id=new_id)
+        return cls(engine, store, clock=clock, new_id=new_id, video_quota_weight=video_quota_weight)
 
     async def close(self) -> None:
         await self.engine.dispose()

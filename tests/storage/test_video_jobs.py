@@ -37,8 +37,14 @@ async def test_an_extend_needs_the_video_it_extends(storage: Storage) -> None:
         await storage.jobs.create(JobKind.EXTEND, ADA, prompt="more")
 
 
-async def test_a_video_counts_as_video_quota_weight_jobs(storage: Storage) -> None:
-    storage.jobs.video_quota_weight = 4
+async def test_a_video_counts_as_video_quota_weight_jobs(database_url: str, tmp_path, clock) -> None:
+    async with await Storage.open(
+        database_url, tmp_path / "images", clock=clock, video_quota_weight=4
+    ) as storage:
+        await _a_video_counts_as_four_jobs(storage)
+
+
+async def _a_video_counts_as_four_jobs(storage: Storage) -> None:
     parent = await a_done_image(storage)  # 1 of 6
     await storage.jobs.create(
         JobKind.ANIMATE, ADA, prompt="x", parent_job_id=parent, parent_image_index=0, daily_quota=6
