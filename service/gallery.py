@@ -12,6 +12,7 @@ from itertools import pairwise
 
 from service.admission import Requester
 from service.errors import JobGone, UserError
+from service.jobs import VIDEO_SUFFIX, video_mp4
 from storage import Storage
 from storage.errors import JobNotFound
 from storage.records import JobKind, JobRecord
@@ -117,14 +118,47 @@ async def lineage_of(storage: Storage, job: JobRecord, requester: Requester) -> 
     return Lineage(ancestors, children)
 
 
+@dataclass(frozen=True)
+class VideoFiles:
+    """Where a video job keeps its MP4 and its first frame as a PNG thumbnail (image numbers, from 1)."""
+
+    video: int
+    thumbnail: int
+
+
+def video_files(job: JobRecord) -> VideoFiles | None:
+    """A video job's MP4 and thumbnail (None for a job of images, or a video job not finished)."""
+    mp4 = video_mp4(job)
+    if mp4 is None:
+        return None
+    thumbnails = [n for n, image in enumerate(job.images, 1) if not image.storage_key.endswith(VIDEO_SUFFIX)]
+    if not thumbnails:
+        return None
+    return VideoFiles(job.images.index(mp4) + 1, thumbnails[0])
+
+
 async def stored_png(storage: Storage, job: JobRecord, number: int) -> bytes:
     """Image `number` (from 1) of a job the caller may see, as stored: the PNG with its metadata."""
     if not 1 <= number <= len(job.images):
         raise NoSuchImage(f"Job {job.id} has no image number {number}; it has {len(job.images)}.")
+    if job.images[number - 1].storage_key.endswith(VIDEO_SUFFIX):
+        raise NoSuchImage(f"File {number} of job {job.id} is its video (an MP4), not a PNG image.")
+    return await _stored(storage, job, number, "image")
+
+
+async def stored_mp4(storage: Storage, job: JobRecord) -> bytes:
+    """The MP4 of a video job the caller may see, as stored: with its provenance in its metadata."""
+    files = video_files(job)
+    if files is None:
+        raise NoSuchImage(f"Job {job.id} is not a video; it has no MP4.")
+    return await _stored(storage, job, files.video, "video")
+
+
+async def _stored(storage: Storage, job: JobRecord, number: int, what: str) -> bytes:
     try:
         return await storage.images.get(job.images[number - 1].storage_key)
     except FileNotFoundError:
-        log.warning("The file of image %d of job %s is missing", number, job.id)
+        log.warning("The file of %s %d of job %s is missing", what, number, job.id)
         raise NoSuchImage(
-            f"The file of image {number} of job {job.id} is missing from Kaika's image store."
+            f"The file of {what} {number} of job {job.id} is missing from Kaika's image store."
         ) from None

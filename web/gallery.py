@@ -1,12 +1,24 @@
 """The gallery: the signed-in member's jobs newest first (filters, pages), a job's page with its lineage,
-its stored PNGs (with their metadata) and delete. Who may see what is `service.gallery`'s rule."""
+its stored PNGs (with their metadata), a video job's MP4 (its thumbnail is one of its PNGs) and delete. Who
+may see what is `service.gallery`'s rule.
+
+Templates get `video_files(job)` (`service.gallery.video_files`): None for a job of images."""
 
 from __future__ import annotations
 
+import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from service.gallery import NoSuchImage, gallery_page, lineage_of, stored_png, viewable_job
+from service.gallery import (
+    NoSuchImage,
+    gallery_page,
+    lineage_of,
+    stored_mp4,
+    stored_png,
+    video_files,
+    viewable_job,
+)
 from service.readback import parameters_for, prompt_line, settings_lines
 from storage.records import JobKind
 from web.members import require_member
@@ -21,7 +33,9 @@ def add_gallery_routes(app: web.Application) -> None:
     app.router.add_get("/", gallery, name="gallery")
     app.router.add_get(JOB_PATH, job_page, name="job")
     app.router.add_get(JOB_PATH + "/images/{number:[0-9]+}.png", image, name="job_image")
+    app.router.add_get(JOB_PATH + "/video.mp4", video, name="job_video")
     app.router.add_post(JOB_PATH + "/delete", delete, name="job_delete")
+    aiohttp_jinja2.get_env(app).globals["video_files"] = video_files
 
 
 def _page_number(value: str) -> int:
@@ -89,10 +103,26 @@ async def image(request: web.Request) -> web.StreamResponse:
         data = await stored_png(storage, job, number)
     except NoSuchImage as error:
         raise web.HTTPNotFound(text=str(error)) from None
-    headers = {"Cache-Control": "private, max-age=86400"}  # a stored image never changes
+    return _stored_file(request, data, "image/png", f"kaika-{job.id}-{number}.png")
+
+
+async def video(request: web.Request) -> web.StreamResponse:
+    """A video job's MP4 as stored (its provenance in its metadata); `?download=1` saves it as a file."""
+    member = require_member(request)
+    storage = request.app[SERVICES].storage
+    job = await viewable_job(storage, request.match_info["job_id"], member.requester)
+    try:
+        data = await stored_mp4(storage, job)
+    except NoSuchImage as error:
+        raise web.HTTPNotFound(text=str(error)) from None
+    return _stored_file(request, data, "video/mp4", f"kaika-{job.id}.mp4")
+
+
+def _stored_file(request: web.Request, data: bytes, content_type: str, filename: str) -> web.Response:
+    headers = {"Cache-Control": "private, max-age=86400"}  # a stored file never changes
     if request.query.get("download"):
-        headers["Content-Disposition"] = f'attachment; filename="kaika-{job.id}-{number}.png"'
-    return web.Response(body=data, content_type="image/png", headers=headers)
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return web.Response(body=data, content_type=content_type, headers=headers)
 
 
 async def delete(request: web.Request) -> web.StreamResponse:

@@ -9,7 +9,8 @@ refusals are the same, and the jobs are the signed-in member's (they show in Dis
     GET  /imagine/jobs?ids=<job>,<job>…    several jobs of one prompt (--repeat, {a, b}), each as on its page
     GET  /imagine/<job>                    the job: live progress, then its grid or image and its buttons
     GET  /imagine/<job>/events             its progress as Server-Sent Events (web/live.py)
-    GET  /imagine/<job>/grid.png           what Discord shows of it (the grid, or the image enlarged)
+    GET  /imagine/<job>/grid.png           what Discord shows of it (the grid, the image enlarged, a video's
+                                           first frame)
     POST /imagine/<job>/press              a button (`press` = "<action>:<index>"), 303 to the new job
     POST /imagine/remix                    Remix on or off (as 🖌 Remix)
     GET  /imagine/<job>/region/<n>         the region editor over image n
@@ -31,7 +32,7 @@ from pipeline.images import decode_image, display_grid, display_png, encode_png
 from service.admission import Place
 from service.defaults import remix_on
 from service.errors import JobGone
-from service.gallery import viewable_job
+from service.gallery import video_files, viewable_job
 from service.jobs import ButtonAction, PendingJob, asked_edit
 from service.readback import prompt_line
 from service.signin import REGION_EDITOR_PATH
@@ -98,14 +99,20 @@ TITLES = {
     ButtonAction.PAN_RIGHT: "Pan right",
     ButtonAction.PAN_UP: "Pan up",
     ButtonAction.PAN_DOWN: "Pan down",
+    ButtonAction.ANIMATE_LOW: "A short video of this image, with little motion",
+    ButtonAction.ANIMATE_HIGH: "A short video of this image, with much motion",
+    ButtonAction.EXTEND: "A few seconds more of this video, from its last frame",
 }
 
 
 def job_buttons(job: JobRecord, offered: frozenset[ButtonAction]) -> list[list[Button]]:
-    """The rows of buttons under a finished job, those its model serves (`JobService.offered_for`): a grid's
-    U, V, 🔄 and Enhance; a single image's vary, upscale, edits and pans (as bot/views.py lays them out)."""
+    """The rows of buttons under a finished job, those its model serves (`JobService.offered_for`): a video's
+    Extend; a grid's U, V, 🔄 and Enhance; a single image's vary, upscale, 🎞 Animate, edits and pans (as
+    bot/views.py lays them out)."""
     count = len(job.images)
-    if count > 1:
+    if video_files(job) is not None:
+        buttons = [Button(ButtonAction.EXTEND, 0, "Extend", 0)]
+    elif count > 1:
         buttons = [Button(ButtonAction.UPSCALE, i, f"U{i + 1}", 0) for i in range(count)]
         buttons += [Button(ButtonAction.VARY, i, f"V{i + 1}", 1) for i in range(count)]
         buttons.append(Button(ButtonAction.REROLL, 0, REROLL_LABEL, 1))
@@ -118,6 +125,8 @@ def job_buttons(job: JobRecord, offered: frozenset[ButtonAction]) -> list[list[B
             Button(ButtonAction.UPSCALE_SUBTLE, 0, "Upscale (Subtle)", 1),
             Button(ButtonAction.UPSCALE_CREATIVE, 0, "Upscale (Creative)", 1),
             Button(ButtonAction.PROCESS, 0, "Process", 1),
+            Button(ButtonAction.ANIMATE_LOW, 0, "Animate (Low motion)", 1),
+            Button(ButtonAction.ANIMATE_HIGH, 0, "Animate (High motion)", 1),
             Button(ButtonAction.ZOOM_OUT_2X, 0, "Zoom Out 2x", 2),
             Button(ButtonAction.ZOOM_OUT_15X, 0, "Zoom Out 1.5x", 2),
             Button(ButtonAction.ZOOM_CUSTOM, 0, "Custom Zoom", 2),
@@ -260,7 +269,9 @@ async def job_grid(request: web.Request) -> web.StreamResponse:
     if not job.images:
         raise JobGone()
     storage = request.app[SERVICES].storage
-    stored = [await storage.images.get(image.storage_key) for image in job.images]
+    video = video_files(job)
+    shown = [job.images[video.thumbnail - 1]] if video else job.images  # a video: its first frame
+    stored = [await storage.images.get(image.storage_key) for image in shown]
     if len(stored) == 1:
         data = await asyncio.to_thread(display_png, stored[0])
     else:
