@@ -79,7 +79,8 @@ VIDEO_FAMILIES: dict[str, VideoFamily] = {
         VideoFamily("ltx", 25, 24, 8, 30, 3.0, "prompt", "subtle slow motion", "fast dynamic motion"),
         VideoFamily("wan", 33, 16, 4, 30, 5.0, "prompt", "subtle slow motion", "fast dynamic motion"),
         VideoFamily("cogvideox", 49, 8, 4, 30, 6.0, "prompt", "subtle slow motion", "fast dynamic motion"),
-        # The demo motion model reads the shape from a 64-pixel copy and warps the image at its own size.
+        # The demo motion model warps the image at the size it is given: on the demo engine, the 64 px the demo
+        # model draws, its frames then enlarged by the demo GAN as the images are (`frames_at_size`).
         VideoFamily("demo", 8, 8, 1, 20, None, "scale", 0.3, 0.8, steps_are_frames=True),
     )
 }
@@ -364,6 +365,32 @@ def frame_strip(latents: Any, family: VideoFamily) -> Image.Image | None:
     return strip
 
 
+# A GAN enlarges a video's frames when they are at most 1/this of the image's size on a side (the demo model's
+# 64 px frames of its 256 px images); nearer the image's size Lanczos does nearly as well, without a 4x GAN
+# pass per frame.
+GAN_FRAMES_MIN_FACTOR = 2
+
+
+def gan_enlarges_frames(upscaler: Any, frame_size: tuple[int, int], width: int, height: int) -> bool:
+    """Whether a video's frames of `frame_size`, made below the image's `width` x `height`, are enlarged by the
+    engine's GAN `upscaler` (the demo model's, or UPSCALER's) rather than with Lanczos."""
+    if upscaler is None:
+        return False
+    return frame_size[0] * GAN_FRAMES_MIN_FACTOR <= width and frame_size[1] * GAN_FRAMES_MIN_FACTOR <= height
+
+
+def frames_at_size(engine: Any, frames: list[Image.Image], width: int, height: int) -> list[Image.Image]:
+    """A video's `frames` at the image's `width` x `height`: frames a family made within its pixel budget, or
+    at the size the demo model draws, enlarged by the engine's GAN (`gan_enlarges_frames`) or with Lanczos."""
+    from pipeline.upscaling import enlarge_all
+
+    if not frames or frames[0].width >= width:  # a family's own larger size (CogVideoX 1.0) is kept
+        return frames
+    if gan_enlarges_frames(engine.upscaler, frames[0].size, width, height):
+        return enlarge_all(engine.upscaler, frames, width, height, engine.device)
+    return [frame.resize((width, height), Image.Resampling.LANCZOS) for frame in frames]
+
+
 def first_frame_request(engine: Any, request: Any) -> Any:
     """A --video prompt's image drawn as its video model asks: the demo motion model's `first_frame_prompt`
     puts the shape where its motion starts ("moving right": on the left); other requests are unchanged."""
@@ -393,12 +420,16 @@ def animate(
     from pipeline.images import decode_image, encode_png, request_metadata
     from pipeline.loading import release_memory
     from pipeline.request import VIDEO_FPS, GenerationResult, Timings
+    from pipeline.upscaling import native_request
 
     engine.check(request)
     pipe, family = engine.video, engine.video_family
     started = time.perf_counter()
-    size = video_size(pipe, request.width, request.height, family.native_side)
-    image = decode_image(request.source_image)
+    # An engine whose GAN enlarges every image (the demo model) animates at the size its model draws; the
+    # frames are enlarged by the GAN as its images are.
+    drawn = native_request(request, engine.output_scale) if engine.output_scale > 1 else request
+    size = video_size(pipe, drawn.width, drawn.height, family.native_side)
+    image = decode_image(drawn.source_image)
     if image.size != size:
         image = image.resize(size, Image.Resampling.LANCZOS)
     steps = max(1, min(request.steps, family.steps))
@@ -441,10 +472,7 @@ def animate(
     try:
         with torch.inference_mode():
             made = output_frames(pipe(**arguments))
-        if (
-            made and made[0].width < request.width
-        ):  # made within the family's budget: shown at the image's size
-            made = [frame.resize((request.width, request.height), Image.Resampling.LANCZOS) for frame in made]
+        made = frames_at_size(engine, made, request.width, request.height)
     except torch.OutOfMemoryError:
         release_memory(engine.device)
         return JobFailed(

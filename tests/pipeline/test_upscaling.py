@@ -17,7 +17,7 @@ from pipeline.errors import ModelLoadError
 from pipeline.images import encode_png
 from pipeline.loading import load_gan_upscaler
 from pipeline.request import Mode, upscale_request, variation_request
-from pipeline.upscaling import BORDER, enlarge
+from pipeline.upscaling import BORDER, enlarge, enlarge_all
 from tests.fixtures.requests import tiny_request
 
 CPU = torch.device("cpu")
@@ -129,6 +129,29 @@ def test_enlarge_runs_the_gan_until_the_size_is_reached_then_resizes_to_it():
     assert enlarge(gan, image, 32, 24, CPU).size == (32, 24) and gan.calls == [bordered]
     gan.calls.clear()
     assert enlarge(gan, image, 200, 150, CPU).size == (200, 150) and len(gan.calls) == 2
+
+
+def test_enlarge_all_passes_images_of_one_size_through_the_gan_in_batches_as_enlarge_does_each():
+    gan = Nearest4x()
+    rng = np.random.default_rng(3)
+    images = [Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for _ in range(5)]
+    enlarged = enlarge_all(gan, images, 64, 64, CPU)
+    assert gan.calls == [(5, 3, 32, 32)]  # one pass for the five
+    for image, batched in zip(images, enlarged, strict=True):
+        assert (np.asarray(batched) == np.asarray(enlarge(gan, image, 64, 64, CPU))).all()
+    with pytest.raises(ValueError, match="one size"):
+        enlarge_all(gan, [images[0], images[1].resize((8, 8))], 64, 64, CPU)
+
+
+def test_enlarge_all_splits_images_over_several_passes_beyond_the_pixel_budget(monkeypatch):
+    import pipeline.upscaling
+
+    monkeypatch.setattr(pipeline.upscaling, "BATCH_PIXELS", 2 * 32 * 32)
+    gan = Nearest4x()
+    images = [Image.new("RGB", (16, 16), (i * 40, 0, 0)) for i in range(5)]
+    enlarged = enlarge_all(gan, images, 64, 64, CPU)
+    assert [call[0] for call in gan.calls] == [2, 2, 1]
+    assert [image.getpixel((30, 30)) for image in enlarged] == [(i * 40, 0, 0) for i in range(5)]
 
 
 @pytest.fixture(scope="module")

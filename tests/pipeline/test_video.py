@@ -329,6 +329,50 @@ def test_a_family_with_a_native_size_animates_at_it_and_the_video_keeps_the_imag
     assert {frame.size for frame in video.images} == {(128, 128)}  # enlarged back to the image's size
 
 
+def test_an_engine_whose_gan_enlarges_its_images_animates_at_the_drawn_size_and_enlarges_the_frames_in_one_pass(
+    tiny_engine,
+):
+    from tests.pipeline.test_upscaling import Nearest4x
+
+    gan, stub = Nearest4x(), DemoVideoStub()
+    engine = Engine(
+        tiny_engine.txt2img,
+        model_id="kaika-demo",
+        device=tiny_engine.device,
+        upscaler=gan,
+        output_scale=4,
+        video=stub,
+    )
+    noise = np.random.default_rng(5).integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    (video,) = engine.run([animate(128, frames=6).replace(source_image=encode_png(Image.fromarray(noise)))])
+    assert stub.sizes == [(32, 32)]  # the size the model draws, a quarter of its images'
+    assert {frame.size for frame in video.images} == {(128, 128)}
+    assert gan.calls == [(6, 3, 48, 48)]  # all six frames (edges extended by 8 px) in one GAN pass
+    # The GAN's enlargement (nearest neighbour here): 4x4 blocks of one colour, not Lanczos' blend.
+    pixels = np.asarray(video.images[-1], dtype=np.int16)
+    assert (pixels[::4, ::4] == pixels[3::4, 3::4]).all()
+
+
+@pytest.mark.parametrize(("image_side", "gan_passes"), [(128, 1), (96, 0)])
+def test_an_upscaler_enlarges_frames_made_at_half_the_images_size_or_less(
+    tiny_engine, image_side, gan_passes
+):
+    import dataclasses
+
+    from tests.pipeline.test_upscaling import Nearest4x
+
+    gan, stub = Nearest4x(), DemoVideoStub()
+    family = dataclasses.replace(VIDEO_FAMILIES["demo"], native_side=64)
+    engine = Engine(
+        tiny_engine.txt2img, model_id="kaika-demo", device=tiny_engine.device, upscaler=gan, video=stub
+    )
+    engine.video_family = family
+    (video,) = engine.run([animate(image_side, frames=3)])
+    assert stub.sizes == [(64, 64)]
+    assert {frame.size for frame in video.images} == {(image_side, image_side)}
+    assert len(gan.calls) == gan_passes  # 64 of 96 px: Lanczos, without a 4x GAN pass per frame
+
+
 def test_an_mp4_fitted_to_a_smaller_limit_keeps_its_frames_rate_and_provenance():
     from pipeline.video_files import fit_mp4
 
