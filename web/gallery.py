@@ -119,10 +119,26 @@ async def video(request: web.Request) -> web.StreamResponse:
 
 
 def _stored_file(request: web.Request, data: bytes, content_type: str, filename: str) -> web.Response:
-    headers = {"Cache-Control": "private, max-age=86400"}  # a stored file never changes
+    """A stored file, or the byte range a browser asks for (a <video> seeks and loops by ranges; Safari plays
+    nothing served without them)."""
+    headers = {
+        "Cache-Control": "private, max-age=86400",
+        "Accept-Ranges": "bytes",
+    }  # a stored file never changes
     if request.query.get("download"):
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return web.Response(body=data, content_type=content_type, headers=headers)
+    try:
+        asked = request.http_range
+    except ValueError:
+        asked = slice(None, None)  # a Range header it cannot read: the whole file, as RFC 9110 allows
+    if asked.start is None and asked.stop is None:
+        return web.Response(body=data, content_type=content_type, headers=headers)
+    start, stop, _ = asked.indices(len(data))
+    if start >= stop:
+        headers["Content-Range"] = f"bytes */{len(data)}"
+        raise web.HTTPRequestRangeNotSatisfiable(headers=headers)
+    headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
+    return web.Response(body=data[start:stop], status=206, content_type=content_type, headers=headers)
 
 
 async def delete(request: web.Request) -> web.StreamResponse:

@@ -122,7 +122,19 @@ async def test_a_video_jobs_page_gallery_card_and_files(video_site: Site) -> Non
     download = await owner.get(f"/jobs/{video.id}/video.mp4?download=1")
     assert download.status == 200 and download.content_type == "video/mp4"
     assert download.headers["Content-Disposition"] == f'attachment; filename="kaika-{video.id}.mp4"'
-    assert mp4_info(await download.read())["frames"] == FRAMES
+    mp4 = await download.read()
+    assert mp4_info(mp4)["frames"] == FRAMES and download.headers["Accept-Ranges"] == "bytes"
+    # A <video> seeks and loops by byte ranges.
+    first = await owner.get(f"/jobs/{video.id}/video.mp4", headers={"Range": "bytes=0-99"})
+    assert first.status == 206 and await first.read() == mp4[:100]
+    assert first.headers["Content-Range"] == f"bytes 0-99/{len(mp4)}"
+    last = await owner.get(f"/jobs/{video.id}/video.mp4", headers={"Range": "bytes=-50"})
+    assert last.status == 206 and await last.read() == mp4[-50:]
+    assert last.headers["Content-Range"] == f"bytes {len(mp4) - 50}-{len(mp4) - 1}/{len(mp4)}"
+    beyond = await owner.get(f"/jobs/{video.id}/video.mp4", headers={"Range": f"bytes={len(mp4)}-"})
+    assert beyond.status == 416
+    unreadable = await owner.get(f"/jobs/{video.id}/video.mp4", headers={"Range": "bytes=0-1,5-6"})
+    assert unreadable.status == 200 and await unreadable.read() == mp4
     thumbnail = await owner.get(f"/jobs/{video.id}/images/2.png")
     assert thumbnail.status == 200 and thumbnail.content_type == "image/png"
     assert "a red circle" in str(read_png_metadata(await thumbnail.read()))
