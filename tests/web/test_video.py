@@ -102,6 +102,14 @@ async def test_animate_pressed_on_the_page_ends_with_a_video_that_plays_its_fram
     )
     assert mp4 == await video_site.services.storage.images.get(job.images[0].storage_key)  # as stored
 
+    extended = await owner.post(f"/imagine/{video_id}/press", {"press": f"{ButtonAction.EXTEND.value}:0"})
+    assert extended.status == 303, await extended.text()
+    longer_id = extended.headers["Location"].rsplit("/", 1)[-1]
+    events = events_of(await (await owner.get(f"/imagine/{longer_id}/events")).text())
+    assert events[-1][0] == "finished" and f"/jobs/{longer_id}/video.mp4" in events[-1][1]["html"]
+    longer = await owner.get(f"/jobs/{longer_id}/video.mp4")
+    assert mp4_info(await longer.read())["frames"] == 2 * FRAMES - 1  # its last frame shown once
+
 
 async def test_a_video_jobs_page_gallery_card_and_files(video_site: Site) -> None:
     single = await a_single_image(video_site)

@@ -79,6 +79,16 @@ def test_animate_pressed_in_the_browser_ends_with_a_video_that_plays(
     assert "Extend" in browser.text() and "U1" not in browser.text()
     browser.screenshot("video")
 
+    browser.open(f"/jobs/{video_id}")
+    page_video = browser.wait_for(".job-images video")
+    browser.wait_until(
+        lambda driver: (
+            driver.execute_script("return arguments[0].readyState;", page_video) >= HAVE_CURRENT_DATA
+        ),
+        "the job page's video loads its frames",
+    )
+    browser.screenshot("job page")
+
     browser.open("/")
     browser.wait_until(lambda _: browser.image_loaded(f"[data-job-id='{video_id}'] img"), "the card's frame")
     assert "video" in browser.driver.find_element(By.CSS_SELECTOR, f"[data-job-id='{video_id}']").text
