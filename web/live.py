@@ -46,7 +46,7 @@ class JobFeed:
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         self.latest: tuple[str, dict[str, Any]] | None = None  # the last waiting or progress report
-        self.outcome: tuple[str, dict[str, Any]] | None = None  # ("finished", {}) or ("failed", {...})
+        self.outcome: tuple[str, dict[str, Any]] | None = None  # ("finished", {job_id}) or ("failed", {...})
         self.ended_at: float | None = None
         self.version = 0
         self._changed = asyncio.Event()
@@ -63,7 +63,8 @@ class JobFeed:
         self._tell(latest=("progress", report))
 
     async def finished(self, outcome: Outcome) -> None:
-        self._tell(outcome=("finished", {}))
+        # The job shown as the result: a --video prompt's outcome is its video's job, a child of this one.
+        self._tell(outcome=("finished", {"job_id": outcome.job.id}))
 
     async def failed(self, message: str) -> None:
         self._tell(outcome=("failed", {"message": message}))
@@ -177,7 +178,7 @@ async def stream(
     if feed.outcome[0] == "failed":
         await response.write(_event(*feed.outcome))
         return response
-    done = await storage.jobs.get(job.id)
+    done = await storage.jobs.get(feed.outcome[1].get("job_id", job.id))
     await _send_outcome(response, done or job, render_result)
     return response
 

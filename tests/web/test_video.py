@@ -162,3 +162,20 @@ async def test_a_video_jobs_page_gallery_card_and_files(video_site: Site) -> Non
 
     not_video = await owner.get(f"/jobs/{single.id}/video.mp4")
     assert not_video.status == 404 and f"Job {single.id} is not a video" in await not_video.text()
+
+
+async def test_a_video_prompt_from_the_imagine_page_ends_with_its_video(video_site: Site) -> None:
+    owner = await video_site.client(OWNER)
+    started = await owner.post("/imagine", {"prompt": f"{PROMPT} --video"})
+    assert started.status == 303, await started.text()
+    image_id = started.headers["Location"].rsplit("/", 1)[-1]
+
+    events = events_of(await (await owner.get(f"/imagine/{image_id}/events")).text())
+
+    assert events[-1][0] == "finished", events[-1]
+    children = await video_site.services.storage.jobs.children(image_id)
+    assert [child.kind for child in children] == ["animate"]
+    result = events[-1][1]["html"]
+    assert f'src="/jobs/{children[0].id}/video.mp4"' in result  # the video, not the image it started from
+    served = await owner.get(f"/jobs/{children[0].id}/video.mp4")
+    assert served.content_type == "video/mp4" and mp4_info(await served.read())["frames"] == FRAMES
