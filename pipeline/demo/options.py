@@ -161,7 +161,6 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=int, default=48, help="with --upscaler: held-out scenes to score")
 
 
-
 @dataclass
 class MotionTrainConfig:
     """`kaika train-demo --video`: the motion model's run on the frozen demo image model (`image_model`)."""
