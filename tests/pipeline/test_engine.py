@@ -19,6 +19,7 @@ from pipeline.errors import JobCancelled, JobFailed, ModelLoadError
 from pipeline.images import encode_png
 from pipeline.loading import parse_lora
 from pipeline.request import Mode, upscale_request, variation_request
+from pipeline.upscaling import BORDER
 from service.settings import Settings
 from tests.fixtures.requests import tiny_request
 
@@ -362,7 +363,8 @@ def test_gan_upscaler_replaces_img2img_for_upscales(tiny_engine, monkeypatch):
     source = Image.new("RGB", (64, 64), (200, 30, 30))
     request = upscale_request(tiny_request(seed=3), encode_png(source)).validate()
     (result,) = tiny_engine.run([request])
-    assert calls == [(1, 3, 64, 64)]
+    # One GAN pass over the source, its edges extended by BORDER (cut off again after the pass).
+    assert calls == [(1, 3, 64 + 2 * BORDER, 64 + 2 * BORDER)]
     assert result.images[0].size == (128, 128)
     assert result.images[0].getpixel((10, 10)) == (200, 30, 30)
 
