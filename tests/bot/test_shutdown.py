@@ -23,7 +23,9 @@ from testkit.fake_discord import FakeDiscord, FakeInteraction
 
 GRACE = 4.0  # SHUTDOWN_GRACE of the bot under test: enough for a 10-step job on a busy machine
 DOCKER_STOP_TIMEOUT = 10.0  # what `docker stop` waits before SIGKILL
-LONG_JOBS = 5  # 100-step jobs queued behind the short one: seconds of work even for the tiny model
+# Long jobs queued behind the short one, each with its own step count so that none can share a pipeline
+# call with another: seconds of work after the grace even for the tiny model on an idle machine.
+LONG_JOBS = 12
 
 
 def healthcheck(data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -82,8 +84,8 @@ async def test_sigterm_finishes_the_running_job_parks_the_next_and_exits_in_time
     ada, cy = fake.add_member("ada"), fake.add_member("cy")
     others = [fake.add_member(f"member{i}") for i in range(LONG_JOBS)]
     short = await fake.slash(ada, "imagine", prompt="a short one --steps 10")
-    for member in others:  # more work than the grace allows, whatever the machine's speed
-        await fake.slash(member, "imagine", prompt="a long one --steps 100")
+    for number, member in enumerate(others):  # more work than the grace allows, whatever the machine's speed
+        await fake.slash(member, "imagine", prompt=f"a long one --steps {100 - number}")
     await fake.wait_until(lambda: shows_progress(fake, short), 60)  # the short job runs, the rest wait
 
     bot.process.send_signal(signal.SIGTERM)
