@@ -36,19 +36,8 @@ def fleet_config(fleet_redis_url: str) -> Iterator[FleetConfig]:
 
 
 @pytest.fixture
-async def services(fleet_config: FleetConfig, tiny_model_dir: Path, tmp_path: Path):
-    settings = Settings(
-        _env_file=None,
-        executor="celery",
-        redis_url=fleet_config.redis_url,
-        celery_key_prefix=fleet_config.key_prefix,
-        celery_visibility_timeout=fleet_config.visibility_timeout,
-        celery_lease_seconds=fleet_config.lease_seconds,
-        model=str(tiny_model_dir),
-        data_dir=tmp_path / "data",
-        preview_every=1,
-        video_frames=FRAMES,
-    )
+async def services(fleet_settings: Settings):
+    settings = fleet_settings.model_copy(update={"video_frames": FRAMES})
     opened = await Services.open(settings)
     try:
         yield opened
