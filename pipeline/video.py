@@ -48,6 +48,10 @@ class VideoFamily:
     # The side of the square pixel budget the family animates at (its frames are enlarged back to the image's
     # size); 0: what its pipeline's configuration says.
     native_side: int = 0
+    # The family moves the image's own pixels (the demo motion model's warp) instead of drawing new ones: it
+    # animates the image at the image's own size, so the video starts on the very image and keeps its
+    # sharpness, with no frame to enlarge.
+    warps_image: bool = False
 
     def motion_value(self, motion: str) -> float | str:
         if motion not in MOTIONS:
@@ -79,9 +83,9 @@ VIDEO_FAMILIES: dict[str, VideoFamily] = {
         VideoFamily("ltx", 25, 24, 8, 30, 3.0, "prompt", "subtle slow motion", "fast dynamic motion"),
         VideoFamily("wan", 33, 16, 4, 30, 5.0, "prompt", "subtle slow motion", "fast dynamic motion"),
         VideoFamily("cogvideox", 49, 8, 4, 30, 6.0, "prompt", "subtle slow motion", "fast dynamic motion"),
-        # The demo motion model warps the image at the size it is given: on the demo engine, the 64 px the demo
-        # model draws, its frames then enlarged by the demo GAN as the images are (`frames_at_size`).
-        VideoFamily("demo", 8, 8, 1, 20, None, "scale", 0.3, 0.8, steps_are_frames=True),
+        # The demo motion model warps the image at the size it is given: on the demo engine, the member's 256 px
+        # image (the demo GAN's), not the 64 px the demo model draws.
+        VideoFamily("demo", 8, 8, 1, 20, None, "scale", 0.3, 0.8, steps_are_frames=True, warps_image=True),
     )
 }
 
@@ -355,19 +359,18 @@ def frame_strip(latents: Any, family: VideoFamily) -> Image.Image | None:
         scaled = ((channels - low) / max(high - low, 1e-6) * 255).round().clamp(0, 255).byte().numpy()
     tiles = [Image.fromarray(np.ascontiguousarray(frame.transpose(1, 2, 0))) for frame in scaled]
     side = max(32, min(96, 256 // max(1, len(tiles))))
-    tiles = [
-        tile.resize((side, round(side * tile.height / tile.width)), Image.Resampling.NEAREST)
-        for tile in tiles
-    ]
+    # Latents are enlarged cell for cell; frames larger than a tile (a warped image's) are averaged down.
+    resample = Image.Resampling.NEAREST if tiles[0].width <= side else Image.Resampling.BOX
+    tiles = [tile.resize((side, round(side * tile.height / tile.width)), resample) for tile in tiles]
     strip = Image.new("RGB", (sum(tile.width for tile in tiles), tiles[0].height))
     for index, tile in enumerate(tiles):
         strip.paste(tile, (index * tiles[0].width, 0))
     return strip
 
 
-# A GAN enlarges a video's frames when they are at most 1/this of the image's size on a side (the demo model's
-# 64 px frames of its 256 px images); nearer the image's size Lanczos does nearly as well, without a 4x GAN
-# pass per frame.
+# A GAN enlarges a video's frames when they are at most 1/this of the image's size on a side (a family's frames
+# made within its pixel budget for an upscaled image, or at the size a GAN engine's model draws); nearer the
+# image's size Lanczos does nearly as well, without a 4x GAN pass per frame.
 GAN_FRAMES_MIN_FACTOR = 2
 
 
@@ -381,7 +384,7 @@ def gan_enlarges_frames(upscaler: Any, frame_size: tuple[int, int], width: int, 
 
 def frames_at_size(engine: Any, frames: list[Image.Image], width: int, height: int) -> list[Image.Image]:
     """A video's `frames` at the image's `width` x `height`: frames a family made within its pixel budget, or
-    at the size the demo model draws, enlarged by the engine's GAN (`gan_enlarges_frames`) or with Lanczos."""
+    at the size a GAN engine's model draws, enlarged by the engine's GAN (`gan_enlarges_frames`) or with Lanczos."""
     from pipeline.upscaling import enlarge_all
 
     if not frames or frames[0].width >= width:  # a family's own larger size (CogVideoX 1.0) is kept
@@ -425,9 +428,10 @@ def animate(
     engine.check(request)
     pipe, family = engine.video, engine.video_family
     started = time.perf_counter()
-    # An engine whose GAN enlarges every image (the demo model) animates at the size its model draws; the
-    # frames are enlarged by the GAN as its images are.
-    drawn = native_request(request, engine.output_scale) if engine.output_scale > 1 else request
+    # An engine whose GAN enlarges every image (the demo model) animates at the size its model draws, the
+    # frames enlarged by the GAN as its images are; a family that warps the image animates the image itself.
+    at_drawn_size = engine.output_scale > 1 and not family.warps_image
+    drawn = native_request(request, engine.output_scale) if at_drawn_size else request
     size = video_size(pipe, drawn.width, drawn.height, family.native_side)
     image = decode_image(drawn.source_image)
     if image.size != size:

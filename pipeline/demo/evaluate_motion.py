@@ -2,10 +2,11 @@
 
 `kaika eval-demo --video`: held-out clips (colour/shape/background/motion combinations training never
 shows), asked for with a caption (a third with synonyms), each made from a text prompt as Kaika's
-`--video` makes it: the demo image model draws the first frame from `first_frame_prompt`, the motion model
-animates it (8 frames, motion 0.5). Every frame is read by `pipeline.demo.checker`. `--source motion`
-animates the scene's own drawing instead (the motion model alone) and `--source renders` scores the scenes'
-own frames (which checks the checks).
+`--video` makes it: the demo image model draws the first frame from `first_frame_prompt`, the demo GAN
+enlarges it to the 256 px members get, the motion model animates that (8 frames, motion 0.5). Every frame is
+read by `pipeline.demo.checker`, at that size. `--source motion` animates the scene's own drawing instead
+(the motion model alone) and `--source renders` scores the scenes' own frames (which checks the checks),
+both enlarged by the GAN in the same way.
 """
 
 from __future__ import annotations
@@ -157,8 +158,24 @@ def contact_sheet(rows: list[tuple[Case, list[Image.Image], ClipVerdict]], scale
         for column, frame in enumerate(frames):
             left = text_width + column * (tile + 4)
             draw.rectangle((left, top, left + tile + 3, top + tile + 3), fill="#2a2" if passed else "#d22")
-            sheet.paste(frame.resize((tile, tile), Image.Resampling.NEAREST), (left + 2, top + 2))
+            resample = Image.Resampling.NEAREST if frame.width <= tile else Image.Resampling.BOX
+            sheet.paste(frame.resize((tile, tile), resample), (left + 2, top + 2))
     return sheet
+
+
+def _enlarger(threads: int):
+    """What members get from a 64 px picture: the demo GAN's 4x enlargement (unchanged without the GAN)."""
+    import torch
+
+    from pipeline.demo.upscaler import load_demo_upscaler
+    from pipeline.upscaling import enlarge_all, upscaler_scale
+
+    torch.set_num_threads(threads)
+    gan = load_demo_upscaler()
+    if gan is None:
+        return lambda images: images
+    side = IMAGE_SIZE * upscaler_scale(gan)
+    return lambda images: enlarge_all(gan, images, side, side, torch.device("cpu"))
 
 
 def _animator(image_model: Path, video_model: Path, steps: int, guidance: float, threads: int, source: str):
@@ -167,7 +184,7 @@ def _animator(image_model: Path, video_model: Path, steps: int, guidance: float,
 
     from pipeline.demo.motion import DemoVideoPipeline
 
-    torch.set_num_threads(threads)
+    enlarge = _enlarger(threads)
     pipe = DiffusionPipeline.from_pretrained(image_model, dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     video = DemoVideoPipeline.from_pretrained(video_model, pipe)
@@ -181,7 +198,9 @@ def _animator(image_model: Path, video_model: Path, steps: int, guidance: float,
             firsts = pipe(
                 [still] * len(seeds), num_inference_steps=steps, guidance_scale=guidance, generator=generators
             ).images
-        return [video(first, case.prompt, num_frames=FRAMES, motion=AMOUNT).frames[0] for first in firsts]
+        return [
+            video(first, case.prompt, num_frames=FRAMES, motion=AMOUNT).frames[0] for first in enlarge(firsts)
+        ]
 
     return animate
 
@@ -200,7 +219,8 @@ def evaluate(
     cases = held_out_cases(prompts)
     seed_list = list(range(seeds))
     if source == "renders":
-        animate = lambda case, seeds: [render_frames(case.moving, FRAMES)] * len(seeds)  # noqa: E731
+        enlarge = _enlarger(threads)
+        animate = lambda case, seeds: [enlarge(render_frames(case.moving, FRAMES))] * len(seeds)  # noqa: E731
     else:
         animate = _animator(image_model, video_model, steps, guidance, threads, source)
     rows, verdicts = [], []

@@ -270,7 +270,7 @@ class DemoVideoPipeline:
 
 
 def save_animation(frames: list[Image.Image], path: Path, scale: int = 4, fps: int = 8) -> Path:
-    """A looping GIF of `frames` (enlarged `scale` times, pixel for pixel), and beside it a PNG strip of them."""
+    """A looping GIF of `frames` and beside it a PNG strip of them, both enlarged `scale` times pixel for pixel."""
     path.parent.mkdir(parents=True, exist_ok=True)
     big = [
         frame.resize((frame.width * scale, frame.height * scale), Image.Resampling.NEAREST)
@@ -281,37 +281,49 @@ def save_animation(frames: list[Image.Image], path: Path, scale: int = 4, fps: i
     strip = Image.new("RGB", (len(frames) * (frames[0].width + gap) - gap, frames[0].height), "white")
     for index, frame in enumerate(frames):
         strip.paste(frame, (index * (frame.width + gap), 0))
-    strip.resize((strip.width * 2, strip.height * 2), Image.Resampling.NEAREST).save(path.with_suffix(".png"))
+    big_strip = strip.resize((strip.width * scale, strip.height * scale), Image.Resampling.NEAREST)
+    big_strip.save(path.with_suffix(".png"))
     return path
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline.demo.motion "a red circle moving right on a blue background" --out docs/animate.gif`:
-    the demo image model draws the first frame, the motion model animates it, as `--video` does."""
+    a `--video` clip on the demo models, made as Kaika makes it (the demo model draws the first frame, the demo
+    GAN enlarges it, the motion model animates that), as a GIF and a PNG strip."""
     import argparse
 
-    from diffusers import DiffusionPipeline
-
-    from pipeline.demo.options import DEFAULT_MODEL
+    from pipeline.engine import Engine
+    from pipeline.images import encode_png
+    from pipeline.request import GenerationRequest, animate_request
 
     parser = argparse.ArgumentParser(prog="python -m pipeline.demo.motion", description=main.__doc__)
     parser.add_argument("prompt")
     parser.add_argument("--out", type=Path, default=Path("out/animate.gif"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--motion", type=float, default=0.5)
+    parser.add_argument("--motion", choices=("low", "high"), default="high")
     args = parser.parse_args(argv)
-    image_pipe = DiffusionPipeline.from_pretrained(DEFAULT_MODEL)
-    image_pipe.set_progress_bar_config(disable=True)
-    video = DemoVideoPipeline.from_pretrained(DEMO_VIDEO_DIR, image_pipe)
-    first = image_pipe(
-        video.first_frame_prompt(args.prompt),
-        num_inference_steps=25,
-        guidance_scale=7.0,
-        generator=torch.Generator().manual_seed(args.seed),
-    ).images[0]
-    frames = video(first, args.prompt, num_frames=args.frames, motion=args.motion).frames[0]
-    print(f"wrote {save_animation(frames, args.out)} and {args.out.with_suffix('.png')}")
+    engine = Engine.load("", device="cpu", dtype="float32")
+    side = engine.family.native_size  # what members get: 256 px with the demo GAN
+    text = GenerationRequest(
+        prompt=args.prompt, seed=args.seed, width=side, height=side, num_images=1, video=True
+    ).validate()
+    (image,) = engine.run([text])
+    (video,) = engine.run(
+        [
+            animate_request(
+                text,
+                encode_png(image.images[0]),
+                width=side,
+                height=side,
+                seed=args.seed,
+                motion=args.motion,
+                frames=args.frames,
+            )
+        ]
+    )
+    saved = save_animation(video.images, args.out, scale=max(1, 256 // side), fps=video.fps)
+    print(f"wrote {saved} and {args.out.with_suffix('.png')}")
     return 0
 
 

@@ -33,41 +33,26 @@ def test_imagine_video_moves_the_red_circle_right(demo_data, capsys):
     assert Path(printed["images"][0]).name.endswith("-thumbnail.png")
 
 
-def test_the_demo_videos_frames_are_the_demo_gans_256_px_enlargements_sharper_than_lanczos():
-    import torch
-    from PIL import Image
-
+def test_the_demo_video_is_the_members_256_px_image_moving_and_as_sharp_as_it():
     from pipeline.demo.evaluate_upscaler import transition_share
     from pipeline.engine import Engine
     from pipeline.images import encode_png
     from pipeline.request import GenerationRequest, animate_request
-    from pipeline.upscaling import enlarge_all
 
-    cpu = torch.device("cpu")
     engine = Engine.load("", device="cpu", dtype="float32")
     prompt = "a red circle moving right on a blue background"
     text = GenerationRequest(
         prompt=prompt, seed=3, width=256, height=256, num_images=1, video=True
     ).validate()
     (image,) = engine.run([text])
-    still = image.images[0]
+    still = image.images[0]  # the demo GAN's 256 px enlargement of what the demo model drew
     (video,) = engine.run(
         [animate_request(text, encode_png(still), width=256, height=256, seed=3, motion="high", frames=8)]
     )
     assert len(video.images) == 8 and {frame.size for frame in video.images} == {(256, 256)}
+    assert np.array_equal(np.asarray(video.images[0]), np.asarray(still))  # it starts on the very image
     assert red_centre_x(video.images[-1]) - red_centre_x(video.images[0]) >= 0.1
-
-    # The same clip made at the 64 px the demo model draws, by an engine without the GAN.
-    native = Engine(engine.txt2img, model_id="demo-64", device=cpu, video=engine.video)
-    small_still = encode_png(still.resize((64, 64), Image.Resampling.BOX))
-    (small,) = native.run(
-        [animate_request(text, small_still, width=64, height=64, seed=3, motion="high", frames=8)]
-    )
-    assert {frame.size for frame in small.images} == {(64, 64)}
-    gan = enlarge_all(engine.upscaler, small.images, 256, 256, cpu)
-    for frame, expected in zip(video.images, gan, strict=True):
-        assert np.array_equal(np.asarray(frame), np.asarray(expected))  # the GAN's, pixel for pixel
-    lanczos = [frame.resize((256, 256), Image.Resampling.LANCZOS) for frame in small.images]
-    sharpness = np.mean([transition_share(frame) for frame in video.images])
-    soft = np.mean([transition_share(frame) for frame in lanczos])
-    assert sharpness <= 0.9 * soft, (sharpness, soft)  # 0.84x Lanczos' edge pixels with seed 3
+    # Moving keeps the image's edges: as few in-between pixels along them as in the still (1.02x with seed 3),
+    # not the 1.2x of the still brought to 64 px and enlarged back with Lanczos.
+    moved = np.mean([transition_share(frame) for frame in video.images[1:]])
+    assert moved <= 1.1 * transition_share(still), (moved, transition_share(still))

@@ -329,20 +329,46 @@ def test_a_family_with_a_native_size_animates_at_it_and_the_video_keeps_the_imag
     assert {frame.size for frame in video.images} == {(128, 128)}  # enlarged back to the image's size
 
 
-def test_an_engine_whose_gan_enlarges_its_images_animates_at_the_drawn_size_and_enlarges_the_frames_in_one_pass(
-    tiny_engine,
-):
-    from tests.pipeline.test_upscaling import Nearest4x
-
-    gan, stub = Nearest4x(), DemoVideoStub()
-    engine = Engine(
+def gan_engine(tiny_engine, gan, video) -> Engine:
+    """An engine whose GAN enlarges every image 4x, as the demo engine's does."""
+    return Engine(
         tiny_engine.txt2img,
         model_id="kaika-demo",
         device=tiny_engine.device,
         upscaler=gan,
         output_scale=4,
-        video=stub,
+        video=video,
     )
+
+
+def test_on_an_engine_whose_gan_enlarges_its_images_the_demo_motion_model_moves_the_members_image_itself(
+    tiny_engine,
+):
+    from tests.pipeline.test_upscaling import Nearest4x
+
+    gan, stub = Nearest4x(), DemoVideoStub()
+    engine = gan_engine(tiny_engine, gan, stub)
+    noise = Image.fromarray(np.random.default_rng(5).integers(0, 255, (128, 128, 3), dtype=np.uint8))
+    (video,) = engine.run([animate(128, frames=6).replace(source_image=encode_png(noise))])
+    assert stub.sizes == [(128, 128)]  # the image as the member has it, not the 32 px its model drew
+    assert {frame.size for frame in video.images} == {(128, 128)}
+    assert gan.calls == []  # nothing to enlarge
+    # The video starts on the very image.
+    assert np.array_equal(np.asarray(video.images[0]), np.asarray(noise))
+
+
+def test_an_engine_whose_gan_enlarges_its_images_animates_at_the_drawn_size_and_enlarges_the_frames_in_one_pass(
+    tiny_engine,
+):
+    import dataclasses
+
+    from tests.pipeline.test_upscaling import Nearest4x
+
+    # A family that draws its frames anew (not the demo's warp) animates what the engine's model draws.
+    drawing = dataclasses.replace(VIDEO_FAMILIES["demo"], warps_image=False)
+    gan, stub = Nearest4x(), DemoVideoStub()
+    engine = gan_engine(tiny_engine, gan, stub)
+    engine.video_family = drawing
     noise = np.random.default_rng(5).integers(0, 255, (128, 128, 3), dtype=np.uint8)
     (video,) = engine.run([animate(128, frames=6).replace(source_image=encode_png(Image.fromarray(noise)))])
     assert stub.sizes == [(32, 32)]  # the size the model draws, a quarter of its images'
