@@ -3,9 +3,10 @@
 A spatial-transformer motion model, not a diffusion model. From the first frame's latent (the demo
 autoencoder's, frozen) it finds the shape's centre; from the prompt (the demo text encoder's hidden states,
 frozen) it reads which motion is asked for; for each moment of the clip and the motion amount it predicts a
-similarity transform (shift, scale, clockwise turn about the centre), and each frame is the first frame
-warped by its transform, at the first frame's own resolution. So colours, shapes and the background are
-the first frame's own, and a frame is made in one pass: there are no denoising steps.
+similarity transform (shift, scale, clockwise turn about the centre), and each frame is the first frame's
+shape moved by its transform over the first frame's still background, at the first frame's own resolution.
+So colours, shapes and the background are the first frame's own, and a frame is made in one pass: there
+are no denoising steps.
 """
 
 from __future__ import annotations
@@ -146,28 +147,72 @@ def sampling_grid(centre: torch.Tensor, moves: torch.Tensor, height: int, width:
     return grid.reshape(batch * count, height, width, 2)
 
 
-def warp(
-    first: torch.Tensor, centre: torch.Tensor, moves: torch.Tensor, mode: str = "bilinear"
-) -> torch.Tensor:
-    """(batch, moments, channels, h, w) frames: `first` (batch, channels, h, w) moved by each transform.
-    What comes in from outside the picture is its background (the median of its border), not a smear."""
-    batch, channels, height, width = first.shape
-    count = moves.shape[1]
+# How far a pixel's colour is from the background's (RGB distance, channels in [-1, 1]): nearer than _STILL it is
+# background and stays where it is; beyond _SHAPE it is wholly the shape's and moves; between, the shape's soft
+# edge. (The demo palette's colours are at least 0.86 apart; a picture's background strays up to about 0.2.)
+_STILL = 0.25
+_SHAPE = 0.5
+
+
+def background_colour(first: torch.Tensor) -> torch.Tensor:
+    """(batch, channels, 1, 1): the colour of each picture's background: the median of the pixels near the median
+    of its border (a border can be a little off the rest of the background, and a shape can touch it)."""
     border = (
         torch.cat([first[..., 0, :], first[..., -1, :], first[..., :, 0], first[..., :, -1]], dim=-1)
         .median(-1)
         .values[..., None, None]
     )
+    near = (first - border).norm(dim=1) < _SHAPE  # (batch, h, w)
+    colours = [
+        picture[:, mask].median(-1).values[:, None, None] if mask.any() else edge
+        for picture, mask, edge in zip(first, near, border, strict=True)
+    ]
+    return torch.stack(colours)
+
+
+def _background_around(first: torch.Tensor, owned: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """What the background looks like around the shape, to show where the shape was: the background pixels'
+    average over a wide neighbourhood (a 16x16 grid of cells, blurred over about a third of the picture),
+    or the background colour where there is none near."""
+    height, width = first.shape[-2:]
+    seen = (~owned).to(first.dtype)
+    total, weight = F.adaptive_avg_pool2d(first * seen, 16), F.adaptive_avg_pool2d(seen, 16)
+    for _ in range(3):
+        total = F.avg_pool2d(total, 5, stride=1, padding=2, count_include_pad=False)
+        weight = F.avg_pool2d(weight, 5, stride=1, padding=2, count_include_pad=False)
+    around = torch.where(weight > 1e-3, total / weight.clamp_min(1e-3), background)
+    return F.interpolate(around, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def warp(
+    first: torch.Tensor, centre: torch.Tensor, moves: torch.Tensor, mode: str = "bilinear"
+) -> torch.Tensor:
+    """(batch, moments, channels, h, w) frames: the shape in `first` (batch, channels, h, w) moved by each
+    transform over the picture's still background. The shape is what differs from the background colour, with
+    a soft edge (its alpha) and its glow; it moves with its alpha and is laid over the background, and where it
+    was shows the background around it. A moment without motion gives `first` exactly."""
+    batch, channels, height, width = first.shape
+    count = moves.shape[1]
+    background = background_colour(first)
+    distance = (first - background).norm(dim=1, keepdim=True)
+    alpha = ((distance - _STILL) / (_SHAPE - _STILL)).clamp(0, 1)
+    # The faint glow a drawn shape has around it (up to 5 pixels of the demo's 64 px drawing) goes with the
+    # shape, or it would stay behind as the shape's outline.
+    reach = 2 * 5 * max(1, round(width / IMAGE_SIZE)) + 1
+    owned = F.max_pool2d((alpha > 0).to(first.dtype), reach, stride=1, padding=reach // 2) > 0
+    still = torch.where(owned, _background_around(first, owned, background), first)
+    # The shape premultiplied by its alpha: each of its pixels is alpha x shape + (1 - alpha) x what is behind.
+    shape = torch.where(owned, first - (1 - alpha) * still, torch.zeros_like(first))
     grid = sampling_grid(centre, moves, height, width)
-    source = (first - border)[:, None].expand(batch, count, channels, height, width)
+    source = torch.cat([shape, alpha], dim=1)[:, None].expand(batch, count, channels + 1, height, width)
     moved = F.grid_sample(
-        source.reshape(batch * count, channels, height, width),
+        source.reshape(batch * count, channels + 1, height, width),
         grid,
         mode=mode,
         padding_mode="zeros",
         align_corners=False,
-    )
-    return moved.reshape(batch, count, channels, height, width) + border[:, None]
+    ).reshape(batch, count, channels + 1, height, width)
+    return moved[:, :, :channels] + (1 - moved[:, :, channels:]) * still[:, None]
 
 
 def encode_prompts(tokenizer, text_encoder, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

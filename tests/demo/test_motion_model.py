@@ -120,3 +120,36 @@ def test_a_clip_saves_as_a_looping_gif_and_a_strip(video, tmp_path):
     with Image.open(path) as gif:
         assert gif.n_frames == 8 and gif.size == (256, 256)
     assert path.with_suffix(".png").is_file()
+
+
+def as_image(pixels: torch.Tensor) -> Image.Image:
+    """A (3, h, w) picture in [-1, 1] as an 8-bit image."""
+    return Image.fromarray(((pixels.permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8))
+
+
+def test_the_shape_moves_over_a_still_background_and_leaves_no_trace_where_it_was():
+    import math
+
+    from pipeline.demo.motion import warp
+
+    drawn = render(Scene("blue", (Shape("star", "yellow", 20, 32, 12),)))
+    # At 256 px with soft edges, on a background shaded left to right as a drawn one can be.
+    big = np.asarray(drawn.resize((256, 256), Image.Resampling.BICUBIC), dtype=np.float32) / 127.5 - 1
+    shaded = big + np.linspace(-0.08, 0.08, 256, dtype=np.float32)[None, :, None]
+    first = torch.from_numpy(shaded).permute(2, 0, 1)[None]
+    centre = torch.tensor([[20 / 64 * 2 - 1, 0.0]])
+    # Still, then 24 px (of 64) right, shrunk to 0.7 and turned by 0.6 radians.
+    moves = torch.tensor([[[0.0, 0.0, 0.0, 0.0], [24.0, 0.0, math.log(0.7), 0.6]]])
+    frames = warp(first, centre, moves)
+    assert torch.allclose(frames[0, 0], first[0], atol=1e-5)  # no motion: the picture itself
+    moved = frames[0, 1]
+    # Away from the shape's old and new places the background is the first frame's, shading and all: it
+    # neither turned nor shrank, so no picture edge shows.
+    assert torch.allclose(moved[:, :40], first[0, :, :40], atol=1e-6)
+    assert torch.allclose(moved[:, 216:], first[0, :, 216:], atol=1e-6)
+    reading = read(as_image(moved), turned=True)
+    assert len(reading.regions) == 1  # nothing left behind where it was
+    (star,) = reading.regions
+    assert (star.color, star.shape) == ("yellow", "star")
+    assert abs(star.x - 44 * 4) <= 8 and abs(star.y - 32 * 4) <= 8
+    assert 0.35 <= star.area / read(as_image(first[0])).regions[0].area <= 0.65  # 0.7 squared
