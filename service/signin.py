@@ -96,3 +96,14 @@ async def note_server_manager(
 async def is_web_admin(storage: Storage, settings: Settings, user_id: int) -> bool:
     """ADMIN_USER_IDS, or a member the bot last saw with Manage Server in one of its servers."""
     return user_id in settings.admin_user_ids or await storage.signin.manages_a_server(user_id)
+
+
+async def web_sessions_generation(storage: Storage, user_id: int) -> int:
+    """The number a web sign-in of `user_id` carries and must still carry to count: a sign-in made before the
+    member's last "Sign out everywhere" carries an older one."""
+    return await storage.signin.web_sessions_generation(user_id)
+
+
+async def end_web_sessions(storage: Storage, user_id: int, name: str) -> None:
+    """ "Sign out everywhere": every web sign-in `user_id` has made so far ends, in every browser."""
+    await storage.signin.end_web_sessions(user_id, name)

@@ -69,6 +69,9 @@ class User(Base):
     jobs_total: Mapped[int] = mapped_column(Integer, default=0)
     images_total: Mapped[int] = mapped_column(Integer, default=0)
     compute_seconds_total: Mapped[float] = mapped_column(Float, default=0.0)
+    # A web sign-in carries the number current when it was made; "Sign out everywhere" counts it up, which
+    # ends every sign-in made before.
+    web_sessions_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_users_jobs_total", "jobs_total"),)
 

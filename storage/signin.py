@@ -95,6 +95,25 @@ class SigninRepository:
                     )
                 )
 
+    async def web_sessions_generation(self, user_id: int) -> int:
+        """The number a web sign-in of `user_id` must carry to count (0 until they sign out everywhere)."""
+        async with self._db.read() as session:
+            found = await session.scalar(select(User.web_sessions_generation).where(User.id == user_id))
+            return found or 0
+
+    async def end_web_sessions(self, user_id: int, name: str) -> int:
+        """End every web sign-in of `user_id` ("Sign out everywhere"): the number counts up; returns the new one."""
+        now = self._db.now()
+        async with self._db.write() as session:
+            await self._db.ensure_user(session, user_id, name, now)
+            await session.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(web_sessions_generation=User.web_sessions_generation + 1)
+            )
+            generation = await session.scalar(select(User.web_sessions_generation).where(User.id == user_id))
+            return int(generation or 0)
+
     async def manages_a_server(self, user_id: int) -> bool:
         """Whether the bot last saw `user_id` with Manage Server in at least one guild."""
         async with self._db.read() as session:

@@ -15,7 +15,7 @@ from aiohttp import web
 from yarl import URL
 
 from service.admission import Requester
-from service.signin import is_web_admin
+from service.signin import is_web_admin, web_sessions_generation
 from web.sessions import SESSION, Handler
 from web.site import SERVICES, SETTINGS
 
@@ -38,6 +38,9 @@ class Member:
 
 
 LOCAL_MEMBER = web.AppKey("local_member", Member)  # set under --local only
+GENERATION = (
+    "gen"  # the session key of the number its sign-in carries (service.signin.web_sessions_generation)
+)
 MEMBER = web.RequestKey("member", Member)  # None for an anonymous visitor
 
 
@@ -57,7 +60,11 @@ async def _member_of(request: web.Request) -> Member | None:
     user_id, name = session.get("uid"), session.get("name")
     if not isinstance(user_id, int) or not isinstance(name, str):
         return None
-    admin = await is_web_admin(request.app[SERVICES].storage, request.app[SETTINGS], user_id)
+    storage = request.app[SERVICES].storage
+    if session.get(GENERATION, 0) != await web_sessions_generation(storage, user_id):
+        session.clear()  # ended by "Sign out everywhere": the browser gets an anonymous cookie back
+        return None
+    admin = await is_web_admin(storage, request.app[SETTINGS], user_id)
     return Member(user_id, name, is_admin=admin)
 
 
@@ -84,12 +91,14 @@ def require_admin(request: web.Request) -> Member:
     return member
 
 
-def sign_in(request: web.Request, user_id: int, name: str) -> None:
+async def sign_in(request: web.Request, user_id: int, name: str) -> None:
     """Start a member's session: a new session (and CSRF token), so nothing of the anonymous one carries
-    over. Whether they are an admin is decided on each request (`member_middleware`)."""
+    over. Whether they are an admin, and whether the sign-in still counts, is decided on each request
+    (`member_middleware`)."""
+    generation = await web_sessions_generation(request.app[SERVICES].storage, user_id)
     session = request[SESSION]
     session.clear()
-    session.set(uid=user_id, name=name)
+    session.set(uid=user_id, name=name, **{GENERATION: generation})
 
 
 def sign_out(request: web.Request) -> None:

@@ -11,14 +11,19 @@ import secrets
 
 from aiohttp import web
 
-from service.signin import SIGNIN_LINK_PATH, redeem_signin_link
+from service.signin import SIGNIN_LINK_PATH, end_web_sessions, redeem_signin_link
 from web.discord_oauth import CALLBACK_PATH, DiscordSigninFailed, authorize_url, identify, oauth_configured
-from web.members import local_path, sign_in, sign_out, signed_in
+from web.members import LOCAL_MEMBER, local_path, require_member, sign_in, sign_out, signed_in
 from web.pages import render
 from web.sessions import SESSION
 from web.site import SERVICES, SETTINGS, base_url
 
 DISCORD_PATH = "/signin/discord"
+SIGNOUT_EVERYWHERE_PATH = "/signout/everywhere"
+SIGNED_OUT_EVERYWHERE = "You are signed out in every browser. Sign in again here when you want to."
+NO_SIGNINS_LOCALLY = (
+    "kaika web --local signs every visitor in as the local user: there are no sign-ins to end."
+)
 STALE_DISCORD_SIGNIN = "This Discord sign-in did not start in this browser, or was already finished; press Sign in with Discord again."
 
 
@@ -29,6 +34,7 @@ def add_signin_routes(app: web.Application) -> None:
     app.router.add_get(DISCORD_PATH, discord_signin, name="signin_discord")
     app.router.add_get(CALLBACK_PATH, discord_callback, name="signin_discord_callback")
     app.router.add_post("/signout", signout, name="signout")
+    app.router.add_post(SIGNOUT_EVERYWHERE_PATH, signout_everywhere, name="signout_everywhere")
 
 
 async def signin_page(request: web.Request) -> web.StreamResponse:
@@ -36,8 +42,11 @@ async def signin_page(request: web.Request) -> web.StreamResponse:
     next_path = local_path(request.query.get("next"))
     if signed_in(request) is not None:
         raise web.HTTPFound(next_path)
+    ended = SIGNED_OUT_EVERYWHERE if request.query.get("ended") == "everywhere" else ""
     return render(
-        "signin.html", request, {"next": next_path, "discord": oauth_configured(request.app[SETTINGS])}
+        "signin.html",
+        request,
+        {"next": next_path, "discord": oauth_configured(request.app[SETTINGS]), "notice": ended},
     )
 
 
@@ -49,7 +58,7 @@ async def link_page(request: web.Request) -> web.StreamResponse:
 
 async def use_link(request: web.Request) -> web.StreamResponse:
     user_id, name = await redeem_signin_link(request.app[SERVICES].storage, request.match_info["token"])
-    sign_in(request, user_id, name)
+    await sign_in(request, user_id, name)
     raise web.HTTPFound(local_path(request.query.get("next")))
 
 
@@ -83,10 +92,20 @@ async def discord_callback(request: web.Request) -> web.StreamResponse:
             raise DiscordSigninFailed("You cancelled signing in with Discord; nothing was shared with Kaika.")
         raise DiscordSigninFailed("Discord did not sign you in; press Sign in with Discord again.")
     user = await identify(settings, request.query["code"], base_url(settings) + CALLBACK_PATH)
-    sign_in(request, user.id, user.name)
+    await sign_in(request, user.id, user.name)
     raise web.HTTPFound(local_path(next_path if isinstance(next_path, str) else "/"))
 
 
 async def signout(request: web.Request) -> web.StreamResponse:
     sign_out(request)
     raise web.HTTPFound("/signin")
+
+
+async def signout_everywhere(request: web.Request) -> web.StreamResponse:
+    """End every sign-in of the member, in every browser (a lost phone, a shared computer), this one too."""
+    if request.app.get(LOCAL_MEMBER) is not None:
+        raise web.HTTPBadRequest(text=NO_SIGNINS_LOCALLY)
+    member = require_member(request)
+    await end_web_sessions(request.app[SERVICES].storage, member.id, member.name)
+    sign_out(request)
+    raise web.HTTPFound("/signin?ended=everywhere")

@@ -15,10 +15,12 @@ from service.signin import (
     UNKNOWN_LINK,
     USED_LINK,
     SigninLinkRefused,
+    end_web_sessions,
     is_web_admin,
     new_signin_link,
     note_server_manager,
     redeem_signin_link,
+    web_sessions_generation,
 )
 from storage import Storage
 from tests.fixtures.storage import FakeClock
@@ -85,6 +87,18 @@ async def test_admins_are_admin_user_ids_and_members_seen_with_manage_server(sto
     assert await is_web_admin(storage, SETTINGS, 42)  # still manages server 2
     await note_server_manager(storage, 42, "Ada", guild_id=2, manages_server=False)
     assert not await is_web_admin(storage, SETTINGS, 42)
+
+
+async def test_signing_out_everywhere_moves_on_the_number_only_that_members_sign_ins_carry(
+    storage: Storage,
+) -> None:
+    assert await web_sessions_generation(storage, 42) == 0  # a member never seen: what every sign-in carries
+    await new_signin_link(storage, SETTINGS, 7, "Bo")
+    await end_web_sessions(storage, 42, "Ada")
+    assert await web_sessions_generation(storage, 42) == 1
+    await end_web_sessions(storage, 42, "Ada")
+    assert await web_sessions_generation(storage, 42) == 2
+    assert await web_sessions_generation(storage, 7) == 0  # another member's sign-ins are untouched
 
 
 async def test_links_long_expired_are_cleared_away(storage: Storage, clock: FakeClock) -> None:

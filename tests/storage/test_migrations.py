@@ -36,7 +36,7 @@ async def _indexes(url: str, table: str) -> set[str]:
 async def test_upgrade_from_empty_creates_every_table_at_head(database_url: str) -> None:
     assert await current_revision(database_url) is None
     await migrate(database_url)
-    assert await current_revision(database_url) == head_revision() == "0008"
+    assert await current_revision(database_url) == head_revision() == "0009"
     assert {
         "users",
         "guilds",
@@ -96,7 +96,7 @@ async def test_upgrade_from_the_first_revision_keeps_its_data(database_url: str)
 
     await migrate(database_url)
 
-    assert await current_revision(database_url) == head_revision() == "0008"
+    assert await current_revision(database_url) == head_revision() == "0009"
     indexes = await _indexes(database_url, "jobs")
     assert {"ix_jobs_usage", "ix_jobs_requester", "ix_jobs_guild"} <= indexes
     assert "ix_jobs_requester_id_queued_at" not in indexes
@@ -116,7 +116,7 @@ async def test_upgrade_from_the_first_revision_keeps_its_data(database_url: str)
 async def test_migrating_twice_is_harmless_and_downgrade_undoes_the_chain(database_url: str) -> None:
     await migrate(database_url)
     await migrate(database_url)
-    assert await current_revision(database_url) == head_revision() == "0008"
+    assert await current_revision(database_url) == head_revision() == "0009"
     await downgrade(database_url, "0001")
     assert "ix_jobs_usage" not in await _indexes(database_url, "jobs")
     await downgrade(database_url, "base")

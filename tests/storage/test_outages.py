@@ -95,6 +95,8 @@ CALLS: dict[str, Call] = {
     "signin.claim_link": lambda s, w: s.signin.claim_link(LINK),
     "signin.note_server_manager": lambda s, w: s.signin.note_server_manager(BO, 5, True, "bo"),
     "signin.manages_a_server": lambda s, w: s.signin.manages_a_server(ADA),
+    "signin.web_sessions_generation": lambda s, w: s.signin.web_sessions_generation(ADA),
+    "signin.end_web_sessions": lambda s, w: s.signin.end_web_sessions(ADA, "ada"),
     "stats.usage": lambda s, w: s.stats.usage("24h"),
     "stats.queues": lambda s, w: s.stats.queues("24h"),
     "stats.jobs_by_model": lambda s, w: s.stats.jobs_by_model("24h", guilds=[5]),

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from service.signin import EXPIRED_LINK, UNKNOWN_LINK, USED_LINK
 from tests.web.helpers import ADMIN, OWNER, Site
-from web.sessions import CSRF_REFUSAL
+from web.sessions import COOKIE_NAME, CSRF_REFUSAL
+from web.signin import NO_SIGNINS_LOCALLY, SIGNED_OUT_EVERYWHERE
 
 
 async def test_a_link_signs_its_member_in_once(site: Site) -> None:
@@ -66,3 +67,53 @@ async def test_admin_user_ids_see_the_admin_link_and_members_seen_managing_a_ser
     assert 'href="/admin"' not in await owner.get_page("/")
     await site.services.storage.signin.note_server_manager(OWNER.id, 77, True, OWNER.name)
     assert 'href="/admin"' in await owner.get_page("/")  # decided on each request
+
+
+async def test_sign_out_everywhere_ends_the_members_sign_ins_in_every_browser(site: Site) -> None:
+    phone, laptop = await site.client(), await site.client()
+    for browser in (phone, laptop):
+        link = await site.signin_link(OWNER)
+        assert (await browser.post(link)).status == 302
+        page = await browser.get_page("/")
+        assert "Sign out everywhere" in page
+        browser.csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
+    copied = phone.client.session.cookie_jar.filter_cookies(phone.client.make_url("/"))[COOKIE_NAME].value
+    other = await site.client(ADMIN)
+
+    ended = await laptop.post("/signout/everywhere")
+    assert ended.status == 302 and ended.headers["Location"] == "/signin?ended=everywhere"
+    assert SIGNED_OUT_EVERYWHERE in html.unescape(await laptop.get_page("/signin?ended=everywhere"))
+    assert (await laptop.get("/")).status == 302
+    assert (await phone.get("/")).status == 302  # the other browser is signed out too
+    thief = await site.client()
+    thief.client.session.cookie_jar.update_cookies({COOKIE_NAME: copied})
+    assert (await thief.get("/")).status == 302  # and so is a copy of its cookie
+    assert (await other.get("/")).status == 200  # another member's sign-in is untouched
+
+    again = await site.signin_link(OWNER)
+    assert (await phone.post(again, {"csrf_token": await anonymous_token(phone)})).status == 302
+    assert "Ada" in await phone.get_page("/")  # signing in again works as before
+
+
+async def anonymous_token(browser) -> str:
+    page = await browser.get_page("/signin")
+    return page.split('name="csrf-token" content="')[1].split('"')[0]
+
+
+async def test_sign_out_everywhere_needs_a_signed_in_member_and_the_csrf_token(site: Site) -> None:
+    owner = await site.client(OWNER)
+    refused = await owner.post("/signout/everywhere", csrf=False)
+    assert refused.status == 403
+    assert (await owner.get("/")).status == 200  # nothing ended
+    anonymous = await site.client()
+    response = await anonymous.post("/signout/everywhere")
+    assert response.status == 401
+    assert await site.services.storage.signin.web_sessions_generation(OWNER.id) == 0
+
+
+async def test_the_local_playground_has_no_sign_ins_to_end(local_site: Site) -> None:
+    visitor = await local_site.client()
+    page = await visitor.get_page("/")
+    assert "Sign out everywhere" not in page
+    response = await visitor.post("/signout/everywhere")
+    assert response.status == 400 and await response.text() == NO_SIGNINS_LOCALLY
