@@ -38,9 +38,8 @@ class Member:
 
 
 LOCAL_MEMBER = web.AppKey("local_member", Member)  # set under --local only
-GENERATION = (
-    "gen"  # the session key of the number its sign-in carries (service.signin.web_sessions_generation)
-)
+# The session key of the number its sign-in carries (`service.signin.web_sessions_generation`).
+GENERATION = "gen"
 MEMBER = web.RequestKey("member", Member)  # None for an anonymous visitor
 
 
