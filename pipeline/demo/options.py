@@ -80,7 +80,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help=f"torch CPU threads (default {defaults.threads}; {gan.threads} with --upscaler or --video)",
+        help=f"torch CPU threads (default {defaults.threads}; {gan.threads} with --upscaler, "
+        f"{MotionTrainConfig.threads} with --video)",
     )
     for name in ("vae_steps", "vae_batch", "latent_pool", "unet_steps", "unet_batch"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
@@ -169,9 +170,9 @@ class MotionTrainConfig:
     image_model: Path = DEFAULT_MODEL
     work_dir: Path = Path(".demo-train")
     seed: int = 1234
-    threads: int = 1
-    steps: int = 9000
-    minutes: float = 38.0
+    threads: int = 2
+    steps: int = 20000
+    minutes: float = 60.0
     batch: int = 64
     moments: int = 4  # moments of each clip whose transforms a step compares
     pool: int = 12000  # first frames encoded once and drawn from

@@ -72,7 +72,7 @@ def test_train_demo_video_takes_its_own_budget(monkeypatch, tmp_path):
         == 0
     )
     cfg = seen["cfg"]
-    assert (cfg.steps, cfg.minutes, cfg.threads, cfg.work_dir) == (7, 0.5, 1, tmp_path)
+    assert (cfg.steps, cfg.minutes, cfg.threads, cfg.work_dir) == (7, 0.5, 2, tmp_path)
     assert cfg.out.name == "video_model"
 
 
