@@ -6,11 +6,13 @@ sees it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -40,14 +42,32 @@ def healthcheck(data_dir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def jobs_of(data_dir: Path, user_id: int) -> list[JobRecord]:
-    """The jobs `user_id` has in the bot's records."""
+@contextlib.asynccontextmanager
+async def bot_records(data_dir: Path) -> AsyncIterator[Storage]:
+    """The bot's storage on `data_dir`, opened beside the bot."""
     settings = Settings(_env_file=None, data_dir=data_dir)
     storage = await Storage.open(settings.resolved_database_url, data_dir / "images")
     try:
-        return await storage.jobs.recent_for_user(user_id)
+        yield storage
     finally:
         await storage.close()
+
+
+async def jobs_of(data_dir: Path, user_id: int) -> list[JobRecord]:
+    """The jobs `user_id` has in the bot's records."""
+    async with bot_records(data_dir) as storage:
+        return await storage.jobs.recent_for_user(user_id)
+
+
+async def wait_until_recorded(data_dir: Path, user_ids: list[int], seconds: float = 60.0) -> None:
+    """Until each of `user_ids` has a job in the bot's records: their /imagine was taken, not only sent.
+    (The records are another process's: they are looked at every 0.2 s.)"""
+    async with bot_records(data_dir) as storage:
+        for _ in range(round(seconds / 0.2)):
+            if all([await storage.jobs.recent_for_user(user_id) for user_id in user_ids]):
+                return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"not every member's /imagine was recorded within {seconds} s")
 
 
 @pytest.fixture
@@ -87,6 +107,9 @@ async def test_sigterm_finishes_the_running_job_parks_the_next_and_exits_in_time
     for number, member in enumerate(others):  # more work than the grace allows, whatever the machine's speed
         await fake.slash(member, "imagine", prompt=f"a long one --steps {100 - number}")
     await fake.wait_until(lambda: shows_progress(fake, short), 60)  # the short job runs, the rest wait
+    await wait_until_recorded(
+        tmp_path / "data", [member.id for member in others]
+    )  # all queued before the signal
 
     bot.process.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
@@ -106,7 +129,8 @@ async def test_sigterm_finishes_the_running_job_parks_the_next_and_exits_in_time
     assert finished.status is JobStatus.DONE
     long_jobs = [job for member in others for job in await jobs_of(tmp_path / "data", member.id)]
     parked = [job for job in long_jobs if job.status in (JobStatus.QUEUED, JobStatus.RUNNING)]
-    assert parked and all(job.channel_id == fake.channel_id for job in parked)
+    assert parked, [(job.id, job.status) for job in long_jobs]
+    assert all(job.channel_id == fake.channel_id for job in parked)
     assert {job.status for job in long_jobs} <= {JobStatus.DONE, JobStatus.QUEUED, JobStatus.RUNNING}
     assert f"Parked {len(parked)} unfinished job(s)" in bot.log()
     assert await jobs_of(tmp_path / "data", cy.id) == []  # the refused request recorded nothing
