@@ -163,14 +163,13 @@ def contact_sheet(rows: list[tuple[Case, list[Image.Image], ClipVerdict]], scale
     return sheet
 
 
-def _enlarger(threads: int):
+def _enlarger():
     """What members get from a 64 px picture: the demo GAN's 4x enlargement (unchanged without the GAN)."""
     import torch
 
     from pipeline.demo.upscaler import load_demo_upscaler
     from pipeline.upscaling import enlarge_all, upscaler_scale
 
-    torch.set_num_threads(threads)
     gan = load_demo_upscaler()
     if gan is None:
         return lambda images: images
@@ -178,13 +177,13 @@ def _enlarger(threads: int):
     return lambda images: enlarge_all(gan, images, side, side, torch.device("cpu"))
 
 
-def _animator(image_model: Path, video_model: Path, steps: int, guidance: float, threads: int, source: str):
+def _animator(image_model: Path, video_model: Path, steps: int, guidance: float, source: str):
     import torch
     from diffusers import DiffusionPipeline
 
     from pipeline.demo.motion import DemoVideoPipeline
 
-    enlarge = _enlarger(threads)
+    enlarge = _enlarger()
     pipe = DiffusionPipeline.from_pretrained(image_model, dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     video = DemoVideoPipeline.from_pretrained(video_model, pipe)
@@ -216,13 +215,16 @@ def evaluate(
     source: str = "model",
     threads: int = 2,
 ) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
     cases = held_out_cases(prompts)
     seed_list = list(range(seeds))
     if source == "renders":
-        enlarge = _enlarger(threads)
+        enlarge = _enlarger()
         animate = lambda case, seeds: [enlarge(render_frames(case.moving, FRAMES))] * len(seeds)  # noqa: E731
     else:
-        animate = _animator(image_model, video_model, steps, guidance, threads, source)
+        animate = _animator(image_model, video_model, steps, guidance, source)
     rows, verdicts = [], []
     for case in cases:
         clips = animate(case, seed_list)

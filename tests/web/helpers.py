@@ -71,6 +71,12 @@ class WebClient:
         assert response.status == status, f"GET {path}: {response.status} {text[:500]}"
         return text
 
+    async def take_csrf_from(self, path: str) -> str:
+        """Open `path` and send, from now on, the CSRF token its page carries (the session's current one)."""
+        page = await self.get_page(path)
+        self.csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
+        return page
+
     async def post(
         self, path: str, data: dict[str, Any] | None = None, *, csrf: bool = True, **kwargs: Any
     ) -> Any:

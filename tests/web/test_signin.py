@@ -53,10 +53,8 @@ async def test_signing_in_starts_a_new_session_with_a_new_csrf_token(site: Site)
     assert (await visitor.post(link)).status == 302
     old_token = visitor.csrf
     assert (await visitor.post("/signout")).status == 403  # the anonymous session's token no longer counts
-    page = await visitor.get_page("/")
-    token = page.split('name="csrf-token" content="')[1].split('"')[0]
-    assert token and token != old_token
-    visitor.csrf = token
+    await visitor.take_csrf_from("/")
+    assert visitor.csrf and visitor.csrf != old_token
     assert (await visitor.post("/signout")).status == 302
 
 
@@ -74,9 +72,7 @@ async def test_sign_out_everywhere_ends_the_members_sign_ins_in_every_browser(si
     for browser in (phone, laptop):
         link = await site.signin_link(OWNER)
         assert (await browser.post(link)).status == 302
-        page = await browser.get_page("/")
-        assert "Sign out everywhere" in page
-        browser.csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
+        assert "Sign out everywhere" in await browser.take_csrf_from("/")
     copied = phone.client.session.cookie_jar.filter_cookies(phone.client.make_url("/"))[COOKIE_NAME].value
     other = await site.client(ADMIN)
 
@@ -91,13 +87,9 @@ async def test_sign_out_everywhere_ends_the_members_sign_ins_in_every_browser(si
     assert (await other.get("/")).status == 200  # another member's sign-in is untouched
 
     again = await site.signin_link(OWNER)
-    assert (await phone.post(again, {"csrf_token": await anonymous_token(phone)})).status == 302
+    await phone.take_csrf_from("/signin")
+    assert (await phone.post(again)).status == 302
     assert "Ada" in await phone.get_page("/")  # signing in again works as before
-
-
-async def anonymous_token(browser) -> str:
-    page = await browser.get_page("/signin")
-    return page.split('name="csrf-token" content="')[1].split('"')[0]
 
 
 async def test_sign_out_everywhere_needs_a_signed_in_member_and_the_csrf_token(site: Site) -> None:
